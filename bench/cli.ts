@@ -1,0 +1,20 @@
+// `vigil bench NAME`: runs one benchmark of bench/NAME/main.ts. Each benchmark prints a
+// table and writes bench/results/NAME.json (see bench/lib/report.ts).
+const benchmarks: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
+  pipeline: () => import('./pipeline/main.js'),
+  tpm: () => import('./tpm/main.js'),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    process.stdout.write(`usage: vigil bench <${Object.keys(benchmarks).join('|')}> [options]\n`);
+    return name ? 0 : 2;
+  }
+  const load = benchmarks[name];
+  if (!load) {
+    process.stderr.write(`vigil bench: unknown benchmark '${name}' (known: ${Object.keys(benchmarks).join(', ')})\n`);
+    return 2;
+  }
+  return (await load()).main(rest);
+}

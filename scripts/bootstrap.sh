@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything vigil needs on a bare Debian 12 host (run as root):
+# Debian packages, npm packages, bpffs/tracefs, a Docker engine, the BPF object,
+# the TypeScript build and the local test images. Safe to run again: each step checks
+# first and does nothing when its work is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bootstrap: must run as root (it installs packages, mounts bpffs and starts dockerd)" >&2
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------
+APT_PACKAGES=(
+  clang llvm libbpf-dev bpftool make          # BPF build (CO-RE, vmlinux.h from BTF)
+  docker.io busybox-static iproute2           # container engine, test images, netns
+  swtpm swtpm-tools tpm2-tools                # TPM for the BMC service and its tests
+  strace
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm packages ----------------------------------------------------------
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# --- kernel file systems ---------------------------------------------------
+mountpoint -q /sys/fs/bpf || { log "mounting bpffs"; mount -t bpf bpf /sys/fs/bpf; }
+if [ ! -d /sys/kernel/tracing/events ] && ! mountpoint -q /sys/kernel/tracing; then
+  log "mounting tracefs"; mount -t tracefs tracefs /sys/kernel/tracing || true
+fi
+
+# --- Docker engine ---------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/vigil-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "bootstrap: dockerd did not start; see /var/log/vigil-dockerd.log" >&2; exit 1; }
+fi
+
+# --- builds ----------------------------------------------------------------
+log "building BPF object"
+make -s -C bpf
+log "building TypeScript"
+npx tsc -p tsconfig.json
+
+# --- local test images (no registry) --------------------------------------
+bash scripts/build-test-images.sh
+log "ready"
