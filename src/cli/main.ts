@@ -3,19 +3,23 @@
 // in its part's folder as `cli.ts` exporting `main(argv)`; it is imported only when
 // asked for, so `vigil bmc` never loads libbpf and `vigil agent` never loads the TPM code.
 
+interface CommandModule { main(argv: string[]): Promise<number> }
+// Paths are strings built at run time so each part compiles without the others.
+const part = (path: string) => () => import(path) as Promise<CommandModule>;
+
 interface Subcommand {
   summary: string;
-  load?: () => Promise<{ main(argv: string[]): Promise<number> }>;
+  load?: () => Promise<CommandModule>;
 }
 
 const subcommands: Record<string, Subcommand> = {
-  agent: { summary: 'watch the containers on this host with eBPF and write the event log', load: () => import('../agent/cli.js') },
-  bmc: { summary: 'run the BMC service that owns the TPM and anchors the log', load: () => import('../bmc/cli.js') },
+  agent: { summary: 'watch the containers on this host with eBPF and write the event log', load: part('../agent/cli.js') },
+  bmc: { summary: 'run the BMC service that owns the TPM and anchors the log', load: part('../bmc/cli.js') },
   server: { summary: 'run the monitoring server (store, API, dashboard) [not built yet]' },
   analyze: { summary: 'derive a system-call allow-list from a container image [not built yet]' },
   verify: { summary: 'verify a log against the quotes of the BMC TPM [not built yet]' },
   policy: { summary: 'check and show policy documents [not built yet]' },
-  bench: { summary: 'run a benchmark from bench/ and write bench/results/<name>.json', load: () => import('../../bench/cli.js') },
+  bench: { summary: 'run a benchmark from bench/ and write bench/results/<name>.json', load: part('../../bench/cli.js') },
 };
 
 function usage(): string {

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * Maps and helpers every vigil BPF object shares. Each object gets its own copy of
+ * these definitions; the sensor loads the first object and makes the later ones
+ * reuse the same maps (bpf_map__reuse_fd), so there is one ring buffer, one config
+ * and one set of counters whatever the number of objects.
+ */
+#ifndef VIGIL_COMMON_H
+#define VIGIL_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+#define VIGIL_SCRATCH_SIZE 8192
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024); /* user space may resize before load */
+} vigil_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_config);
+} vigil_config SEC(".maps");
+
+/* Records that did not fit in the ring buffer, per CPU and kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_lost SEC(".maps");
+
+/* Cgroups (by container key) known not to be containers: a host service with a
+ * private mount namespace, say. Filled by user space after it has looked once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} vigil_ignored_cgroups SEC(".maps");
+
+/* Room to build one variable-length record before copying it to the ring buffer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[VIGIL_SCRATCH_SIZE]);
+} vigil_scratch SEC(".maps");
+
+static __always_inline struct vigil_config *vigil_get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&vigil_config, &zero);
+}
+
+static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32 mode)
+{
+	if (mode == VIGIL_CGROUP_V1_MEMORY) {
+		int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		struct css_set *cset = BPF_CORE_READ(task, cgroups);
+		struct cgroup_subsys_state *css = NULL;
+		if (bpf_core_read(&css, sizeof(css), &cset->subsys[id & 15]) == 0 && css) {
+			__u64 kid = BPF_CORE_READ(css, cgroup, kn, id);
+			if (kid)
+				return kid;
+		}
+	}
+	return bpf_get_current_cgroup_id();
+}
+
+/*
+ * The first check of every program: is the current task in a container at all?
+ * Host tasks (the host's mount namespace) and cgroups user space marked as
+ * not-a-container return 0 here, before any record is built.
+ */
+static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
+{
+	__u32 mnt = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	if (mnt == cfg->host_mnt_ns || mnt == 0)
+		return 0;
+	*key = vigil_container_key(task, cfg->cgroup_mode);
+	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
+		return 0;
+	return 1;
+}
+
+static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)
+{
+	struct upid up = {};
+	bpf_core_read(&up, sizeof(up), &p->numbers[level]);
+	return up.nr;
+}
+
+static __always_inline void vigil_fill_header(struct vigil_header *h, __u16 kind, struct task_struct *task,
+					      __u64 key)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct pid *tp = BPF_CORE_READ(task, thread_pid);
+	struct pid *gp = BPF_CORE_READ(task, group_leader, thread_pid);
+	struct pid *pp = BPF_CORE_READ(parent, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(tp, level);
+	__u64 uidgid = bpf_get_current_uid_gid();
+
+	h->kind = kind;
+	h->flags = 0;
+	h->time_ns = bpf_ktime_get_ns();
+	h->pid = BPF_CORE_READ(task, pid);
+	h->tgid = BPF_CORE_READ(task, tgid);
+	h->ns_pid = vigil_pid_in_own_ns(gp, level & 31);
+	h->ppid = BPF_CORE_READ(parent, tgid);
+	h->ns_ppid = BPF_CORE_READ(pp, level) == level ? vigil_pid_in_own_ns(pp, level & 31) : 0;
+	h->uid = (__u32)uidgid;
+	h->gid = uidgid >> 32;
+	h->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	{
+		struct upid up = {};
+		bpf_core_read(&up, sizeof(up), &tp->numbers[level & 31]);
+		h->pid_ns = BPF_CORE_READ(up.ns, ns.inum);
+	}
+	h->_pad0 = 0;
+	/* kernel_cap_t is a u64 since 6.3 and two u32 before: 8 bytes either way. */
+	{
+		const struct cred *cred = BPF_CORE_READ(task, cred);
+		bpf_core_read(&h->cap_effective, sizeof(h->cap_effective), &cred->cap_effective);
+	}
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->container_key = key;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	BPF_CORE_READ_STR_INTO(&h->parent_comm, parent, comm);
+}
+
+static __always_inline void *vigil_scratch_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&vigil_scratch, &zero);
+}
+
+static __always_inline void vigil_count_lost(__u16 kind)
+{
+	__u32 k = kind < VIGIL_KIND_MAX ? kind : 0;
+	__u64 *n = bpf_map_lookup_elem(&vigil_lost, &k);
+	if (n)
+		*n += 1;
+}
+
+/*
+ * Sends size bytes of buf; a full ring buffer is counted, never silent. Every record
+ * is smaller than the scratch buffer, so the mask changes no valid size: it is there
+ * for the verifier, which cannot follow the range check through a register copy.
+ */
+static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
+{
+	if (size >= VIGIL_SCRATCH_SIZE || size < sizeof(struct vigil_header))
+		return;
+	barrier_var(size); /* keep clang from dropping the mask it proves redundant */
+	size &= VIGIL_SCRATCH_SIZE - 1;
+	if (bpf_ringbuf_output(&vigil_events, buf, size, 0) < 0)
+		vigil_count_lost(kind);
+}
+
+#endif

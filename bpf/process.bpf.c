@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Process life cycle of container tasks: exec (with filename and argv), fork of a
+ * new process (threads are left out) and exit of a whole process.
+ */
+#include "common.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+
+	struct vigil_exec *e = vigil_scratch_buf();
+	if (!e)
+		return 0;
+	vigil_fill_header(&e->hdr, VIGIL_KIND_EXEC, task, key);
+
+	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	e->filename_len = n > 0 ? n - 1 : 0;
+
+	/* argv lives at [arg_start, arg_end) of the new image's stack. */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u32 total = end > start ? end - start : 0;
+	__u32 len = total;
+	if (len > VIGIL_ARGS_MAX) {
+		len = VIGIL_ARGS_MAX;
+		e->hdr.flags |= VIGIL_FLAG_TRUNCATED;
+	}
+	e->args_total = total;
+	e->args_len = 0;
+	/* len is at most VIGIL_ARGS_MAX; the mask after the barrier restates that bound
+	 * in the register the verifier checks (the scratch buffer has room for it). */
+	barrier_var(len);
+	len &= 2 * VIGIL_ARGS_MAX - 1;
+	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
+		e->args_len = len;
+	e->_pad0 = 0;
+
+	__u32 size = offsetof(struct vigil_exec, args) + e->args_len;
+	e->hdr.size = size;
+	vigil_submit(e, size, VIGIL_KIND_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	__u64 key;
+	/* A new thread shares its parent's tgid: only whole processes matter here. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	if (!cfg || !cfg->enabled || !vigil_watched(parent, cfg, &key))
+		return 0;
+
+	struct vigil_fork e = {};
+	vigil_fill_header(&e.hdr, VIGIL_KIND_FORK, parent, key);
+	e.hdr.size = sizeof(e);
+	e.child_pid = BPF_CORE_READ(child, pid);
+	struct pid *cp = BPF_CORE_READ(child, thread_pid);
+	unsigned int level = BPF_CORE_READ(cp, level);
+	e.child_ns_pid = vigil_pid_in_own_ns(cp, level & 31);
+	vigil_submit(&e, sizeof(e), VIGIL_KIND_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(vigil_exit, struct task_struct *task)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	__u64 key;
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		return 0;
+	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+
+	struct vigil_exit e = {};
+	vigil_fill_header(&e.hdr, VIGIL_KIND_EXIT, task, key);
+	e.hdr.size = sizeof(e);
+	e.exit_code = BPF_CORE_READ(task, exit_code);
+	vigil_submit(&e, sizeof(e), VIGIL_KIND_EXIT);
+	return 0;
+}

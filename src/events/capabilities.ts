@@ -1,0 +1,20 @@
+// Linux capability numbers (include/uapi/linux/capability.h) and their names.
+export const CAPABILITY_NAMES: readonly string[] = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID',
+  'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW',
+  'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT',
+  'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD',
+  'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG',
+  'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+];
+
+export function capabilityName(n: number): string {
+  return CAPABILITY_NAMES[n] ?? `CAP_${n}`;
+}
+
+/** Names of the capabilities set in a 64-bit capability mask, lowest first. */
+export function capabilityNames(mask: bigint): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < 64; i++) if ((mask >> BigInt(i)) & 1n) out.push(capabilityName(i));
+  return out;
+}

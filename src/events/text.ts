@@ -1,0 +1,32 @@
+// The paper's one-line text rendering of an event:
+// 2023/10/11 15:11:56 [INSECURE] Unsafe:[opening passwd], Event:{host:h1, syscall: openat,
+// args:..., time: 1697008319216479547}, Container:{image: ubuntu, id: a3da9f2deb4b, name: x},
+// Process:{proc: cat, pid: 593176, parent: bash, args: cat /etc/passwd, caps: CHOWN,...}
+import type { VigilEvent } from './model.js';
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** Local wall-clock time of an event, as the paper prints it: YYYY/MM/DD hh:mm:ss. */
+export function formatLocalTime(timeNs: string): string {
+  const d = new Date(Number(BigInt(timeNs) / 1_000_000n));
+  return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function renderArgs(args: VigilEvent['args']): string {
+  return Object.entries(args)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(' ') : String(v)}`)
+    .join(' ');
+}
+
+export function renderText(e: VigilEvent): string {
+  const verdict = e.verdict.level === 'INSECURE' ? `[INSECURE] Unsafe:[${e.verdict.rules.join(', ')}], ` : `[${e.verdict.level}] `;
+  const ret = e.ret === null ? '' : `, ret: ${e.ret}`;
+  const event = `Event:{host:${e.host}, syscall: ${e.syscall}, args:${renderArgs(e.args)}${ret}, time: ${e.time}}`;
+  const c = e.container;
+  const container = `Container:{image: ${c.image || '?'}, id: ${c.id ? c.id.slice(0, 12) : '?'}, name: ${c.name || '?'}}`;
+  const p = e.process;
+  const proc = `Process:{proc: ${p.comm}, pid: ${p.pid}, parent: ${p.parent}, args: ${p.args.join(' ')}${p.argsTruncated ? '…' : ''}, caps: ${p.caps.join(',')}}`;
+  return `${formatLocalTime(e.time)} ${verdict}${event}, ${container}, ${proc}`;
+}

@@ -1,0 +1,194 @@
+// Loads vigil's BPF objects, shares their common maps, attaches every program and
+// gives typed access to the maps user space drives (config, lost counters, ignored
+// cgroups). One BpfSensor per agent.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { koffi, libbpf, libbpfError, type ObjectOpenOptions, type Pointer } from './libbpf.js';
+import { SensorError } from './errors.js';
+import { checkHost } from './preflight.js';
+import { CGROUP_MODE, CONFIG_LAYOUT, KIND_MAX } from '../events/layout.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
+/** The objects the agent loads, in order; the first one creates the shared maps. */
+export const DEFAULT_OBJECTS = ['process.bpf.o'];
+
+export interface SensorOptions {
+  objectDir?: string;
+  objects?: string[];
+  /** A BTF file for kernels that expose none in /sys/kernel/btf/vmlinux. */
+  btfPath?: string | undefined;
+  /** Bytes of the event ring buffer: a power of two, at least one page. */
+  ringBufferBytes?: number;
+}
+
+export type CgroupMode = 'v2' | 'v1-memory';
+
+interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
+
+export class BpfSensor {
+  private readonly objects: LoadedObject[] = [];
+  private readonly mapFds = new Map<string, number>();
+  private closed = false;
+
+  private constructor() {}
+
+  static open(opts: SensorOptions = {}): BpfSensor {
+    const dir = opts.objectDir ?? DEFAULT_OBJECT_DIR;
+    const names = opts.objects ?? DEFAULT_OBJECTS;
+    const paths = names.map((n) => join(dir, n));
+    checkHost({ btfPath: opts.btfPath, objectPaths: paths });
+    const ringBytes = opts.ringBufferBytes ?? 8 * 1024 * 1024;
+    if (ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
+      throw new SensorError('VIGIL_RING_BUFFER', `ring buffer size ${ringBytes} is not a power of two of at least 4096 bytes`);
+    }
+    const sensor = new BpfSensor();
+    try {
+      for (const [i, path] of paths.entries()) sensor.loadObject(names[i] as string, path, opts.btfPath, ringBytes);
+    } catch (err) {
+      sensor.close();
+      throw err;
+    }
+    return sensor;
+  }
+
+  private loadObject(name: string, path: string, btfPath: string | undefined, ringBytes: number): void {
+    const { lib } = libbpf();
+    const openOpts: ObjectOpenOptions = {
+      sz: 80, object_name: null, relaxed_maps: false, pin_root_path: null, _removed_attach_prog_fd: 0,
+      kconfig: null, btf_custom_path: btfPath ?? null, kernel_log_buf: null, kernel_log_size: 0, kernel_log_level: 0,
+    };
+    const obj = lib.bpf_object__open_file(path, openOpts);
+    if (!obj) throw new SensorError('VIGIL_BPF_OPEN', `cannot open BPF object ${path}: ${libbpfError(koffiErrno())}`);
+    const loaded: LoadedObject = { name, obj, links: [] };
+    this.objects.push(loaded);
+
+    // Maps an earlier object created are shared, not created again.
+    for (let m = lib.bpf_object__next_map(obj, null); m; m = lib.bpf_object__next_map(obj, m)) {
+      const mapName = lib.bpf_map__name(m);
+      const fd = this.mapFds.get(mapName);
+      if (fd !== undefined) {
+        const rc = lib.bpf_map__reuse_fd(m, fd);
+        if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot share map ${mapName} with ${name}: ${libbpfError(rc)}`);
+      } else if (mapName === 'vigil_events') {
+        lib.bpf_map__set_max_entries(m, ringBytes);
+      }
+    }
+    const rc = lib.bpf_object__load(obj);
+    if (rc < 0) {
+      throw new SensorError('VIGIL_BPF_LOAD', `the kernel refused BPF object ${name}: ${libbpfError(rc)} (libbpf printed the details above)`);
+    }
+    for (let m = lib.bpf_object__next_map(obj, null); m; m = lib.bpf_object__next_map(obj, m)) {
+      const mapName = lib.bpf_map__name(m);
+      if (!this.mapFds.has(mapName)) this.mapFds.set(mapName, lib.bpf_map__fd(m));
+    }
+    for (let p = lib.bpf_object__next_program(obj, null); p; p = lib.bpf_object__next_program(obj, p)) {
+      const link = lib.bpf_program__attach(p);
+      if (!link) {
+        throw new SensorError('VIGIL_BPF_ATTACH', `cannot attach BPF program ${lib.bpf_program__name(p)} of ${name}: ${libbpfError(koffiErrno())}`);
+      }
+      loaded.links.push(link);
+    }
+  }
+
+  mapFd(name: string): number {
+    const fd = this.mapFds.get(name);
+    if (fd === undefined) throw new SensorError('VIGIL_BPF_MAP', `no BPF map named ${name} in the loaded objects`);
+    return fd;
+  }
+
+  get ringBufferFd(): number {
+    return this.mapFd('vigil_events');
+  }
+
+  /** Tells the kernel side which tasks are the host's and how to key containers, then switches it on. */
+  configure(cfg: { hostMountNs: number; cgroupMode: CgroupMode }): void {
+    const value = Buffer.alloc(CONFIG_LAYOUT.size);
+    value.writeUInt32LE(cfg.hostMountNs, CONFIG_LAYOUT.host_mnt_ns);
+    value.writeUInt32LE(cfg.cgroupMode === 'v2' ? CGROUP_MODE.V2 : CGROUP_MODE.V1_MEMORY, CONFIG_LAYOUT.cgroup_mode);
+    value.writeUInt32LE(1, CONFIG_LAYOUT.enabled);
+    this.update('vigil_config', u32(0), value);
+  }
+
+  /** Marks a cgroup (by container key) as not a container: its tasks are dropped in the kernel. */
+  ignoreCgroup(key: bigint): void {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    this.update('vigil_ignored_cgroups', k, Buffer.from([1]));
+  }
+
+  /** Records lost because the ring buffer was full, summed over CPUs, by record kind. */
+  lostCounts(): Map<number, bigint> {
+    const fd = this.mapFd('vigil_lost');
+    const cpus = possibleCpuCount();
+    const value = Buffer.alloc(8 * cpus);
+    const out = new Map<number, bigint>();
+    const { lib } = libbpf();
+    for (let kind = 0; kind < KIND_MAX; kind++) {
+      if (lib.bpf_map_lookup_elem(fd, u32(kind), value) < 0) continue;
+      let total = 0n;
+      for (let c = 0; c < cpus; c++) total += value.readBigUInt64LE(c * 8);
+      if (total > 0n) out.set(kind, total);
+    }
+    return out;
+  }
+
+  update(mapName: string, key: Buffer, value: Buffer): void {
+    const rc = libbpf().lib.bpf_map_update_elem(this.mapFd(mapName), key, value, 0);
+    if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot update BPF map ${mapName}: ${libbpfError(rc)}`);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { lib } = libbpf();
+    for (const o of this.objects.reverse()) {
+      for (const l of o.links) lib.bpf_link__destroy(l);
+      lib.bpf_object__close(o.obj);
+    }
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+/** libbpf sets errno when it returns NULL; koffi reads the calling thread's errno. */
+function koffiErrno(): number {
+  return koffi.errno();
+}
+
+let possibleCpus: number | undefined;
+/** Number of possible CPUs: the width of every per-CPU map value. */
+export function possibleCpuCount(): number {
+  if (possibleCpus !== undefined) return possibleCpus;
+  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+  let max = 0;
+  for (const part of text.split(',')) {
+    const [, hi] = part.split('-');
+    max = Math.max(max, Number(hi ?? part));
+  }
+  possibleCpus = max + 1;
+  return possibleCpus;
+}
+
+/** Inode of a namespace file such as /proc/1/ns/mnt. */
+export function namespaceInode(path: string): number {
+  return statSync(path).ino;
+}
+
+/**
+ * The host's mount namespace: init's, or the agent's own where init's cannot be read
+ * (some sandboxes make pid 1 non-dumpable). The agent must then run in the host's
+ * mount namespace, which is where it has to run anyway to see /proc and the runtime.
+ */
+export function hostMountNamespace(): number {
+  try {
+    return namespaceInode('/proc/1/ns/mnt');
+  } catch {
+    return namespaceInode('/proc/self/ns/mnt');
+  }
+}

@@ -1,0 +1,42 @@
+// Checks the host can run the sensor before libbpf is asked to, so that a missing
+// kernel feature or privilege gets one sentence saying what to do instead of a
+// page of verifier output.
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { SensorError } from './errors.js';
+
+const CAP_SYS_ADMIN = 21n;
+const CAP_PERFMON = 38n;
+const CAP_BPF = 39n;
+
+export function effectiveCapabilities(): bigint {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return m ? BigInt('0x' + m[1]) : 0n;
+}
+
+export function checkHost(opts: { btfPath?: string | undefined; objectPaths: string[] }): void {
+  const btf = opts.btfPath ?? '/sys/kernel/btf/vmlinux';
+  if (!existsSync(btf)) {
+    throw new SensorError(
+      'VIGIL_NO_BTF',
+      opts.btfPath
+        ? `kernel BTF file ${btf} does not exist: pass --btf with the path of a BTF file for this kernel`
+        : `this kernel exposes no BTF (${btf} is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or pass --btf with a BTF file for it`,
+    );
+  }
+  try {
+    accessSync(btf, constants.R_OK);
+  } catch {
+    throw new SensorError('VIGIL_NO_PRIVILEGE', `cannot read kernel BTF at ${btf}: run vigil agent as root`);
+  }
+  const caps = effectiveCapabilities();
+  const has = (c: bigint) => ((caps >> c) & 1n) === 1n;
+  if (!has(CAP_SYS_ADMIN) && !(has(CAP_BPF) && has(CAP_PERFMON))) {
+    throw new SensorError('VIGIL_NO_PRIVILEGE', 'loading BPF programs needs root, or CAP_BPF with CAP_PERFMON: run vigil agent as root');
+  }
+  for (const p of opts.objectPaths) {
+    if (!existsSync(p)) {
+      throw new SensorError('VIGIL_BPF_OBJECT_MISSING', `BPF object ${p} is missing: build it with 'make -C bpf' (scripts/bootstrap.sh does)`);
+    }
+  }
+}
