@@ -41,7 +41,7 @@ if ! have_image vigil-test/bash:1; then
   root="$workdir/bash"; base_dirs "$root"; base_etc "$root"
   tools=(bash cat ls cp mv rm ln mkdir chmod chown touch id sleep echo env head tail grep sed stat readlink true false unshare)
   for t in "${tools[@]}"; do
-    src=$(command -v "$t" || true)
+    src=$(type -P "$t" || true)
     [ -n "$src" ] || { log "skipping $t: not on the host"; continue; }
     src=$(readlink -f "$src")
     cp "$src" "$root/bin/$t"

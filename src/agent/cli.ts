@@ -1,0 +1,41 @@
+// `vigil agent`: runs the agent until SIGINT/SIGTERM (or --duration) and exits 0, or
+// prints one line saying what is wrong and exits non-zero.
+import { Agent } from './agent.js';
+import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.js';
+import { OutputSpecError } from './outputs.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const log = (msg: string) => process.stderr.write(`vigil agent: ${msg}\n`);
+  let config;
+  try {
+    config = parseAgentArgs(argv);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof OutputSpecError) {
+      log(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  if (config === null) {
+    process.stdout.write(AGENT_USAGE + '\n');
+    return 0;
+  }
+  const agent = new Agent(config, log);
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop().catch(() => undefined);
+    log(e instanceof Error ? e.message : String(e));
+    return 1;
+  }
+  const outputs = config.outputs.map((o) => `${o.format}:${o.path}`).join(', ');
+  log(`ready: watching containers on ${config.host}, writing ${outputs}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    if (config.durationSeconds > 0) setTimeout(resolve, config.durationSeconds * 1000);
+  });
+  const s = await agent.stop();
+  log(`stopped: ${s.emitted} events written, ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
+  return 0;
+}

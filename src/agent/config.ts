@@ -1,0 +1,147 @@
+// The agent's configuration: defaults, a YAML file (--config) and flags, in that order
+// of precedence. Every problem is reported with where it is (file and key, or flag)
+// and what is expected.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import YAML from 'yaml';
+import { parseOutputSpec, type OutputSpec } from './outputs.js';
+
+export interface AgentConfig {
+  host: string;
+  outputs: OutputSpec[];
+  btfPath: string | undefined;
+  ringBufferBytes: number;
+  dockerSocket: string;
+  /** Stop after this many seconds (0: run until SIGINT/SIGTERM). */
+  durationSeconds: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'VIGIL_BAD_CONFIG';
+}
+
+export const DEFAULT_CONFIG: AgentConfig = {
+  host: os.hostname(),
+  outputs: [{ format: 'text', path: '-' }],
+  btfPath: undefined,
+  ringBufferBytes: 8 * 1024 * 1024,
+  dockerSocket: '/var/run/docker.sock',
+  durationSeconds: 0,
+};
+
+const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket'] as const;
+
+function checkRingBytes(n: unknown, where: string): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
+    throw new ConfigError(`${where}: ring buffer size must be a power of two between 4096 and 1073741824 bytes, got ${JSON.stringify(n)}`);
+  }
+  return n;
+}
+
+export function loadConfigFile(path: string): Partial<AgentConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`config file ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${path}: the top level must be a mapping of keys (${FILE_KEYS.join(', ')})`);
+  const out: Partial<AgentConfig> = {};
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const where = `config file ${path}, key '${key}'`;
+    switch (key) {
+      case 'host':
+        if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a non-empty string`);
+        out.host = value;
+        break;
+      case 'outputs':
+        if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string')) {
+          throw new ConfigError(`${where}: must be a non-empty list of FORMAT:PATH strings such as jsonl:/var/log/vigil/events.jsonl`);
+        }
+        out.outputs = (value as string[]).map((v, i) => parseOutputSpec(v, `${where}[${i}]`));
+        break;
+      case 'btf':
+        if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of a BTF file`);
+        out.btfPath = value;
+        break;
+      case 'ringBufferBytes':
+        out.ringBufferBytes = checkRingBytes(value, where);
+        break;
+      case 'dockerSocket':
+        if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of the Docker API socket`);
+        out.dockerSocket = value;
+        break;
+      default:
+        throw new ConfigError(`${where}: unknown key; known keys are ${FILE_KEYS.join(', ')}`);
+    }
+  }
+  return out;
+}
+
+export const AGENT_USAGE = `usage: vigil agent [options]
+
+Watches every container on this host with eBPF and writes one event per line.
+
+options:
+  --config FILE          YAML file with keys: ${FILE_KEYS.join(', ')}
+  --output FORMAT:PATH   jsonl or text, to a file or '-' for stdout; repeatable
+                         (default: text:-)
+  --host NAME            host name written in every event (default: this host's)
+  --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
+  --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 8 MiB)
+  --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
+  --duration SECONDS     stop after this long (default: run until SIGINT or SIGTERM)
+  -h, --help             this text
+
+The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
+
+/** Parses flags over the config file over the defaults. Returns null for --help. */
+export function parseAgentArgs(argv: string[]): AgentConfig | null {
+  const flagOutputs: OutputSpec[] = [];
+  const flags: Partial<AgentConfig> = {};
+  let configPath: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === '') throw new ConfigError(`option ${name} needs a value (see vigil agent --help)`);
+      return v;
+    };
+    switch (name) {
+      case '-h':
+      case '--help':
+        return null;
+      case '--config': configPath = value(); break;
+      case '--output': flagOutputs.push(parseOutputSpec(value(), 'option --output')); break;
+      case '--host': flags.host = value(); break;
+      case '--btf': flags.btfPath = value(); break;
+      case '--docker-socket': flags.dockerSocket = value(); break;
+      case '--ring-buffer-bytes': {
+        const v = value();
+        flags.ringBufferBytes = checkRingBytes(/^\d+$/.test(v) ? Number(v) : v, 'option --ring-buffer-bytes');
+        break;
+      }
+      case '--duration': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`option --duration: expected a positive number of seconds, got '${v}'`);
+        flags.durationSeconds = n;
+        break;
+      }
+      default:
+        throw new ConfigError(`unknown option '${arg}' (see vigil agent --help)`);
+    }
+  }
+  const fromFile = configPath ? loadConfigFile(configPath) : {};
+  const merged: AgentConfig = { ...DEFAULT_CONFIG, ...fromFile, ...flags };
+  if (flagOutputs.length > 0) merged.outputs = flagOutputs;
+  return merged;
+}

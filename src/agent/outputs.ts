@@ -1,0 +1,54 @@
+// Where events go: JSON lines (the log tests and tools read) or the paper's text
+// lines, to stdout or a file. Files are opened for append so a restart loses nothing.
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { renderText, type VigilEvent } from '../events/index.js';
+
+export type OutputFormat = 'jsonl' | 'text';
+export interface OutputSpec { format: OutputFormat; path: string } // path '-' is stdout
+
+export interface EventOutput {
+  write(e: VigilEvent): void;
+  close(): Promise<void>;
+}
+
+export class OutputSpecError extends Error {
+  readonly code = 'VIGIL_BAD_OUTPUT';
+}
+
+/** Parses FORMAT:PATH, e.g. jsonl:/var/log/vigil/events.jsonl or text:- */
+export function parseOutputSpec(spec: string, where: string): OutputSpec {
+  const i = spec.indexOf(':');
+  const format = i < 0 ? spec : spec.slice(0, i);
+  const path = i < 0 ? '-' : spec.slice(i + 1);
+  if (format !== 'jsonl' && format !== 'text') {
+    throw new OutputSpecError(`${where}: output '${spec}' has unknown format '${format}'; use jsonl:PATH or text:PATH (PATH '-' is stdout)`);
+  }
+  if (path === '') throw new OutputSpecError(`${where}: output '${spec}' has an empty path; use '-' for stdout`);
+  return { format, path };
+}
+
+export function openOutput(spec: OutputSpec): EventOutput {
+  const render = spec.format === 'jsonl' ? (e: VigilEvent) => JSON.stringify(e) : renderText;
+  let stream: WriteStream | NodeJS.WriteStream;
+  if (spec.path === '-') {
+    stream = process.stdout;
+  } else {
+    mkdirSync(dirname(spec.path), { recursive: true });
+    stream = createWriteStream(spec.path, { flags: 'a' });
+  }
+  return {
+    write: (e) => {
+      stream.write(render(e) + '\n');
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (stream === process.stdout) {
+          if (process.stdout.writableNeedDrain) process.stdout.once('drain', () => resolve());
+          else resolve();
+          return;
+        }
+        (stream as WriteStream).end(() => resolve());
+      }),
+  };
+}

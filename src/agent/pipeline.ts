@@ -1,0 +1,161 @@
+// Turns raw records into events: process table, container identity, wall-clock time,
+// sequence numbers. Events leave in the order the kernel produced them; when a
+// record's container is not yet known, it and every later record wait (bounded)
+// while the key is resolved in the background, so the event loop never blocks.
+import type { ContainerRef, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
+import type { ContainerResolver, KeyIdentity } from '../containers/index.js';
+import { ProcessTable } from './processes.js';
+
+export interface PipelineOptions {
+  host: string;
+  resolver: ContainerResolver;
+  emit: (e: VigilEvent) => void;
+  /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
+  ignoreKey: (key: bigint) => void;
+  /** Longest a record waits for its container to be resolved. */
+  resolveTimeoutMs?: number;
+}
+
+export interface PipelineStats {
+  records: number;
+  emitted: number;
+  droppedHost: number;
+  unresolved: number;
+  waiting: number;
+}
+
+const UNKNOWN_CONTAINER: ContainerRef = { id: '', name: '', image: '', runtime: 'unknown' };
+const NORMAL = { level: 'NORMAL', rules: [] as string[], action: 'none' } as const;
+
+interface Waiting { record: RawRecord; process: ProcessRef }
+
+export class EventPipeline {
+  private readonly processes = new ProcessTable();
+  private readonly queue: Waiting[] = [];
+  private readonly resolving = new Map<bigint, Promise<void>>();
+  /** Keys whose cgroup could not be found: emitted without a container for a while, not looked up per event. */
+  private readonly unknownUntil = new Map<bigint, number>();
+  private readonly wallOffsetNs: bigint;
+  private seq = 0;
+  readonly stats: PipelineStats = { records: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
+
+  constructor(private readonly opts: PipelineOptions) {
+    // bpf_ktime_get_ns and process.hrtime both read CLOCK_MONOTONIC.
+    this.wallOffsetNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  }
+
+  handle(record: RawRecord): void {
+    this.stats.records++;
+    const process = this.processes.apply(record);
+    if (this.queue.length === 0) {
+      const identity = this.identityNow(record);
+      if (identity !== 'wait') {
+        this.finish(record, process, identity);
+        return;
+      }
+    }
+    this.queue.push({ record, process });
+    this.stats.waiting = this.queue.length;
+    this.identityNow(record); // starts resolution of this record's key if needed
+  }
+
+  /** Resolves once every record handled so far has left the pipeline. */
+  async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      await Promise.all([...this.resolving.values()]);
+      this.drain();
+      if (this.resolving.size === 0 && this.queue.length > 0) this.drain(true);
+    }
+  }
+
+  /** The identity to use now, 'wait' while a lookup is in flight, undefined when unknown. */
+  private identityNow(record: RawRecord): KeyIdentity | undefined | 'wait' {
+    const key = record.task.containerKey;
+    const known = this.opts.resolver.lookup(key);
+    if (known) return known;
+    const until = this.unknownUntil.get(key);
+    if (until !== undefined && until > Date.now()) return undefined;
+    if (!this.resolving.has(key)) {
+      const timeout = this.opts.resolveTimeoutMs ?? 3000;
+      const lookup = Promise.race([
+        this.opts.resolver.resolve(key, record.task.tgid),
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout).unref()),
+      ]).then(
+        (identity) => {
+          if (!identity) this.unknownUntil.set(key, Date.now() + 5000);
+        },
+        () => {
+          this.unknownUntil.set(key, Date.now() + 5000);
+        },
+      ).finally(() => {
+        this.resolving.delete(key);
+        this.drain();
+      });
+      this.resolving.set(key, lookup);
+    }
+    return 'wait';
+  }
+
+  private drain(force = false): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0] as Waiting;
+      const identity = this.identityNow(head.record);
+      if (identity === 'wait' && !force) break;
+      this.queue.shift();
+      this.finish(head.record, head.process, identity === 'wait' ? undefined : identity);
+    }
+    this.stats.waiting = this.queue.length;
+  }
+
+  private finish(record: RawRecord, process: ProcessRef, identity: KeyIdentity | undefined): void {
+    if (identity?.type === 'host') {
+      this.stats.droppedHost++;
+      this.opts.ignoreKey(record.task.containerKey);
+      return;
+    }
+    if (!identity) this.stats.unresolved++;
+    const container = identity?.container ?? UNKNOWN_CONTAINER;
+    this.stats.emitted++;
+    this.opts.emit(this.toEvent(record, process, container));
+  }
+
+  private toEvent(r: RawRecord, process: ProcessRef, container: ContainerRef): VigilEvent {
+    const t = r.task;
+    const base = {
+      seq: ++this.seq,
+      time: (t.timeNs + this.wallOffsetNs).toString(),
+      host: this.opts.host,
+    };
+    const rest = {
+      container,
+      process,
+      namespaces: { mnt: t.mntNs, pid: t.pidNs, cgroupId: t.cgroupId.toString(), containerKey: t.containerKey.toString() },
+      verdict: { ...NORMAL, rules: [] },
+    };
+    switch (r.kind) {
+      case 'exec':
+        return { ...base, kind: 'exec', syscall: 'execve', args: { filename: r.filename, argv: r.argv }, ret: 0, ...rest };
+      case 'fork':
+        return { ...base, kind: 'fork', syscall: 'fork', args: { child_pid: r.childPid, child_ns_pid: r.childNsPid }, ret: r.childPid, ...rest };
+      case 'exit':
+        return { ...base, kind: 'exit', syscall: 'exit', args: { code: r.exitCode, signal: r.signal }, ret: null, ...rest };
+    }
+  }
+
+  /** An entry that says records were lost in the kernel: loss is logged, never hidden. */
+  lostEvent(recordKind: string, count: bigint): VigilEvent {
+    return {
+      seq: ++this.seq,
+      time: (process.hrtime.bigint() + this.wallOffsetNs).toString(),
+      host: this.opts.host,
+      kind: 'lost',
+      syscall: '',
+      args: { record_kind: recordKind, lost: count.toString() },
+      ret: null,
+      container: UNKNOWN_CONTAINER,
+      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [] },
+      namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
+      verdict: { ...NORMAL, rules: [] },
+    };
+  }
+}

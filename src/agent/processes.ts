@@ -1,0 +1,56 @@
+// The agent's table of container processes, kept from exec/fork/exit records, so
+// every event can name the executable and arguments of the process that caused it,
+// including processes that forked without exec and ones that ran before the agent.
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { RawRecord, ProcessRef } from '../events/index.js';
+import { capabilityNames } from '../events/index.js';
+
+interface ProcessEntry { exe: string; args: string[]; argsTruncated: boolean }
+
+export class ProcessTable {
+  private readonly entries = new Map<number, ProcessEntry>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Updates the table from a record and returns the process as the event shows it. */
+  apply(r: RawRecord): ProcessRef {
+    const t = r.task;
+    let entry: ProcessEntry;
+    if (r.kind === 'exec') {
+      entry = { exe: r.filename, args: r.argv, argsTruncated: r.argvTruncated };
+      this.entries.set(t.tgid, entry);
+    } else {
+      entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid);
+      if (r.kind === 'fork') this.entries.set(r.childPid, { ...entry });
+      else if (r.kind === 'exit') this.entries.delete(t.tgid);
+    }
+    return {
+      pid: t.tgid,
+      nsPid: t.nsPid,
+      ppid: t.ppid,
+      parent: t.parentComm,
+      comm: t.comm,
+      exe: entry.exe,
+      args: entry.args,
+      argsTruncated: entry.argsTruncated,
+      uid: t.uid,
+      gid: t.gid,
+      caps: capabilityNames(t.capEffective),
+    };
+  }
+
+  /** A process the table has not seen (it started before the agent): ask /proc once. */
+  private fromProc(pid: number): ProcessEntry {
+    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false };
+    try {
+      entry.args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+      entry.exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      // gone already: the event still carries comm and pids
+    }
+    this.entries.set(pid, entry);
+    return entry;
+  }
+}

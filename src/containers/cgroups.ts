@@ -1,0 +1,117 @@
+// Maps a container key (the kernfs id of a task's cgroup in the reference hierarchy,
+// as the BPF side reads it) to the cgroup's path, and a path to the container id the
+// runtime put in it. Works on cgroup v1 (the memory hierarchy) and v2 (unified).
+import { readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CgroupMode } from '../sensor/index.js';
+
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+export interface CgroupHierarchy {
+  mode: CgroupMode;
+  root: string; // mount point of the reference hierarchy
+}
+
+/** Finds the hierarchy the kernel side keys containers by. */
+export function detectCgroupHierarchy(mountinfo = '/proc/self/mountinfo'): CgroupHierarchy {
+  try {
+    if (statfsSync('/sys/fs/cgroup').type === CGROUP2_SUPER_MAGIC) return { mode: 'v2', root: '/sys/fs/cgroup' };
+  } catch {
+    // fall through to mountinfo
+  }
+  let v2Root: string | undefined;
+  for (const line of readFileSync(mountinfo, 'utf8').split('\n')) {
+    // id parent major:minor root mountpoint options - fstype source superoptions
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const mountPoint = left.split(' ')[4];
+    const [fsType, , superOptions] = right.split(' ');
+    if (!mountPoint) continue;
+    if (fsType === 'cgroup' && superOptions?.split(',').includes('memory')) return { mode: 'v1-memory', root: mountPoint };
+    if (fsType === 'cgroup2') v2Root ??= mountPoint;
+  }
+  if (v2Root) return { mode: 'v2', root: v2Root };
+  throw new Error('no cgroup hierarchy found: mount cgroup2 at /sys/fs/cgroup, or the cgroup v1 memory controller');
+}
+
+/** The path (relative to the hierarchy root) of a process's cgroup, from /proc/PID/cgroup. */
+export function cgroupPathOfPid(h: CgroupHierarchy, pid: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return undefined; // the process is gone
+  }
+  for (const line of text.split('\n')) {
+    const [hid, controllers, path] = line.split(':');
+    if (path === undefined) continue;
+    if (h.mode === 'v2' && hid === '0' && controllers === '') return path;
+    if (h.mode === 'v1-memory' && controllers?.split(',').includes('memory')) return path;
+  }
+  return undefined;
+}
+
+/** The container key of a cgroup path: the inode of its directory, which is its kernfs id. */
+export function keyOfCgroupPath(h: CgroupHierarchy, path: string): bigint | undefined {
+  try {
+    return BigInt(statSync(join(h.root, path)).ino);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Walks the hierarchy for the cgroup whose key is `key` (bounded depth: runtimes nest a few levels). */
+export function findCgroupPathByKey(h: CgroupHierarchy, key: bigint, maxDepth = 8): string | undefined {
+  const walk = (rel: string, depth: number): string | undefined => {
+    let entries;
+    try {
+      entries = readdirSync(join(h.root, rel), { withFileTypes: true });
+    } catch {
+      return undefined;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const child = rel === '/' ? `/${e.name}` : `${rel}/${e.name}`;
+      if (keyOfCgroupPath(h, child) === key) return child;
+    }
+    if (depth >= maxDepth) return undefined;
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const found = walk(rel === '/' ? `/${e.name}` : `${rel}/${e.name}`, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  if (keyOfCgroupPath(h, '/') === key) return '/';
+  return walk('/', 1);
+}
+
+export interface CgroupContainerId {
+  id: string;
+  runtime: 'docker' | 'containerd' | 'cri-o' | 'podman' | 'unknown';
+}
+
+const HEX64 = /([0-9a-f]{64})/;
+
+/**
+ * The container id a runtime encoded in a cgroup path, or undefined for a cgroup that
+ * is not a container's. Covers the cgroupfs driver (/docker/<id>), the systemd driver
+ * (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope)
+ * and Kubernetes pod trees (/kubepods/.../<id>).
+ */
+export function containerIdFromCgroupPath(path: string): CgroupContainerId | undefined {
+  const parts = path.split('/').filter(Boolean);
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i] as string;
+    const m = HEX64.exec(part);
+    if (!m) continue;
+    const id = m[1] as string;
+    if (part.startsWith('docker-') || parts[i - 1] === 'docker') return { id, runtime: 'docker' };
+    if (part.startsWith('cri-containerd-')) return { id, runtime: 'containerd' };
+    if (part.startsWith('crio-')) return { id, runtime: 'cri-o' };
+    if (part.startsWith('libpod-')) return { id, runtime: 'podman' };
+    if (parts.some((p) => p.startsWith('kubepods'))) return { id, runtime: 'containerd' };
+    if (part === id) return { id, runtime: 'unknown' };
+  }
+  return undefined;
+}

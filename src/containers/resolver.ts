@@ -1,0 +1,132 @@
+// Resolves container keys to container identities. The event path only ever calls
+// lookup(), which answers from the cache at once; a miss starts resolve() in the
+// background and the pipeline holds that key's events (in order) until it settles.
+import type { ContainerRef } from '../events/index.js';
+import {
+  cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupHierarchy,
+} from './cgroups.js';
+import { DockerClient, type DockerContainerInfo } from './docker.js';
+
+/** What a key turned out to be: a container, or a cgroup of the host. */
+export type KeyIdentity = { type: 'container'; container: ContainerRef } | { type: 'host'; cgroupPath: string };
+
+export interface ResolverOptions {
+  docker?: DockerClient | null;
+  /** How long a destroyed container's key stays known, for events still in flight. */
+  forgetAfterMs?: number;
+  log?: (msg: string) => void;
+}
+
+export class ContainerResolver {
+  private readonly byKey = new Map<bigint, KeyIdentity>();
+  private readonly pending = new Map<bigint, Promise<KeyIdentity | undefined>>();
+  private readonly keysById = new Map<string, bigint>();
+  private readonly docker: DockerClient | null;
+  private readonly forgetAfterMs: number;
+  private readonly log: (msg: string) => void;
+  private events: { stop(): void } | undefined;
+
+  constructor(readonly hierarchy: CgroupHierarchy, opts: ResolverOptions = {}) {
+    this.docker = opts.docker === undefined ? new DockerClient() : opts.docker;
+    this.forgetAfterMs = opts.forgetAfterMs ?? 30_000;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Learns the running containers and follows the runtime's start/destroy events. */
+  async start(): Promise<void> {
+    if (!this.docker) return;
+    this.events = this.docker.followEvents(
+      (e) => {
+        if (e.action === 'start') void this.learnDockerContainer(e.id).catch((err: Error) => this.log(`cannot inspect started container ${e.id.slice(0, 12)}: ${err.message}`));
+        else if (e.action === 'destroy') this.forgetLater(e.id);
+      },
+      (err) => this.log(err.message),
+    );
+    let ids: string[];
+    try {
+      ids = await this.docker.runningContainerIds();
+    } catch (err) {
+      this.log(`cannot list containers (${(err as Error).message}); containers will be resolved as their events arrive`);
+      return;
+    }
+    await Promise.all(ids.map((id) => this.learnDockerContainer(id).catch((err: Error) => this.log(`cannot inspect container ${id.slice(0, 12)}: ${err.message}`))));
+  }
+
+  stop(): void {
+    this.events?.stop();
+  }
+
+  /** The cached identity of a key, without waiting. */
+  lookup(key: bigint): KeyIdentity | undefined {
+    return this.byKey.get(key);
+  }
+
+  /**
+   * Finds what a key is: through the process's /proc entry when it still lives, else
+   * by walking the cgroup hierarchy. Undefined when the cgroup is gone already.
+   */
+  resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined> {
+    const known = this.byKey.get(key);
+    if (known) return Promise.resolve(known);
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.resolveUncached(key, pidHint).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async resolveUncached(key: bigint, pid: number): Promise<KeyIdentity | undefined> {
+    let path = cgroupPathOfPid(this.hierarchy, pid);
+    if (path === undefined || keyOfCgroupPath(this.hierarchy, path) !== key) path = findCgroupPathByKey(this.hierarchy, key);
+    if (path === undefined) return undefined;
+    const parsed = containerIdFromCgroupPath(path);
+    if (!parsed) {
+      const identity: KeyIdentity = { type: 'host', cgroupPath: path };
+      this.byKey.set(key, identity);
+      return identity;
+    }
+    let container: ContainerRef = { id: parsed.id, name: '', image: '', runtime: parsed.runtime };
+    if (this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
+      try {
+        container = toRef(await this.docker.inspect(parsed.id));
+      } catch (err) {
+        this.log(`cannot inspect container ${parsed.id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+    }
+    const identity: KeyIdentity = { type: 'container', container };
+    this.remember(key, identity);
+    return identity;
+  }
+
+  private async learnDockerContainer(id: string): Promise<void> {
+    if (!this.docker) return;
+    const info = await this.docker.inspect(id);
+    if (!info.running || info.pid <= 0) return;
+    const path = cgroupPathOfPid(this.hierarchy, info.pid);
+    if (path === undefined) return;
+    const key = keyOfCgroupPath(this.hierarchy, path);
+    if (key === undefined) return;
+    this.remember(key, { type: 'container', container: toRef(info) });
+  }
+
+  private remember(key: bigint, identity: KeyIdentity): void {
+    this.byKey.set(key, identity);
+    if (identity.type === 'container') this.keysById.set(identity.container.id, key);
+  }
+
+  private forgetLater(id: string): void {
+    const key = this.keysById.get(id);
+    if (key === undefined) return;
+    setTimeout(() => {
+      if (this.keysById.get(id) === key) {
+        this.keysById.delete(id);
+        this.byKey.delete(key);
+      }
+    }, this.forgetAfterMs).unref();
+  }
+}
+
+function toRef(info: DockerContainerInfo): ContainerRef {
+  return { id: info.id, name: info.name, image: info.image, runtime: 'docker' };
+}

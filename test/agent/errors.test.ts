@@ -1,0 +1,60 @@
+// Bad configuration and missing kernel features: one line saying what is wrong and
+// what to do, and a non-zero exit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runVigil } from '../helpers/agent-process.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vigil-config-'));
+function configFile(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function assertOneLineError(r: { code: number | null; stderr: string }, ...mentions: string[]): void {
+  assert.notEqual(r.code, 0, 'must exit non-zero');
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0] as string, /^vigil agent: /);
+  for (const m of mentions) assert.ok(lines[0]!.includes(m), `'${lines[0]}' does not mention '${m}'`);
+}
+
+test('unknown key in the config file names the file and the key', async () => {
+  const p = configFile('unknown.yaml', 'outputs: [jsonl:/tmp/x.jsonl]\nringbuffer: 4096\n');
+  assertOneLineError(await runVigil(['agent', '--config', p]), p, "'ringbuffer'", 'ringBufferBytes');
+});
+
+test('a config value of the wrong type names the key and what it must be', async () => {
+  const p = configFile('type.yaml', 'ringBufferBytes: 5000\n');
+  assertOneLineError(await runVigil(['agent', '--config', p]), "'ringBufferBytes'", 'power of two');
+  const q = configFile('outputs.yaml', 'outputs: [xml:/tmp/x]\n');
+  assertOneLineError(await runVigil(['agent', '--config', q]), "outputs'[0]", "unknown format 'xml'");
+});
+
+test('invalid YAML and a missing config file are reported as such', async () => {
+  const p = configFile('bad.yaml', 'outputs: [jsonl:/tmp/x\n  - : :\n');
+  assertOneLineError(await runVigil(['agent', '--config', p]), p, 'not valid YAML');
+  assertOneLineError(await runVigil(['agent', '--config', join(dir, 'absent.yaml')]), 'cannot read it', 'ENOENT');
+});
+
+test('bad flags are reported with the flag', async () => {
+  assertOneLineError(await runVigil(['agent', '--output', 'csv:/tmp/x']), '--output', "unknown format 'csv'");
+  assertOneLineError(await runVigil(['agent', '--frobnicate']), "'--frobnicate'", '--help');
+  assertOneLineError(await runVigil(['agent', '--duration', 'soon']), '--duration');
+});
+
+test('a missing kernel feature (no BTF) says what is missing and what to do', async () => {
+  assertOneLineError(await runVigil(['agent', '--btf', join(dir, 'no-such-btf')]), 'BTF', '--btf');
+});
+
+test('vigil --help lists the subcommands; an unknown one fails', async () => {
+  const help = await runVigil(['--help']);
+  assert.equal(help.code, 0);
+  for (const sub of ['agent', 'server', 'bmc', 'analyze', 'verify', 'policy', 'bench']) assert.match(help.stdout, new RegExp(`^  ${sub} `, 'm'));
+  const bad = await runVigil(['nope']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown command 'nope'/);
+});

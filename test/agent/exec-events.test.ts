@@ -1,0 +1,113 @@
+// The first link of the chain, end to end: real BPF programs, real containers, the
+// real agent binary. Exec events must carry the right container, argv and parent,
+// and host processes must never appear.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { startAgent } from '../helpers/agent-process.js';
+import type { VigilEvent } from '../../src/events/index.js';
+
+const skip = missingForContainerTests();
+
+function execs(events: VigilEvent[], containerId: string): VigilEvent[] {
+  return events.filter((e) => e.kind === 'exec' && e.container.id === containerId);
+}
+
+test('a container started after the agent: sh, cat and ls exec events with identity, argv and parent; no host processes', { skip }, async () => {
+  const agent = await startAgent();
+  const name = uniqueName('vigil-exec');
+  const hostMarker = `/tmp/vigil-host-marker-${process.pid}`;
+  const id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.bash, 'sh', '-c', 'cat /etc/hostname; ls /');
+  // Host processes at the same moment: they must be dropped in the kernel. (ls of the
+  // missing marker path fails on purpose; only its argv matters.)
+  for (let i = 0; i < 5; i++) {
+    spawnSync('cat', ['/etc/hostname'], { stdio: 'ignore' });
+    spawnSync('ls', ['/', `${hostMarker}-${i}`], { stdio: 'ignore' });
+  }
+  try {
+    docker('wait', name);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+
+  const mine = execs(events, id);
+  const sh = mine.find((e) => e.process.comm === 'sh');
+  const cat = mine.find((e) => e.process.comm === 'cat');
+  const ls = mine.find((e) => e.process.comm === 'ls');
+  assert.ok(sh, `no exec event for sh in ${JSON.stringify(mine.map((e) => e.process.comm))}`);
+  assert.ok(cat, 'no exec event for cat');
+  assert.ok(ls, 'no exec event for ls');
+  for (const e of [sh, cat, ls]) {
+    assert.equal(e.container.id, id);
+    assert.equal(e.container.name, name);
+    assert.equal(e.container.image, TEST_IMAGES.bash);
+    assert.equal(e.container.runtime, 'docker');
+    assert.equal(e.syscall, 'execve');
+    assert.equal(e.verdict.level, 'NORMAL');
+    assert.ok(e.process.caps.includes('CHOWN'), 'docker default capabilities include CHOWN');
+    assert.ok(!e.process.caps.includes('SYS_ADMIN'), 'docker default capabilities exclude SYS_ADMIN');
+  }
+  assert.deepEqual(sh.process.args, ['sh', '-c', 'cat /etc/hostname; ls /']);
+  assert.equal(sh.args['filename'], '/bin/sh');
+  assert.equal(sh.process.nsPid, 1, 'sh is the container init');
+  assert.deepEqual(cat.process.args, ['cat', '/etc/hostname']);
+  assert.equal(cat.args['filename'], '/bin/cat');
+  assert.equal(cat.process.parent, 'sh');
+  assert.equal(cat.process.ppid, sh.process.pid);
+  assert.notEqual(cat.process.nsPid, cat.process.pid, 'in-container pid differs from host pid');
+  assert.deepEqual(ls.process.args, ['ls', '/']);
+  // bash runs the last command of -c in its own process (exec without fork); either
+  // way ls descends from sh.
+  assert.ok(ls.process.pid === sh.process.pid || ls.process.ppid === sh.process.pid, `ls (pid ${ls.process.pid}, ppid ${ls.process.ppid}) does not descend from sh (pid ${sh.process.pid})`);
+  assert.ok(BigInt(cat.time) > BigInt(sh.time) && BigInt(ls.time) > BigInt(cat.time), 'events are in kernel order');
+  const wall = Number(BigInt(sh.time) / 1_000_000n);
+  assert.ok(Math.abs(wall - Date.now()) < 120_000, 'time is wall-clock nanoseconds');
+
+  const hostLeak = events.filter((e) => JSON.stringify(e.process.args).includes(hostMarker));
+  assert.deepEqual(hostLeak, [], 'host processes must not be reported');
+  assert.ok(events.every((e) => e.kind === 'lost' || e.namespaces.mnt !== 0));
+  const seqs = events.map((e) => e.seq);
+  assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'sequence numbers are dense and ordered');
+});
+
+test('containers started before and after the agent are both attributed', { skip }, async () => {
+  const before = uniqueName('vigil-before');
+  const after = uniqueName('vigil-after');
+  const beforeId = docker('run', '-d', '--pull', 'never', '--name', before, TEST_IMAGES.busybox, 'sleep', '300');
+  let afterId = '';
+  const agent = await startAgent();
+  try {
+    docker('exec', before, 'sh', '-c', 'cat /etc/hostname');
+    afterId = docker('run', '-d', '--pull', 'never', '--name', after, TEST_IMAGES.bash, 'sh', '-c', 'id; sleep 300');
+    docker('exec', after, 'cat', '/etc/hostname');
+    docker('rm', '-f', before); // kills `sleep`, which started before the agent
+  } finally {
+    docker('rm', '-f', before, after);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+
+  const fromBefore = events.filter((e) => e.container.id === beforeId);
+  const fromAfter = events.filter((e) => e.container.id === afterId);
+  const execBefore = fromBefore.find((e) => e.kind === 'exec' && e.process.args.join(' ') === 'sh -c cat /etc/hostname');
+  assert.ok(execBefore, `no exec of docker exec in the earlier container: ${JSON.stringify(fromBefore.map((e) => [e.kind, e.process.args]))}`);
+  assert.equal(execBefore.container.name, before);
+  assert.equal(execBefore.container.image, TEST_IMAGES.busybox);
+  const sleepExit = fromBefore.find((e) => e.kind === 'exit' && e.process.comm === 'sleep');
+  assert.ok(sleepExit, 'the exit of a process that started before the agent is attributed');
+  assert.equal(sleepExit.args['signal'], 9);
+
+  const idExec = fromAfter.find((e) => e.kind === 'exec' && e.process.comm === 'id');
+  const catExec = fromAfter.find((e) => e.kind === 'exec' && e.process.comm === 'cat');
+  assert.ok(idExec && catExec, `missing exec events in the later container: ${JSON.stringify(fromAfter.map((e) => [e.kind, e.process.comm]))}`);
+  for (const e of [idExec, catExec]) {
+    assert.equal(e.container.name, after);
+    assert.equal(e.container.image, TEST_IMAGES.bash);
+  }
+  assert.equal(events.filter((e) => e.container.id === '' && e.kind !== 'lost').length, 0, 'every event has a container');
+});

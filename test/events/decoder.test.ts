@@ -1,0 +1,96 @@
+// The decoder against hand-built records: good ones decode field by field, bad ones
+// (short, lying about their size, unknown kind) are typed errors and never stop a batch.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeBatch, decodeRecord, DecodeError, renderText, type RawRecord, type VigilEvent } from '../../src/events/index.js';
+import { EXEC_LAYOUT, EXIT_LAYOUT, HEADER_LAYOUT, RECORD_KIND } from '../../src/events/layout.js';
+
+function header(kind: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  const H = HEADER_LAYOUT;
+  b.writeUInt16LE(kind, H.kind);
+  b.writeUInt32LE(size, H.size_field);
+  b.writeBigUInt64LE(123456789n, H.time_ns);
+  b.writeUInt32LE(4242, H.pid);
+  b.writeUInt32LE(4242, H.tgid);
+  b.writeUInt32LE(7, H.ns_pid);
+  b.writeUInt32LE(4200, H.ppid);
+  b.writeBigUInt64LE(0b1n | (1n << 21n), H.cap_effective);
+  b.writeBigUInt64LE(99n, H.container_key);
+  b.write('cat', H.comm);
+  b.write('bash', H.parent_comm);
+  return b;
+}
+
+function execRecord(argv: string[], filename: string): Buffer {
+  const args = Buffer.from(argv.join('\0') + '\0');
+  const b = header(RECORD_KIND.EXEC, EXEC_LAYOUT.args + args.length);
+  b.writeUInt32LE(filename.length, EXEC_LAYOUT.filename_len);
+  b.writeUInt32LE(args.length, EXEC_LAYOUT.args_len);
+  b.writeUInt32LE(args.length, EXEC_LAYOUT.args_total);
+  b.write(filename, EXEC_LAYOUT.filename);
+  args.copy(b, EXEC_LAYOUT.args);
+  return b;
+}
+
+test('an exec record decodes every field', () => {
+  const buf = execRecord(['cat', '/etc/passwd'], '/bin/cat');
+  const r = decodeRecord(buf, 0, buf.length);
+  assert.equal(r.kind, 'exec');
+  if (r.kind !== 'exec') return;
+  assert.equal(r.filename, '/bin/cat');
+  assert.deepEqual(r.argv, ['cat', '/etc/passwd']);
+  assert.equal(r.argvTruncated, false);
+  assert.equal(r.task.comm, 'cat');
+  assert.equal(r.task.parentComm, 'bash');
+  assert.equal(r.task.nsPid, 7);
+  assert.equal(r.task.containerKey, 99n);
+  assert.equal(r.task.capEffective, (1n << 21n) | 1n);
+});
+
+test('a batch with a bad record in the middle keeps the good ones', () => {
+  const good = execRecord(['ls'], '/bin/ls');
+  const unknown = header(77, HEADER_LAYOUT.size);
+  const exit = header(RECORD_KIND.EXIT, EXIT_LAYOUT.size);
+  exit.writeInt32LE((3 << 8) | 0, EXIT_LAYOUT.exit_code);
+  const got: RawRecord[] = [];
+  const errors: DecodeError[] = [];
+  decodeBatch(Buffer.concat([good, unknown, exit]), (r) => got.push(r), (e) => errors.push(e));
+  assert.deepEqual(got.map((r) => r.kind), ['exec', 'exit']);
+  assert.equal(got[1]?.kind === 'exit' && got[1].exitCode, 3);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /unknown record kind 77/);
+});
+
+test('records that lie about their size are typed errors, never a crash', () => {
+  const short = header(RECORD_KIND.EXEC, HEADER_LAYOUT.size); // exec needs more bytes
+  assert.throws(() => decodeRecord(short, 0, short.length), DecodeError);
+  const liar = execRecord(['x'], '/x');
+  liar.writeUInt32LE(5000, EXEC_LAYOUT.args_len);
+  assert.throws(() => decodeRecord(liar, 0, liar.length), /argv bytes/);
+  const errors: DecodeError[] = [];
+  const overrun = header(RECORD_KIND.FORK, 120);
+  overrun.writeUInt32LE(1 << 20, HEADER_LAYOUT.size_field);
+  decodeBatch(overrun, () => assert.fail('nothing decodes'), (e) => errors.push(e));
+  assert.match(errors[0]!.message, /beyond the batch/);
+  // Random bytes: only DecodeError may come out.
+  for (let i = 0; i < 2000; i++) {
+    const junk = Buffer.from(Array.from({ length: 8 + Math.floor(Math.random() * 400) }, () => Math.floor(Math.random() * 256)));
+    if (i % 2 === 0) junk.writeUInt32LE(Math.min(junk.length, HEADER_LAYOUT.size + (i % 50)), HEADER_LAYOUT.size_field % junk.length);
+    decodeBatch(junk, () => {}, (e) => assert.ok(e instanceof DecodeError));
+  }
+});
+
+test('text rendering follows the paper line format', () => {
+  const e: VigilEvent = {
+    seq: 1, time: '1697008319216479547', host: 'h1', kind: 'exec', syscall: 'execve',
+    args: { filename: '/bin/cat', argv: ['cat', '/etc/passwd'] }, ret: 0,
+    container: { id: 'a3da9f2deb4b0123456789', name: 'vigilant_carver', image: 'ubuntu', runtime: 'docker' },
+    process: { pid: 593176, nsPid: 7, ppid: 593100, parent: 'bash', comm: 'cat', exe: '/bin/cat', args: ['cat', '/etc/passwd'], argsTruncated: false, uid: 0, gid: 0, caps: ['CHOWN', 'DAC_OVERRIDE'] },
+    namespaces: { mnt: 1, pid: 2, cgroupId: '1', containerKey: '99' },
+    verdict: { level: 'INSECURE', rules: ['opening passwd'], action: 'none' },
+  };
+  const line = renderText(e);
+  assert.match(line, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[INSECURE\] Unsafe:\[opening passwd\], Event:\{host:h1, syscall: execve, args:filename=\/bin\/cat argv=cat \/etc\/passwd, ret: 0, time: 1697008319216479547\}, Container:\{image: ubuntu, id: a3da9f2deb4b, name: vigilant_carver\}, Process:\{proc: cat, pid: 593176, parent: bash, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE\}$/);
+  assert.match(renderText({ ...e, verdict: { level: 'NORMAL', rules: [], action: 'none' } }), / \[NORMAL\] Event:\{host:h1,/);
+});

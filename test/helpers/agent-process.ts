@@ -1,0 +1,72 @@
+// Runs the real `vigil agent` as a child process writing a JSON-lines log, the way an
+// operator would, and reads back what it wrote.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { VigilEvent } from '../../src/events/index.js';
+
+export const VIGIL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+export interface RunningAgent {
+  logPath: string;
+  child: ChildProcess;
+  stderr(): string;
+  /** SIGTERM, wait for a clean exit, and return the events written. */
+  stop(): Promise<{ code: number | null; events: VigilEvent[] }>;
+}
+
+export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_000): Promise<RunningAgent> {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-agent-'));
+  const logPath = join(dir, 'events.jsonl');
+  const child = spawn(process.execPath, [VIGIL_BIN, 'agent', '--output', `jsonl:${logPath}`, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  await new Promise<void>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent not ready after ${readyTimeoutMs} ms; stderr:\n${err}`)), readyTimeoutMs);
+    child.stderr!.on('data', (d: string) => {
+      err += d;
+      if (err.includes('ready:')) {
+        clearTimeout(timer);
+        resolveReady();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code} before it was ready; stderr:\n${err}`));
+    });
+  });
+  return {
+    logPath,
+    child,
+    stderr: () => err,
+    stop: async () => {
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      const code = await exited;
+      return { code, events: readEvents(logPath) };
+    },
+  };
+}
+
+export function readEvents(path: string): VigilEvent[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as VigilEvent);
+}
+
+/** Runs `vigil ARGS` to completion and returns its exit code and output. */
+export function runVigil(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, [VIGIL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}

@@ -1,0 +1,25 @@
+// What a test needs from the host, and the reason to skip when it is missing.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+export const TEST_IMAGES = { busybox: 'vigil-test/busybox:1', bash: 'vigil-test/bash:1' } as const;
+
+/** Why the kernel-and-container tests cannot run here, or undefined when they can. */
+export function missingForContainerTests(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to load BPF programs';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF (/sys/kernel/btf/vmlinux)';
+  if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) return 'no Docker engine answers (run scripts/bootstrap.sh)';
+  for (const image of Object.values(TEST_IMAGES)) {
+    if (spawnSync('docker', ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) return `test image ${image} missing (run scripts/build-test-images.sh)`;
+  }
+  return undefined;
+}
+
+export function docker(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** A container name no other test run uses. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
