@@ -53,6 +53,15 @@ struct {
 	__type(value, __u8[VIGIL_SCRATCH_SIZE]);
 } vigil_scratch SEC(".maps");
 
+/* Sockets a container task connected, listened or accepted on, with that task's
+ * header, so TCP state changes (often in softirq context) are attributed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct vigil_header);
+} vigil_tracked_socks SEC(".maps");
+
 static __always_inline struct vigil_config *vigil_get_config(void)
 {
 	__u32 zero = 0;
@@ -126,7 +135,8 @@ static __always_inline void vigil_fill_header(struct vigil_header *h, __u16 kind
 	h->_pad0 = 0;
 	/* kernel_cap_t is a u64 since 6.3 and two u32 before: 8 bytes either way. */
 	{
-		const struct cred *cred = BPF_CORE_READ(task, cred);
+		/* real_cred: an override (overlayfs acting with the mounter's creds) is not the task's own set. */
+		const struct cred *cred = BPF_CORE_READ(task, real_cred);
 		bpf_core_read(&h->cap_effective, sizeof(h->cap_effective), &cred->cap_effective);
 	}
 	h->cgroup_id = bpf_get_current_cgroup_id();
@@ -162,6 +172,57 @@ static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 	size &= VIGIL_SCRATCH_SIZE - 1;
 	if (bpf_ringbuf_output(&vigil_events, buf, size, 0) < 0)
 		vigil_count_lost(kind);
+}
+
+
+/* The struct file behind a descriptor of the current task, or NULL. */
+static __always_inline struct file *vigil_fd_file(struct task_struct *task, __s64 fd)
+{
+	if (fd < 0 || fd > 1048576)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+#define VIGIL_S_IFMT 00170000
+#define VIGIL_S_IFSOCK 0140000
+#define VIGIL_AF_INET 2
+#define VIGIL_AF_INET6 10
+
+static __always_inline struct sock *vigil_file_sock(struct file *f)
+{
+	if (!f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline void vigil_describe_sock(struct sock *sk, struct vigil_sock *out)
+{
+	out->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	out->type = BPF_CORE_READ(sk, sk_type);
+	out->protocol = BPF_CORE_READ(sk, sk_protocol);
+	out->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	out->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	out->_pad0 = 0;
+	__builtin_memset(out->local_addr, 0, 16);
+	__builtin_memset(out->remote_addr, 0, 16);
+	if (out->family == VIGIL_AF_INET) {
+		bpf_core_read(out->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(out->remote_addr, 4, &sk->__sk_common.skc_daddr);
+	} else if (out->family == VIGIL_AF_INET6) {
+		bpf_core_read(out->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(out->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
 }
 
 #endif

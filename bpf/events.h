@@ -19,6 +19,9 @@ enum vigil_kind {
 	VIGIL_KIND_EXEC = 1,
 	VIGIL_KIND_FORK = 2,
 	VIGIL_KIND_EXIT = 3,
+	VIGIL_KIND_SYSCALL = 4,    /* a system call a rule asked for, or a streamed one */
+	VIGIL_KIND_CAPABILITY = 5, /* a cap_capable check */
+	VIGIL_KIND_TCP_STATE = 6,  /* a TCP state change of a socket a container used */
 	VIGIL_KIND_MAX = 64, /* size of the per-kind lost counter array */
 };
 
@@ -69,12 +72,112 @@ struct vigil_exit {
 	__u32 _pad0;
 };
 
+#define VIGIL_STR_MAX 256       /* a string argument copied from user memory */
+#define VIGIL_PATH_MAX 512      /* a path the kernel resolved */
+#define VIGIL_BLOB_MAX 128      /* raw bytes of an argument: a sockaddr, an open_how */
+#define VIGIL_DATA_MAX (2 * VIGIL_STR_MAX + 2 * VIGIL_PATH_MAX + VIGIL_BLOB_MAX)
+
+/*
+ * How to capture one system call, by number: user space fills the map
+ * vigil_syscall_rules from its table (src/events/syscalls.ts), so what crosses to
+ * user space is decided there and enforced here ("pushdown").
+ */
+struct vigil_syscall_rule {
+	__u8 emit;            /* VIGIL_EMIT_* ; 0: the syscall is only counted */
+	__u8 flags;           /* VIGIL_RULE_* */
+	__u8 str_arg[2];      /* arguments that are user strings, VIGIL_ARG_NONE if not */
+	__u8 base_str;        /* which of the two strings is resolved against base_arg */
+	__u8 base_arg;        /* its dirfd argument, or VIGIL_ARG_CWD */
+	__u8 fd_arg;          /* an fd to describe (path or socket), or VIGIL_ARG_RET */
+	__u8 blob_arg;        /* an argument pointing at raw bytes */
+	__u8 blob_len_arg;    /* the argument holding their length, or VIGIL_ARG_NONE */
+	__u8 blob_fixed_len;  /* the length when there is no length argument */
+	__u8 _pad[6];
+};
+
+#define VIGIL_ARG_NONE 0xff
+#define VIGIL_ARG_RET 0xfe  /* fd_arg: the returned fd (open, accept) */
+#define VIGIL_ARG_CWD 0xfd  /* base_arg: the working directory */
+
+#define VIGIL_EMIT_ALWAYS 1
+#define VIGIL_EMIT_ON_ERROR 2 /* only failed calls (successful exec is sched_process_exec's) */
+
+#define VIGIL_RULE_PATH_FILTER (1u << 0)  /* subject to the watched path sets */
+#define VIGIL_RULE_PORT_FILTER (1u << 1)  /* subject to the watched port set */
+#define VIGIL_RULE_BLOB_LEN_PTR (1u << 2) /* blob_len_arg points at a socklen_t (accept) */
+#define VIGIL_RULE_TRACK_SOCK (1u << 3)   /* follow the socket's TCP state changes */
+
+/* A socket, as the kernel holds it. Addresses in network order, ports in host order. */
+struct vigil_sock {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 state;
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 _pad0;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* sflags of struct vigil_syscall */
+#define VIGIL_SC_RAW (1u << 0)         /* streamed: only number, arguments and return value */
+#define VIGIL_SC_FD_PATH (1u << 1)     /* fd_path holds the kernel's path of the fd */
+#define VIGIL_SC_SOCK (1u << 2)        /* sock describes the fd's socket */
+#define VIGIL_SC_PATH_CUT (1u << 3)    /* a path was longer than the room for it */
+#define VIGIL_SC_NOT_ENTERED (1u << 4) /* refused before it ran (seccomp): sys_enter never saw it */
+
+struct vigil_syscall {
+	struct vigil_header hdr;
+	__s64 ret;
+	__u64 args[6];
+	__u64 duration_ns;
+	__u32 nr;
+	__u16 sflags;
+	__u16 str_len[2];     /* bytes of each user string, no NUL */
+	__u16 base_len;       /* bytes of the directory the based string is relative to */
+	__u16 fd_path_len;
+	__u16 blob_len;
+	struct vigil_sock sock;
+	__u8 data[VIGIL_DATA_MAX]; /* str0 | str1 | base | fd_path | blob; only the used bytes are sent */
+};
+
+struct vigil_capability {
+	struct vigil_header hdr;
+	__s32 cap;
+	__s32 ret;            /* 0: granted, else the error (-EPERM) */
+};
+
+struct vigil_tcp_state {
+	struct vigil_header hdr; /* the task that last used the socket in a tracked call */
+	__s32 old_state;
+	__s32 new_state;
+	struct vigil_sock sock;
+};
+
 /* Set by user space after load (map "vigil_config", one entry). */
 struct vigil_config {
 	__u32 host_mnt_ns;   /* mount namespace of the host: its tasks are skipped */
 	__u32 cgroup_mode;   /* VIGIL_CGROUP_V2 or VIGIL_CGROUP_V1_MEMORY */
 	__u32 enabled;       /* 0 until user space has filled the maps */
+	__u32 path_filter;   /* 1: rules with VIGIL_RULE_PATH_FILTER pass only watched paths */
+	__u32 port_filter;   /* 1: rules with VIGIL_RULE_PORT_FILTER pass only watched ports */
+	__u32 cap_dedup;     /* 1: one capability record per process, capability and outcome */
+	__u32 count_syscalls;/* 1: count every syscall per container (vigil_syscall_counts) */
 	__u32 _pad0;
+};
+
+/* Key of vigil_syscall_counts. */
+struct vigil_count_key {
+	__u64 container_key;
+	__u32 nr;
+	__u32 _pad0;
+};
+
+/* Key of the watched path tries (prefixes as written, suffixes reversed). */
+struct vigil_path_key {
+	__u32 prefixlen;     /* bits */
+	__u8 path[VIGIL_STR_MAX];
 };
 
 #define VIGIL_CGROUP_V2 0

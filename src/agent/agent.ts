@@ -5,10 +5,20 @@ import { ContainerResolver, DockerClient, detectCgroupHierarchy } from '../conta
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
+import { pushCapture } from './capture.js';
+import { syscallName, type ContainerRef } from '../events/index.js';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
 export interface AgentSummary extends PipelineStats { lost: number; decodeErrors: number }
+
+export interface SyscallCountsReport {
+  time: string;
+  host: string;
+  containers: Array<{ key: string; id: string; name: string; image: string; total: number; syscalls: Record<string, number> }>;
+}
 
 export class Agent {
   private sensor: BpfSensor | undefined;
@@ -26,9 +36,14 @@ export class Agent {
     const hierarchy = detectCgroupHierarchy();
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     this.outputs = this.config.outputs.map(openOutput);
-    this.resolver = new ContainerResolver(hierarchy, { docker: new DockerClient(this.config.dockerSocket), log: (m) => this.log(m) });
-    await this.resolver.start();
     const sensor = this.sensor;
+    pushCapture(sensor, this.config.capture);
+    this.resolver = new ContainerResolver(hierarchy, {
+      docker: new DockerClient(this.config.dockerSocket),
+      log: (m) => this.log(m),
+      onContainer: (key, c) => this.maybeStream(key, c),
+    });
+    await this.resolver.start();
     this.pipeline = new EventPipeline({
       host: this.config.host,
       resolver: this.resolver,
@@ -45,9 +60,54 @@ export class Agent {
       (e) => this.log(e.message),
     );
     // Only now do the programs start sending: nothing is produced before a reader exists.
-    sensor.configure({ hostMountNs: hostMountNamespace(), cgroupMode: hierarchy.mode });
+    const capture = this.config.capture;
+    sensor.configure({
+      hostMountNs: hostMountNamespace(),
+      cgroupMode: hierarchy.mode,
+      pathFilter: !capture.paths.all,
+      portFilter: capture.ports.length > 0,
+      capabilityDedup: capture.capabilities === 'first',
+      countSyscalls: capture.countSyscalls,
+    });
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
+  }
+
+  /** Streams a container's every syscall when the configuration names it. */
+  private maybeStream(key: bigint, c: ContainerRef): void {
+    const wanted = this.config.capture.stream.some((s) => s === c.name || (s.length >= 4 && c.id.startsWith(s)));
+    if (wanted && this.sensor) {
+      this.sensor.streamContainer(key, true);
+      this.log(`streaming every system call of ${c.name || c.id.slice(0, 12)}`);
+    }
+  }
+
+  /** Per-container syscall counts, by container, as JSON-ready data. */
+  syscallCounts(): SyscallCountsReport {
+    const containers: SyscallCountsReport['containers'] = [];
+    for (const [key, perNr] of this.sensor?.syscallCounts() ?? new Map<bigint, Map<number, bigint>>()) {
+      const identity = this.resolver?.lookup(key);
+      if (identity?.type === 'host') continue;
+      const syscalls: Record<string, number> = {};
+      let total = 0;
+      for (const [nr, n] of [...perNr].sort((a, b) => a[0] - b[0])) {
+        syscalls[syscallName(nr)] = Number(n);
+        total += Number(n);
+      }
+      const c = identity?.container;
+      containers.push({ key: key.toString(), id: c?.id ?? '', name: c?.name ?? '', image: c?.image ?? '', total, syscalls });
+    }
+    return { time: new Date().toISOString(), host: this.config.host, containers };
+  }
+
+  /** Writes the counts to countsPath atomically (write, then rename). */
+  writeSyscallCounts(): string | undefined {
+    const path = this.config.countsPath;
+    if (!path) return undefined;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(`${path}.tmp`, JSON.stringify(this.syscallCounts(), null, 2) + '\n');
+    renameSync(`${path}.tmp`, path);
+    return path;
   }
 
   /** Writes an entry for records the kernel could not queue since the last check. */
@@ -70,6 +130,7 @@ export class Agent {
     await this.drain?.stop();
     await this.pipeline?.flush();
     this.reportLost();
+    if (this.sensor) this.writeSyscallCounts();
     this.resolver?.stop();
     this.sensor?.close();
     await Promise.all(this.outputs.map((o) => o.close()));

@@ -30,11 +30,21 @@ export async function main(argv: string[]): Promise<number> {
   }
   const outputs = config.outputs.map((o) => `${o.format}:${o.path}`).join(', ');
   log(`ready: watching containers on ${config.host}, writing ${outputs}`);
+  const dumpCounts = () => {
+    try {
+      const path = agent.writeSyscallCounts();
+      log(path ? `wrote syscall counts to ${path}` : 'no --counts path configured; syscall counts not written');
+    } catch (e) {
+      log(`cannot write syscall counts: ${(e as Error).message}`);
+    }
+  };
+  process.on('SIGUSR1', dumpCounts);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
     if (config.durationSeconds > 0) setTimeout(resolve, config.durationSeconds * 1000);
   });
+  process.off('SIGUSR1', dumpCounts);
   const s = await agent.stop();
   log(`stopped: ${s.emitted} events written, ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
   return 0;

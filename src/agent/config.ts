@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import YAML from 'yaml';
 import { parseOutputSpec, type OutputSpec } from './outputs.js';
+import { CaptureError, DEFAULT_CAPTURE, parseCapture, type CaptureConfig } from './capture.js';
 
 export interface AgentConfig {
   host: string;
@@ -14,6 +15,9 @@ export interface AgentConfig {
   dockerSocket: string;
   /** Stop after this many seconds (0: run until SIGINT/SIGTERM). */
   durationSeconds: number;
+  capture: CaptureConfig;
+  /** Where SIGUSR1 and stop write the per-container syscall counts ('' : nowhere). */
+  countsPath: string;
 }
 
 export class ConfigError extends Error {
@@ -27,9 +31,11 @@ export const DEFAULT_CONFIG: AgentConfig = {
   ringBufferBytes: 8 * 1024 * 1024,
   dockerSocket: '/var/run/docker.sock',
   durationSeconds: 0,
+  capture: DEFAULT_CAPTURE,
+  countsPath: '',
 };
 
-const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket'] as const;
+const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -78,6 +84,18 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of the Docker API socket`);
         out.dockerSocket = value;
         break;
+      case 'capture':
+        try {
+          out.capture = parseCapture(value, `config file ${path}, key 'capture'`);
+        } catch (e) {
+          if (e instanceof CaptureError) throw new ConfigError(e.message);
+          throw e;
+        }
+        break;
+      case 'countsPath':
+        if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
+        out.countsPath = value;
+        break;
       default:
         throw new ConfigError(`${where}: unknown key; known keys are ${FILE_KEYS.join(', ')}`);
     }
@@ -98,6 +116,9 @@ options:
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 8 MiB)
   --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
   --duration SECONDS     stop after this long (default: run until SIGINT or SIGTERM)
+  --stream CONTAINER     stream every system call of this container (name or id); repeatable
+  --counts PATH          write per-container syscall counts here on SIGUSR1 and at stop
+  --all-paths            report file events for every path, not only the watched ones
   -h, --help             this text
 
 The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
@@ -107,6 +128,8 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   const flagOutputs: OutputSpec[] = [];
   const flags: Partial<AgentConfig> = {};
   let configPath: string | undefined;
+  const streams: string[] = [];
+  let allPaths = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -124,6 +147,9 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
       case '--host': flags.host = value(); break;
       case '--btf': flags.btfPath = value(); break;
       case '--docker-socket': flags.dockerSocket = value(); break;
+      case '--stream': streams.push(value()); break;
+      case '--counts': flags.countsPath = value(); break;
+      case '--all-paths': allPaths = true; break;
       case '--ring-buffer-bytes': {
         const v = value();
         flags.ringBufferBytes = checkRingBytes(/^\d+$/.test(v) ? Number(v) : v, 'option --ring-buffer-bytes');
@@ -143,5 +169,10 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   const fromFile = configPath ? loadConfigFile(configPath) : {};
   const merged: AgentConfig = { ...DEFAULT_CONFIG, ...fromFile, ...flags };
   if (flagOutputs.length > 0) merged.outputs = flagOutputs;
+  if (streams.length > 0 || allPaths) {
+    merged.capture = structuredClone(merged.capture);
+    merged.capture.stream.push(...streams);
+    if (allPaths) merged.capture.paths.all = true;
+  }
   return merged;
 }

@@ -3,6 +3,7 @@
 // record's container is not yet known, it and every later record wait (bounded)
 // while the key is resolved in the background, so the event loop never blocks.
 import type { ContainerRef, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
+import { describeRecord } from '../events/index.js';
 import type { ContainerResolver, KeyIdentity } from '../containers/index.js';
 import { ProcessTable } from './processes.js';
 
@@ -139,6 +140,11 @@ export class EventPipeline {
         return { ...base, kind: 'fork', syscall: 'fork', args: { child_pid: r.childPid, child_ns_pid: r.childNsPid }, ret: r.childPid, ...rest };
       case 'exit':
         return { ...base, kind: 'exit', syscall: 'exit', args: { code: r.exitCode, signal: r.signal }, ret: null, ...rest };
+      default: {
+        const d = describeRecord(r);
+        if (!d) throw new Error(`no description for record kind ${r.kind}`);
+        return { ...base, kind: d.kind, syscall: d.syscall, args: d.args, ret: d.ret, ...(d.error ? { error: d.error } : {}), ...rest };
+      }
     }
   }
 

@@ -15,6 +15,8 @@ export interface ResolverOptions {
   /** How long a destroyed container's key stays known, for events still in flight. */
   forgetAfterMs?: number;
   log?: (msg: string) => void;
+  /** Called once for each container key learned. */
+  onContainer?: (key: bigint, container: ContainerRef) => void;
 }
 
 export class ContainerResolver {
@@ -24,12 +26,14 @@ export class ContainerResolver {
   private readonly docker: DockerClient | null;
   private readonly forgetAfterMs: number;
   private readonly log: (msg: string) => void;
+  private readonly onContainer: ((key: bigint, container: ContainerRef) => void) | undefined;
   private events: { stop(): void } | undefined;
 
   constructor(readonly hierarchy: CgroupHierarchy, opts: ResolverOptions = {}) {
     this.docker = opts.docker === undefined ? new DockerClient() : opts.docker;
     this.forgetAfterMs = opts.forgetAfterMs ?? 30_000;
     this.log = opts.log ?? (() => {});
+    this.onContainer = opts.onContainer;
   }
 
   /** Learns the running containers and follows the runtime's start/destroy events. */
@@ -111,8 +115,12 @@ export class ContainerResolver {
   }
 
   private remember(key: bigint, identity: KeyIdentity): void {
+    const known = this.byKey.has(key);
     this.byKey.set(key, identity);
-    if (identity.type === 'container') this.keysById.set(identity.container.id, key);
+    if (identity.type === 'container') {
+      this.keysById.set(identity.container.id, key);
+      if (!known) this.onContainer?.(key, identity.container);
+    }
   }
 
   private forgetLater(id: string): void {

@@ -1,8 +1,12 @@
 // Decodes the binary records of bpf/events.h into RawRecord values. A record that is
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
-import { ARGS_MAX, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT, RECORD_KIND } from './layout.js';
-import type { RawRecord, TaskContext } from './model.js';
+import {
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
+} from './layout.js';
+import type { RawRecord, SockInfo, SyscallRecord, TaskContext } from './model.js';
+import { ipv4, ipv6 } from './net.js';
 
 export class DecodeError extends Error {
   readonly code = 'VIGIL_BAD_RECORD';
@@ -71,9 +75,80 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const status = buf.readInt32LE(o + EXIT_LAYOUT.exit_code);
       return { kind: 'exit', task, exitCode: (status >> 8) & 0xff, signal: status & 0x7f };
     }
+    case RECORD_KIND.SYSCALL:
+      need(SYSCALL_LAYOUT.data);
+      return decodeSyscall(buf, o, len, task);
+    case RECORD_KIND.CAPABILITY:
+      need(CAPABILITY_LAYOUT.size);
+      return { kind: 'capability', task, cap: buf.readInt32LE(o + CAPABILITY_LAYOUT.cap), ret: buf.readInt32LE(o + CAPABILITY_LAYOUT.ret) };
+    case RECORD_KIND.TCP_STATE:
+      need(TCP_STATE_LAYOUT.size);
+      return {
+        kind: 'tcp', task, oldState: buf.readInt32LE(o + TCP_STATE_LAYOUT.old_state), newState: buf.readInt32LE(o + TCP_STATE_LAYOUT.new_state),
+        sock: decodeSock(buf, o + TCP_STATE_LAYOUT.sock),
+      };
     default:
       throw new DecodeError(`unknown record kind ${kind}`, o);
   }
+}
+
+export function decodeSock(buf: Buffer, o: number): SockInfo {
+  const S = SOCK_LAYOUT;
+  const family = buf.readUInt16LE(o + S.family);
+  const addr = (at: number) => (family === 10 ? ipv6(buf.subarray(o + at, o + at + 16)) : family === 2 ? ipv4(buf.subarray(o + at, o + at + 4)) : '');
+  return {
+    family,
+    type: buf.readUInt16LE(o + S.type),
+    protocol: buf.readUInt16LE(o + S.protocol),
+    state: buf.readUInt16LE(o + S.state),
+    localAddr: addr(S.local_addr),
+    localPort: buf.readUInt16LE(o + S.local_port),
+    remoteAddr: addr(S.remote_addr),
+    remotePort: buf.readUInt16LE(o + S.remote_port),
+  };
+}
+
+function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): SyscallRecord {
+  const L = SYSCALL_LAYOUT;
+  const sflags = buf.readUInt16LE(o + L.sflags);
+  const lens = [buf.readUInt16LE(o + L.str_len), buf.readUInt16LE(o + L.str_len + 2)];
+  const baseLen = buf.readUInt16LE(o + L.base_len);
+  const fdPathLen = buf.readUInt16LE(o + L.fd_path_len);
+  const blobLen = buf.readUInt16LE(o + L.blob_len);
+  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || fdPathLen > PATH_MAX || blobLen > BLOB_MAX) {
+    throw new DecodeError(`syscall record has a field longer than its bound (strings ${lens.join('/')}, base ${baseLen}, fd path ${fdPathLen}, blob ${blobLen})`, o);
+  }
+  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + fdPathLen + blobLen;
+  if (L.data + dataLen !== len) throw new DecodeError(`syscall record carries ${len - L.data} data bytes but its lengths add up to ${dataLen}`, o);
+  let at = o + L.data;
+  const take = (n: number) => {
+    const part = buf.subarray(at, at + n);
+    at += n;
+    return part;
+  };
+  const strings = lens.map((n) => take(n).toString('utf8'));
+  while (strings.length > 0 && strings[strings.length - 1] === '') strings.pop();
+  const base = baseLen ? take(baseLen).toString('utf8') : undefined;
+  const fdPath = fdPathLen ? take(fdPathLen).toString('utf8') : undefined;
+  const blob = blobLen ? Buffer.from(take(blobLen)) : undefined;
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(buf.readBigUInt64LE(o + L.args + 8 * i));
+  return {
+    kind: 'syscall',
+    task,
+    nr: buf.readUInt32LE(o + L.nr),
+    ret: buf.readBigInt64LE(o + L.ret),
+    args,
+    durationNs: buf.readBigUInt64LE(o + L.duration_ns),
+    raw: (sflags & SYSCALL_FLAG.RAW) !== 0,
+    strings,
+    base,
+    fdPath: (sflags & SYSCALL_FLAG.FD_PATH) !== 0 ? fdPath : undefined,
+    blob,
+    sock: (sflags & SYSCALL_FLAG.SOCK) !== 0 ? decodeSock(buf, o + L.sock) : undefined,
+    pathCut: (sflags & SYSCALL_FLAG.PATH_CUT) !== 0,
+    notEntered: (sflags & SYSCALL_FLAG.NOT_ENTERED) !== 0,
+  };
 }
 
 /**

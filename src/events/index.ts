@@ -1,4 +1,9 @@
-export type { ContainerRef, EventKind, ProcessRef, RawRecord, TaskContext, Verdict, VigilEvent } from './model.js';
+export type { ContainerRef, EventArgs, EventKind, ProcessRef, RawRecord, SockInfo, SyscallRecord, TaskContext, Verdict, VigilEvent } from './model.js';
+export { describeRecord, absolutePath } from './describe.js';
+export type { Described } from './describe.js';
+export { SYSCALL_SPECS, encodeRule, specOf, syscallName, syscallNumber } from './syscalls.js';
+export type { ArgType, SyscallCategory, SyscallSpec } from './syscalls.js';
+export { decodeSockaddr } from './net.js';
 export { decodeBatch, decodeRecord, DecodeError } from './decoder.js';
 export { capabilityName, capabilityNames, CAPABILITY_NAMES } from './capabilities.js';
 export { renderText } from './text.js';

@@ -11,6 +11,9 @@ export const RECORD_KIND = {
   EXEC: 1,
   FORK: 2,
   EXIT: 3,
+  SYSCALL: 4,
+  CAPABILITY: 5,
+  TCP_STATE: 6,
 } as const;
 export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 
@@ -51,7 +54,38 @@ export const EXEC_LAYOUT = {
 
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;
 export const EXIT_LAYOUT = { size: 120, exit_code: 112 } as const;
-export const CONFIG_LAYOUT = { size: 16, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8 } as const;
+export const CONFIG_LAYOUT = {
+  size: 32, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24,
+} as const;
+
+export const STR_MAX = 256;
+export const PATH_MAX = 512;
+export const BLOB_MAX = 128;
+export const MAX_SYSCALL = 512;
+
+export const SOCK_LAYOUT = {
+  size: 48, family: 0, type: 2, protocol: 4, state: 6, local_port: 8, remote_port: 10, local_addr: 16, remote_addr: 32,
+} as const;
+
+export const SYSCALL_LAYOUT = {
+  size: 1904, ret: 112, args: 120, duration_ns: 168, nr: 176, sflags: 180, str_len: 182, base_len: 186,
+  fd_path_len: 188, blob_len: 190, sock: 192, data: 240,
+} as const;
+
+export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16 } as const;
+
+export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
+export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;
+
+export const RULE_LAYOUT = {
+  size: 16, emit: 0, flags: 1, str_arg: 2, base_str: 4, base_arg: 5, fd_arg: 6, blob_arg: 7, blob_len_arg: 8, blob_fixed_len: 9,
+} as const;
+export const ARG = { NONE: 0xff, RET: 0xfe, CWD: 0xfd } as const;
+export const EMIT = { NEVER: 0, ALWAYS: 1, ON_ERROR: 2 } as const;
+export const RULE_FLAG = { PATH_FILTER: 1, PORT_FILTER: 2, BLOB_LEN_PTR: 4, TRACK_SOCK: 8 } as const;
+
+export const COUNT_KEY_LAYOUT = { size: 16, container_key: 0, nr: 8 } as const;
+export const PATH_KEY_LAYOUT = { size: 260, prefixlen: 0, path: 4 } as const;
 
 /** Every struct this module mirrors, by C name, for the layout test. */
 export const LAYOUTS: Record<string, Record<string, number>> = {
@@ -60,4 +94,11 @@ export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_fork: FORK_LAYOUT,
   vigil_exit: EXIT_LAYOUT,
   vigil_config: CONFIG_LAYOUT,
+  vigil_sock: SOCK_LAYOUT,
+  vigil_syscall: SYSCALL_LAYOUT,
+  vigil_capability: CAPABILITY_LAYOUT,
+  vigil_tcp_state: TCP_STATE_LAYOUT,
+  vigil_syscall_rule: RULE_LAYOUT,
+  vigil_count_key: COUNT_KEY_LAYOUT,
+  vigil_path_key: PATH_KEY_LAYOUT,
 };

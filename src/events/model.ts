@@ -1,7 +1,12 @@
 // The event model: one source of truth for what an event is, from the raw record the
 // kernel sent (RawRecord) to the enriched event every output renders (VigilEvent).
 
-export type EventKind = 'exec' | 'fork' | 'exit' | 'lost';
+/**
+ * exec, fork, exit: process life cycle (sched tracepoints). file, process, network:
+ * system calls of those categories. capability: a cap_capable check. tcp: a TCP
+ * state change. syscall: a raw streamed system call. lost: records the kernel dropped.
+ */
+export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost';
 
 /** What every kernel record says about the task that caused it. */
 export interface TaskContext {
@@ -23,10 +28,44 @@ export interface TaskContext {
   truncated: boolean;
 }
 
+/** A socket as the kernel holds it (addresses as text, ports in host order). */
+export interface SockInfo {
+  family: number;
+  type: number;
+  protocol: number;
+  state: number;
+  localAddr: string;
+  localPort: number;
+  remoteAddr: string;
+  remotePort: number;
+}
+
+export interface SyscallRecord {
+  kind: 'syscall';
+  task: TaskContext;
+  nr: number;
+  ret: bigint;
+  args: bigint[];
+  durationNs: bigint;
+  raw: boolean;               // streamed: number, arguments and return value only
+  strings: string[];          // the user strings the rule captured (str0, str1)
+  base: string | undefined;   // directory the based string is relative to
+  fdPath: string | undefined; // the kernel's path of the described fd
+  blob: Buffer | undefined;   // raw argument bytes (a sockaddr, an open_how, ...)
+  sock: SockInfo | undefined; // the described fd's socket
+  pathCut: boolean;
+  notEntered: boolean;       // refused before it ran (seccomp)
+}
+
 export type RawRecord =
   | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean }
   | { kind: 'fork'; task: TaskContext; childPid: number; childNsPid: number }
-  | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number };
+  | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
+  | SyscallRecord
+  | { kind: 'capability'; task: TaskContext; cap: number; ret: number }
+  | { kind: 'tcp'; task: TaskContext; oldState: number; newState: number; sock: SockInfo };
+
+export type EventArgs = Record<string, string | number | boolean | string[]>;
 
 export interface ContainerRef {
   id: string;              // full runtime id ('' when not known)
@@ -62,8 +101,9 @@ export interface VigilEvent {
   host: string;
   kind: EventKind;
   syscall: string;
-  args: Record<string, string | number | boolean | string[]>;
+  args: EventArgs;
   ret: number | null;
+  error?: string;          // errno name when ret is a failure (ENOENT, ECONNREFUSED, ...)
   container: ContainerRef;
   process: ProcessRef;
   namespaces: { mnt: number; pid: number; cgroupId: string; containerKey: string };

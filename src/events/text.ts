@@ -14,15 +14,23 @@ export function formatLocalTime(timeNs: string): string {
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/** key=value pairs; a name whose absolute path differs shows it as the paper does: name=passwd(/etc/passwd). */
 function renderArgs(args: VigilEvent['args']): string {
-  return Object.entries(args)
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(' ') : String(v)}`)
-    .join(' ');
+  const path = typeof args['path'] === 'string' ? args['path'] : undefined;
+  const nameKey = ['name', 'filename', 'linkpath', 'target'].find((k) => typeof args[k] === 'string');
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(args)) {
+    if (k === 'path' && nameKey !== undefined) continue;
+    let text = Array.isArray(v) ? v.join(' ') : String(v);
+    if (k === nameKey && path !== undefined && path !== text) text = `${text}(${path})`;
+    parts.push(`${k}=${text}`);
+  }
+  return parts.join(' ');
 }
 
 export function renderText(e: VigilEvent): string {
   const verdict = e.verdict.level === 'INSECURE' ? `[INSECURE] Unsafe:[${e.verdict.rules.join(', ')}], ` : `[${e.verdict.level}] `;
-  const ret = e.ret === null ? '' : `, ret: ${e.ret}`;
+  const ret = e.ret === null ? '' : `, ret: ${e.ret}${e.error ? `(${e.error})` : ''}`;
   const event = `Event:{host:${e.host}, syscall: ${e.syscall}, args:${renderArgs(e.args)}${ret}, time: ${e.time}}`;
   const c = e.container;
   const container = `Container:{image: ${c.image || '?'}, id: ${c.id ? c.id.slice(0, 12) : '?'}, name: ${c.name || '?'}}`;

@@ -1,5 +1,5 @@
 export { BpfSensor, DEFAULT_OBJECTS, DEFAULT_OBJECT_DIR, hostMountNamespace, namespaceInode, possibleCpuCount } from './loader.js';
-export type { SensorOptions, CgroupMode } from './loader.js';
+export type { SensorOptions, CgroupMode, KernelConfig } from './loader.js';
 export { RingBufferDrain } from './drain.js';
 export type { BatchHandler, DrainOptions } from './drain.js';
 export { SensorError } from './errors.js';

@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
 import { checkHost } from './preflight.js';
-import { CGROUP_MODE, CONFIG_LAYOUT, KIND_MAX } from '../events/layout.js';
+import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
 /** The objects the agent loads, in order; the first one creates the shared maps. */
-export const DEFAULT_OBJECTS = ['process.bpf.o'];
+export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o'];
 
 export interface SensorOptions {
   objectDir?: string;
@@ -24,6 +24,17 @@ export interface SensorOptions {
 }
 
 export type CgroupMode = 'v2' | 'v1-memory';
+
+export interface KernelConfig {
+  hostMountNs: number;
+  cgroupMode: CgroupMode;
+  /** Rules marked path-filtered pass only watched paths. */
+  pathFilter: boolean;
+  /** Rules marked port-filtered pass only watched ports. */
+  portFilter: boolean;
+  capabilityDedup: boolean;
+  countSyscalls: boolean;
+}
 
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
 
@@ -103,12 +114,76 @@ export class BpfSensor {
   }
 
   /** Tells the kernel side which tasks are the host's and how to key containers, then switches it on. */
-  configure(cfg: { hostMountNs: number; cgroupMode: CgroupMode }): void {
+  configure(cfg: KernelConfig): void {
     const value = Buffer.alloc(CONFIG_LAYOUT.size);
     value.writeUInt32LE(cfg.hostMountNs, CONFIG_LAYOUT.host_mnt_ns);
     value.writeUInt32LE(cfg.cgroupMode === 'v2' ? CGROUP_MODE.V2 : CGROUP_MODE.V1_MEMORY, CONFIG_LAYOUT.cgroup_mode);
     value.writeUInt32LE(1, CONFIG_LAYOUT.enabled);
+    value.writeUInt32LE(cfg.pathFilter ? 1 : 0, CONFIG_LAYOUT.path_filter);
+    value.writeUInt32LE(cfg.portFilter ? 1 : 0, CONFIG_LAYOUT.port_filter);
+    value.writeUInt32LE(cfg.capabilityDedup ? 1 : 0, CONFIG_LAYOUT.cap_dedup);
+    value.writeUInt32LE(cfg.countSyscalls ? 1 : 0, CONFIG_LAYOUT.count_syscalls);
     this.update('vigil_config', u32(0), value);
+  }
+
+  /** Installs the capture rule of each syscall number (struct vigil_syscall_rule bytes); others are cleared. */
+  setSyscallRules(rules: ReadonlyMap<number, Buffer>): void {
+    const none = Buffer.alloc(RULE_LAYOUT.size);
+    for (let nr = 0; nr < MAX_SYSCALL; nr++) this.update('vigil_syscall_rules', u32(nr), rules.get(nr) ?? none);
+  }
+
+  /** Watched path sets: prefixes (value true watches, false excludes) and suffixes. */
+  setWatchedPaths(prefixes: ReadonlyMap<string, boolean>, suffixes: readonly string[]): void {
+    const key = (text: string) => {
+      const bytes = Buffer.from(text, 'utf8');
+      if (bytes.length === 0 || bytes.length > STR_MAX) throw new SensorError('VIGIL_BPF_MAP', `watched path '${text}' must be 1 to ${STR_MAX} bytes`);
+      const k = Buffer.alloc(PATH_KEY_LAYOUT.size);
+      k.writeUInt32LE(bytes.length * 8, PATH_KEY_LAYOUT.prefixlen);
+      bytes.copy(k, PATH_KEY_LAYOUT.path);
+      return k;
+    };
+    for (const [p, watch] of prefixes) this.update('vigil_path_prefixes', key(p), Buffer.from([watch ? 1 : 0]));
+    for (const sfx of suffixes) this.update('vigil_path_suffixes', key([...sfx].reverse().join('')), Buffer.from([1]));
+  }
+
+  setWatchedPorts(ports: readonly number[]): void {
+    for (const port of ports) {
+      const k = Buffer.alloc(2);
+      k.writeUInt16LE(port);
+      this.update('vigil_ports', k, Buffer.from([1]));
+    }
+  }
+
+  /** Streams every system call of one container (by key) raw, or stops doing so. */
+  streamContainer(key: bigint, on: boolean): void {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    if (on) this.update('vigil_stream', k, Buffer.from([1]));
+    else libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_stream'), k);
+  }
+
+  /** Every syscall counted per container key and number, summed over CPUs. */
+  syscallCounts(): Map<bigint, Map<number, bigint>> {
+    const { lib } = libbpf();
+    const fd = this.mapFd('vigil_syscall_counts');
+    const cpus = possibleCpuCount();
+    const out = new Map<bigint, Map<number, bigint>>();
+    const value = Buffer.alloc(8 * cpus);
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(COUNT_KEY_LAYOUT.size);
+      if (lib.bpf_map_get_next_key(fd, prev, next) < 0) break;
+      prev = next;
+      if (lib.bpf_map_lookup_elem(fd, next, value) < 0) continue; // evicted meanwhile
+      let total = 0n;
+      for (let c = 0; c < cpus; c++) total += value.readBigUInt64LE(c * 8);
+      const key = next.readBigUInt64LE(COUNT_KEY_LAYOUT.container_key);
+      const nr = next.readUInt32LE(COUNT_KEY_LAYOUT.nr);
+      let perKey = out.get(key);
+      if (!perKey) out.set(key, (perKey = new Map()));
+      perKey.set(nr, total);
+    }
+    return out;
   }
 
   /** Marks a cgroup (by container key) as not a container: its tasks are dropped in the kernel. */

@@ -8,7 +8,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LAYOUTS, RECORD_KIND, KIND_MAX, ARGS_MAX, FILENAME_MAX, COMM_LEN, CGROUP_MODE, FLAG_TRUNCATED } from '../../src/events/layout.js';
+import {
+  LAYOUTS, RECORD_KIND, KIND_MAX, ARGS_MAX, FILENAME_MAX, COMM_LEN, CGROUP_MODE, FLAG_TRUNCATED, STR_MAX, PATH_MAX, BLOB_MAX,
+  ARG, EMIT, RULE_FLAG, SYSCALL_FLAG,
+} from '../../src/events/layout.js';
 
 const bpfDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bpf');
 const cc = spawnSync('cc', ['--version']).status === 0 ? 'cc' : undefined;
@@ -26,6 +29,13 @@ test('record layouts in layout.ts match bpf/events.h', { skip: cc ? undefined : 
     VIGIL_KIND_EXEC: RECORD_KIND.EXEC, VIGIL_KIND_FORK: RECORD_KIND.FORK, VIGIL_KIND_EXIT: RECORD_KIND.EXIT,
     VIGIL_KIND_MAX: KIND_MAX, VIGIL_ARGS_MAX: ARGS_MAX, VIGIL_FILENAME_MAX: FILENAME_MAX, VIGIL_COMM_LEN: COMM_LEN,
     VIGIL_CGROUP_V2: CGROUP_MODE.V2, VIGIL_CGROUP_V1_MEMORY: CGROUP_MODE.V1_MEMORY, VIGIL_FLAG_TRUNCATED: FLAG_TRUNCATED,
+    VIGIL_KIND_SYSCALL: RECORD_KIND.SYSCALL, VIGIL_KIND_CAPABILITY: RECORD_KIND.CAPABILITY, VIGIL_KIND_TCP_STATE: RECORD_KIND.TCP_STATE,
+    VIGIL_STR_MAX: STR_MAX, VIGIL_PATH_MAX: PATH_MAX, VIGIL_BLOB_MAX: BLOB_MAX,
+    VIGIL_ARG_NONE: ARG.NONE, VIGIL_ARG_RET: ARG.RET, VIGIL_ARG_CWD: ARG.CWD,
+    VIGIL_EMIT_ALWAYS: EMIT.ALWAYS, VIGIL_EMIT_ON_ERROR: EMIT.ON_ERROR,
+    VIGIL_RULE_PATH_FILTER: RULE_FLAG.PATH_FILTER, VIGIL_RULE_PORT_FILTER: RULE_FLAG.PORT_FILTER,
+    VIGIL_RULE_BLOB_LEN_PTR: RULE_FLAG.BLOB_LEN_PTR, VIGIL_RULE_TRACK_SOCK: RULE_FLAG.TRACK_SOCK,
+    VIGIL_SC_RAW: SYSCALL_FLAG.RAW, VIGIL_SC_FD_PATH: SYSCALL_FLAG.FD_PATH, VIGIL_SC_SOCK: SYSCALL_FLAG.SOCK, VIGIL_SC_PATH_CUT: SYSCALL_FLAG.PATH_CUT, VIGIL_SC_NOT_ENTERED: SYSCALL_FLAG.NOT_ENTERED,
   };
   for (const name of Object.keys(constants)) lines.push(`  printf("const.%s=%lld\\n", "${name}", (long long)(${name}));`);
   const dir = mkdtempSync(join(tmpdir(), 'vigil-layout-'));

@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * System calls of container tasks. sys_enter counts every call per container and
+ * saves the arguments of the calls a rule asks for (or of every call of a streamed
+ * container); sys_exit builds the record: user strings, the directory a relative
+ * path is based on, the kernel's own path of an fd, a socket's addresses and raw
+ * argument bytes (a sockaddr), then applies the watched path and port filters.
+ */
+#include "common.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define VIGIL_MAX_SYSCALL 512
+#define VIGIL_PATHBUF 1024  /* a path is assembled backwards ending here */
+#define VIGIL_PATH_DEPTH 40 /* directory levels walked */
+#define VIGIL_AT_FDCWD -100
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_SYSCALL);
+	__type(key, __u32);
+	__type(value, struct vigil_syscall_rule);
+} vigil_syscall_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct vigil_count_key);
+	__type(value, __u64);
+} vigil_syscall_counts SEC(".maps");
+
+/* Containers (by key) whose every system call is streamed raw. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u8);
+} vigil_stream SEC(".maps");
+
+struct vigil_inflight {
+	__u64 args[6];
+	__u64 enter_ns;
+	__u32 nr;
+	__u32 raw;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct vigil_inflight);
+} vigil_inflight SEC(".maps");
+
+/* Room for the arguments of a call sys_enter never saw (see vigil_sys_exit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_inflight);
+} vigil_inflight_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vigil_path_key);
+	__type(value, __u8);
+} vigil_path_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vigil_path_key);
+	__type(value, __u8);
+} vigil_path_suffixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} vigil_ports SEC(".maps");
+
+struct vigil_pathwork {
+	char buf[2 * VIGIL_PATHBUF];
+	struct vigil_path_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_pathwork);
+} vigil_pathwork SEC(".maps");
+
+static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	default: return BPF_CORE_READ(regs, r9);
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+	if (id < 0 || id >= VIGIL_MAX_SYSCALL)
+		return 0;
+	__u32 nr = id;
+
+	if (cfg->count_syscalls) {
+		struct vigil_count_key ck = { .container_key = key, .nr = nr };
+		__u64 *n = bpf_map_lookup_elem(&vigil_syscall_counts, &ck);
+		if (n) {
+			*n += 1;
+		} else {
+			__u64 one = 1;
+			bpf_map_update_elem(&vigil_syscall_counts, &ck, &one, BPF_NOEXIST);
+		}
+	}
+
+	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &nr);
+	__u32 raw = bpf_map_lookup_elem(&vigil_stream, &key) != NULL;
+	if (!raw && (!rule || !rule->emit))
+		return 0;
+
+	struct vigil_inflight in = { .nr = nr, .raw = raw, .enter_ns = bpf_ktime_get_ns() };
+	for (int i = 0; i < 6; i++)
+		in.args[i] = arg_of(regs, i);
+
+	/* A connect's first state changes happen before it returns: start following the
+	 * socket now, with this task as its owner. */
+	if (rule && (rule->flags & VIGIL_RULE_TRACK_SOCK) && rule->fd_arg < 6) {
+		struct sock *sk = vigil_file_sock(vigil_fd_file(task, (__s64)(int)in.args[rule->fd_arg]));
+		if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+			struct vigil_header owner = {};
+			vigil_fill_header(&owner, VIGIL_KIND_TCP_STATE, task, key);
+			__u64 skey = (__u64)sk;
+			bpf_map_update_elem(&vigil_tracked_socks, &skey, &owner, BPF_ANY);
+		}
+	}
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&vigil_inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+struct walk_ctx {
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 off;
+	__u32 cut;
+};
+
+/* One directory level of resolve_path (a bpf_loop callback: verified once, not per level). */
+static long walk_one(__u64 index, void *data)
+{
+	struct walk_ctx *w = data;
+	__u32 zero = 0;
+	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	if (!work)
+		return 1;
+	/* Locals, not w->x: CO-RE relocations apply to kernel types only. */
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
+		return 1;
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == mnt_root || dentry == parent) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt || dentry != mnt_root)
+			return 1; /* the global root, or an unlinked dentry */
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	struct qstr name = BPF_CORE_READ(dentry, d_name);
+	__u32 len = name.len & 0xff;
+	__u32 off = w->off;
+	if (off > VIGIL_PATHBUF || len + 1 > off - (VIGIL_PATHBUF - VIGIL_PATH_MAX)) {
+		w->cut = 1;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&work->buf[off & (VIGIL_PATHBUF - 1)], len, name.name);
+	off -= 1;
+	work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
+	w->off = off;
+	w->dentry = parent;
+	return 0;
+}
+
+/*
+ * Writes the path of `p` as seen from the task's root into work->buf, ending at
+ * VIGIL_PATHBUF; returns its first byte's offset (VIGIL_PATHBUF - length).
+ */
+static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct path *p, struct task_struct *task, __u16 *sflags)
+{
+	struct walk_ctx w = {
+		.dentry = BPF_CORE_READ(p, dentry),
+		.vfsmnt = BPF_CORE_READ(p, mnt),
+		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.off = VIGIL_PATHBUF,
+	};
+	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	bpf_loop(VIGIL_PATH_DEPTH, walk_one, &w, 0);
+	if (w.cut)
+		*sflags |= VIGIL_SC_PATH_CUT;
+	__u32 off = w.off;
+	if (off >= VIGIL_PATHBUF) {
+		off = VIGIL_PATHBUF - 1;
+		work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
+	}
+	return off;
+}
+
+/* Copies the path of `p` into the record at *pos; returns its length. */
+static __always_inline __u16 put_path(struct vigil_syscall *e, __u32 *pos, struct vigil_pathwork *work, struct path *p,
+				      struct task_struct *task)
+{
+	__u32 start = resolve_path(work, p, task, &e->sflags);
+	__u32 len = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
+	__u32 at = *pos;
+	if (len > VIGIL_PATH_MAX || at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
+		return 0;
+	bpf_probe_read_kernel(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], len, &work->buf[start & (VIGIL_PATHBUF - 1)]);
+	*pos = at + len;
+	return len;
+}
+
+static __always_inline __u16 put_user_str(struct vigil_syscall *e, __u32 *pos, __u64 uptr)
+{
+	__u32 at = *pos;
+	if (at > VIGIL_DATA_MAX - VIGIL_STR_MAX)
+		return 0;
+	long n = bpf_probe_read_user_str(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], VIGIL_STR_MAX, (void *)uptr);
+	if (n <= 1)
+		return 0;
+	*pos = at + n - 1; /* the NUL is not kept */
+	return n - 1;
+}
+
+struct reverse_ctx {
+	__u32 at;
+	__u32 len;
+};
+
+/* Copies one byte of the subject, from its end, into the suffix key (a bpf_loop callback). */
+static long reverse_one(__u64 i, void *data)
+{
+	struct reverse_ctx *r = data;
+	__u32 zero = 0;
+	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	struct vigil_syscall *e = vigil_scratch_buf();
+	if (!work || !e || i >= r->len)
+		return 1;
+	work->key.path[i & (VIGIL_STR_MAX - 1)] = e->data[(r->at + r->len - 1 - i) & (2 * VIGIL_PATH_MAX - 1)];
+	return 0;
+}
+
+/* Does the path at data[at, at+len) start with a watched prefix or end with a watched suffix? */
+static __always_inline int path_watched(struct vigil_syscall *e, __u32 at, __u32 len, struct vigil_pathwork *work)
+{
+	if (len > VIGIL_STR_MAX)
+		len = VIGIL_STR_MAX;
+	if (len == 0)
+		return 0;
+	work->key.prefixlen = len * 8;
+	barrier_var(len);
+	len &= 2 * VIGIL_STR_MAX - 1;
+	if (len > VIGIL_STR_MAX)
+		return 0;
+	bpf_probe_read_kernel(work->key.path, len, &e->data[at & (2 * VIGIL_PATH_MAX - 1)]);
+	/* The longest watched prefix decides: value 1 watches, 0 excludes (/etc/ld.so.cache under /etc/). */
+	__u8 *verdict = bpf_map_lookup_elem(&vigil_path_prefixes, &work->key);
+	if (verdict)
+		return *verdict;
+	struct reverse_ctx r = { .at = at, .len = len };
+	bpf_loop(VIGIL_STR_MAX, reverse_one, &r, 0);
+	return bpf_map_lookup_elem(&vigil_path_suffixes, &work->key) != NULL;
+}
+
+static __always_inline int port_watched(__u16 port)
+{
+	return port && bpf_map_lookup_elem(&vigil_ports, &port) != NULL;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	struct vigil_inflight *in = bpf_map_lookup_elem(&vigil_inflight, &tid);
+	int not_entered = 0;
+	if (!in) {
+		/*
+		 * seccomp refuses a call before sys_enter, but sys_exit still fires with the
+		 * original number and untouched argument registers: report refused calls a
+		 * rule asks for (an unshare blocked by the container's profile matters).
+		 */
+		long id = BPF_CORE_READ(regs, orig_ax);
+		if (ret >= 0 || id < 0 || id >= VIGIL_MAX_SYSCALL)
+			return 0;
+		__u32 nr0 = id;
+		struct vigil_syscall_rule *r0 = bpf_map_lookup_elem(&vigil_syscall_rules, &nr0);
+		if (!r0 || !r0->emit)
+			return 0;
+		in = bpf_map_lookup_elem(&vigil_inflight_scratch, &zero);
+		if (!in)
+			return 0;
+		in->nr = nr0;
+		in->raw = 0;
+		in->enter_ns = bpf_ktime_get_ns();
+		for (int i = 0; i < 6; i++)
+			in->args[i] = arg_of(regs, i);
+		not_entered = 1;
+	}
+	__u32 nr = in->nr & (VIGIL_MAX_SYSCALL - 1);
+	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &nr);
+	struct vigil_syscall *e = vigil_scratch_buf();
+	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	if (!e || !work || !rule) {
+		bpf_map_delete_elem(&vigil_inflight, &tid);
+		return 0;
+	}
+	int raw = in->raw;
+	if (!raw && rule->emit == VIGIL_EMIT_ON_ERROR && ret >= 0) {
+		bpf_map_delete_elem(&vigil_inflight, &tid);
+		return 0;
+	}
+
+	vigil_fill_header(&e->hdr, VIGIL_KIND_SYSCALL, task, key);
+	e->ret = ret;
+	for (int i = 0; i < 6; i++)
+		e->args[i] = in->args[i];
+	e->duration_ns = bpf_ktime_get_ns() - in->enter_ns;
+	e->nr = nr;
+	e->sflags = (raw ? VIGIL_SC_RAW : 0) | (not_entered ? VIGIL_SC_NOT_ENTERED : 0);
+	e->str_len[0] = e->str_len[1] = 0;
+	e->base_len = e->fd_path_len = e->blob_len = 0;
+	__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	__u32 pos = 0;
+	__u8 fl = rule->flags;
+
+	if (!raw || rule->emit) {
+		/* user strings */
+		for (int s = 0; s < 2; s++) {
+			__u8 a = rule->str_arg[s];
+			if (a < 6)
+				e->str_len[s] = put_user_str(e, &pos, in->args[a]);
+		}
+		/* the directory a relative string is based on */
+		__u8 bs = rule->base_str & 1;
+		__u8 ba = rule->base_arg;
+		__u32 based_at = bs ? e->str_len[0] : 0;
+		char first = 0;
+		bpf_probe_read_kernel(&first, 1, &e->data[based_at & (2 * VIGIL_PATH_MAX - 1)]);
+		if (e->str_len[bs] > 0 && first != '/' && ba != VIGIL_ARG_NONE) {
+			struct path base;
+			int have = 0;
+			__s64 dirfd = ba < 6 ? (__s64)(int)in->args[ba] : VIGIL_AT_FDCWD;
+			if (ba == VIGIL_ARG_CWD || dirfd == VIGIL_AT_FDCWD) {
+				base = BPF_CORE_READ(task, fs, pwd);
+				have = 1;
+			} else {
+				struct file *df = vigil_fd_file(task, dirfd);
+				if (df) {
+					base = BPF_CORE_READ(df, f_path);
+					have = 1;
+				}
+			}
+			if (have)
+				e->base_len = put_path(e, &pos, work, &base, task);
+		}
+		/* the fd: its path from the kernel, or its socket */
+		__u8 fa = rule->fd_arg;
+		__s64 fd = fa == VIGIL_ARG_RET ? ret : (fa < 6 ? (__s64)(int)in->args[fa] : -1);
+		struct file *f = fd >= 0 ? vigil_fd_file(task, fd) : NULL;
+		struct sock *sk = vigil_file_sock(f);
+		if (sk) {
+			vigil_describe_sock(sk, &e->sock);
+			e->sflags |= VIGIL_SC_SOCK;
+			if ((fl & VIGIL_RULE_TRACK_SOCK) && e->sock.protocol == IPPROTO_TCP) {
+				__u64 skey = (__u64)sk;
+				bpf_map_update_elem(&vigil_tracked_socks, &skey, &e->hdr, BPF_ANY);
+			}
+		} else if (f) {
+			struct path fp = BPF_CORE_READ(f, f_path);
+			e->fd_path_len = put_path(e, &pos, work, &fp, task);
+			e->sflags |= VIGIL_SC_FD_PATH;
+		}
+		/* raw argument bytes */
+		__u8 ra = rule->blob_arg;
+		if (ra < 6) {
+			__u32 blen = rule->blob_fixed_len;
+			__u8 la = rule->blob_len_arg;
+			if (la < 6) {
+				if (fl & VIGIL_RULE_BLOB_LEN_PTR) {
+					__u32 l = 0;
+					bpf_probe_read_user(&l, sizeof(l), (void *)in->args[la]);
+					blen = l;
+				} else {
+					blen = in->args[la];
+				}
+			}
+			if (blen > VIGIL_BLOB_MAX)
+				blen = VIGIL_BLOB_MAX;
+			barrier_var(blen); /* keep the mask below: the verifier checks that register */
+			blen &= VIGIL_BLOB_MAX * 2 - 1;
+			__u32 at = pos;
+			if (blen > 0 && at <= VIGIL_DATA_MAX - VIGIL_BLOB_MAX &&
+			    bpf_probe_read_user(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], blen, (void *)in->args[ra]) == 0) {
+				e->blob_len = blen;
+				pos = at + blen;
+			}
+		}
+
+		/* filters */
+		if (!raw && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
+			/* the subject: the kernel's path when there is one, else the (based) string */
+			__u32 at, len;
+			if (e->fd_path_len) {
+				at = e->str_len[0] + e->str_len[1] + e->base_len;
+				len = e->fd_path_len;
+			} else if (e->base_len) {
+				at = e->str_len[0] + e->str_len[1];
+				len = e->base_len;
+			} else {
+				at = bs ? e->str_len[0] : 0;
+				len = e->str_len[bs];
+			}
+			if (!path_watched(e, at, len, work))
+				goto drop;
+		}
+		if (!raw && (fl & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {
+			__u16 sa_port = 0;
+			if (e->blob_len >= 4) {
+				__u32 bat = pos - e->blob_len;
+				__u8 hi = e->data[(bat + 2) & (2 * VIGIL_PATH_MAX - 1)];
+				__u8 lo = e->data[(bat + 3) & (2 * VIGIL_PATH_MAX - 1)];
+				sa_port = (hi << 8) | lo;
+			}
+			if (!port_watched(e->sock.local_port) && !port_watched(e->sock.remote_port) && !port_watched(sa_port))
+				goto drop;
+		}
+	}
+
+	__u32 size = offsetof(struct vigil_syscall, data) + pos;
+	e->hdr.size = size;
+	vigil_submit(e, size, VIGIL_KIND_SYSCALL);
+drop:
+	bpf_map_delete_elem(&vigil_inflight, &tid);
+	return 0;
+}

@@ -1,0 +1,119 @@
+// What the kernel sends to user space: the syscalls captured, the watched paths and
+// ports, capability reporting, syscall counting and raw streaming. Defaults send what
+// the default rules need and nothing more; every setting becomes map contents.
+import { encodeRule, SYSCALL_SPECS, syscallNumber } from '../events/index.js';
+import type { BpfSensor } from '../sensor/index.js';
+
+export interface CaptureConfig {
+  syscalls: string[];
+  paths: { watch: string[]; exclude: string[]; suffixes: string[]; all: boolean };
+  /** Watched ports; empty: every port. */
+  ports: number[];
+  capabilities: 'first' | 'every';
+  countSyscalls: boolean;
+  /** Containers (name or id prefix) whose every syscall is streamed raw. */
+  stream: string[];
+}
+
+export class CaptureError extends Error {
+  readonly code = 'VIGIL_BAD_CAPTURE';
+}
+
+export const DEFAULT_CAPTURE: CaptureConfig = {
+  syscalls: Object.entries(SYSCALL_SPECS).filter(([, s]) => s.defaultOn).map(([n]) => n),
+  paths: {
+    // Reads and writes here are what the default rules judge: credentials, binaries,
+    // boot and kernel knobs, the container runtime's socket, persistence points.
+    watch: [
+      '/etc/', '/root/', '/home/', '/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/', '/usr/local/bin/', '/usr/local/sbin/',
+      '/boot/', '/dev/', '/proc/sys/', '/proc/sysrq-trigger', '/sys/kernel/', '/sys/fs/cgroup/', '/var/run/docker.sock',
+      '/run/docker.sock', '/var/run/containerd/', '/run/containerd/', '/var/spool/cron/', '/var/log/',
+    ],
+    // Opened by nearly every program start: noise, not signal.
+    exclude: ['/etc/ld.so.cache', '/etc/ld.so.preload.d/', '/etc/localtime', '/dev/null', '/dev/tty', '/dev/urandom', '/dev/random', '/dev/pts/'],
+    suffixes: ['/.ssh/authorized_keys', '/.ssh/id_rsa', '/.ssh/id_ed25519', '/.bash_history', '.pem', '.key'],
+    all: false,
+  },
+  ports: [],
+  capabilities: 'first',
+  countSyscalls: true,
+  stream: [],
+};
+
+const CAPTURE_KEYS = ['syscalls', 'paths', 'ports', 'capabilities', 'countSyscalls', 'stream'] as const;
+const PATH_KEYS = ['watch', 'exclude', 'suffixes', 'all'] as const;
+
+function stringList(v: unknown, where: string): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new CaptureError(`${where}: must be a list of non-empty strings`);
+  return v as string[];
+}
+
+/** Validates the `capture` mapping of a config file over the defaults. */
+export function parseCapture(doc: unknown, where: string): CaptureConfig {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CaptureError(`${where}: must be a mapping with keys ${CAPTURE_KEYS.join(', ')}`);
+  const out: CaptureConfig = structuredClone(DEFAULT_CAPTURE);
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const at = `${where}.${key}`;
+    switch (key) {
+      case 'syscalls': {
+        const names = stringList(value, at);
+        const unknown = names.filter((n) => !Object.prototype.hasOwnProperty.call(SYSCALL_SPECS, n));
+        if (unknown.length) throw new CaptureError(`${at}: vigil cannot capture ${unknown.map((n) => `'${n}'`).join(', ')} (known: ${Object.keys(SYSCALL_SPECS).join(', ')}); every syscall is counted regardless`);
+        out.syscalls = names;
+        break;
+      }
+      case 'paths': {
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new CaptureError(`${at}: must be a mapping with keys ${PATH_KEYS.join(', ')}`);
+        for (const [pk, pv] of Object.entries(value as Record<string, unknown>)) {
+          const pat = `${at}.${pk}`;
+          if (pk === 'all') {
+            if (typeof pv !== 'boolean') throw new CaptureError(`${pat}: must be true or false`);
+            out.paths.all = pv;
+          } else if (pk === 'watch' || pk === 'exclude' || pk === 'suffixes') {
+            const list = stringList(pv, pat);
+            const bad = list.find((p) => Buffer.byteLength(p) > 256 || (pk !== 'suffixes' && !p.startsWith('/')));
+            if (bad !== undefined) throw new CaptureError(`${pat}: '${bad}' must be ${pk === 'suffixes' ? '' : 'absolute and '}at most 256 bytes`);
+            out.paths[pk] = list;
+          } else {
+            throw new CaptureError(`${pat}: unknown key; known keys are ${PATH_KEYS.join(', ')}`);
+          }
+        }
+        break;
+      }
+      case 'ports':
+        if (!Array.isArray(value) || !value.every((p) => Number.isInteger(p) && p > 0 && p < 65536)) throw new CaptureError(`${at}: must be a list of port numbers from 1 to 65535`);
+        out.ports = value as number[];
+        break;
+      case 'capabilities':
+        if (value !== 'first' && value !== 'every') throw new CaptureError(`${at}: must be 'first' (each capability once per process and outcome) or 'every'`);
+        out.capabilities = value;
+        break;
+      case 'countSyscalls':
+        if (typeof value !== 'boolean') throw new CaptureError(`${at}: must be true or false`);
+        out.countSyscalls = value;
+        break;
+      case 'stream':
+        out.stream = stringList(value, at);
+        break;
+      default:
+        throw new CaptureError(`${at}: unknown key; known keys are ${CAPTURE_KEYS.join(', ')}`);
+    }
+  }
+  return out;
+}
+
+/** Fills the kernel maps from a capture configuration (the pushdown). */
+export function pushCapture(sensor: BpfSensor, capture: CaptureConfig): void {
+  const rules = new Map<number, Buffer>();
+  for (const name of capture.syscalls) {
+    const nr = syscallNumber(name);
+    const spec = SYSCALL_SPECS[name];
+    if (nr !== undefined && spec) rules.set(nr, encodeRule(spec));
+  }
+  sensor.setSyscallRules(rules);
+  const prefixes = new Map<string, boolean>();
+  for (const p of capture.paths.watch) prefixes.set(p, true);
+  for (const p of capture.paths.exclude) prefixes.set(p, false);
+  sensor.setWatchedPaths(prefixes, capture.paths.suffixes);
+  sensor.setWatchedPorts(capture.ports);
+}

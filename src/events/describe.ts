@@ -1,0 +1,169 @@
+// What a system call, capability or TCP record means, as event fields: kind, syscall
+// name, named and decoded arguments, return value and errno name. The argument
+// types come from the same table (syscalls.ts) that drives the kernel capture.
+import { posix } from 'node:path';
+import {
+  AT_FLAGS, BPF_COMMANDS, CLONE_FLAGS, IP_PROTOCOLS, MEMFD_FLAGS, MOUNT_FLAGS, PRCTL_OPTIONS, PTRACE_REQUESTS, RENAME_FLAGS,
+  SOCKET_TYPES, ADDRESS_FAMILIES, TCP_STATES, UMOUNT_FLAGS, errnoName, flagNames, modeString, namedValue, openFlags,
+} from './constants.js';
+import { capabilityName } from './capabilities.js';
+import type { EventArgs, EventKind, RawRecord, SockInfo, SyscallRecord } from './model.js';
+import { decodeSockaddr } from './net.js';
+import { specOf, syscallName, type ArgType, type SyscallSpec } from './syscalls.js';
+
+export interface Described {
+  kind: EventKind;
+  syscall: string;
+  args: EventArgs;
+  ret: number | null;
+  error?: string;
+}
+
+const AT_FDCWD = -100;
+
+function int32(v: bigint): number {
+  return Number(BigInt.asIntN(32, v));
+}
+
+function uint32(v: bigint): number {
+  return Number(BigInt.asUintN(32, v));
+}
+
+/** A path made absolute against its base directory, with `.` and `..` folded. */
+export function absolutePath(name: string, base: string | undefined): string {
+  if (name.startsWith('/')) return posix.normalize(name);
+  if (base === undefined) return name;
+  return posix.normalize(posix.join(base, name));
+}
+
+function sockArgs(prefix: string, s: SockInfo): EventArgs {
+  const out: EventArgs = {
+    [`${prefix}family`]: ADDRESS_FAMILIES[s.family] ?? String(s.family),
+    [`${prefix}type`]: SOCKET_TYPES[s.type] ?? String(s.type),
+  };
+  if (s.family === 2 || s.family === 10) {
+    out[`${prefix}protocol`] = IP_PROTOCOLS[s.protocol] ?? String(s.protocol);
+    out[`${prefix}local`] = `${s.family === 10 ? `[${s.localAddr}]` : s.localAddr}:${s.localPort}`;
+    if (s.remotePort || (s.remoteAddr !== '0.0.0.0' && s.remoteAddr !== '::')) {
+      out[`${prefix}remote`] = `${s.family === 10 ? `[${s.remoteAddr}]` : s.remoteAddr}:${s.remotePort}`;
+    }
+  }
+  return out;
+}
+
+function decodeArg(type: ArgType, v: bigint, r: SyscallRecord): string | number | undefined {
+  switch (type) {
+    case 'int': return int32(v);
+    case 'uint': return Number(v);
+    case 'hex': return `0x${v.toString(16)}`;
+    case 'fd': return int32(v);
+    case 'dirfd': return int32(v) === AT_FDCWD ? `${AT_FDCWD}(AT_FDCWD)` : int32(v);
+    case 'str0': return r.strings[0] ?? '';
+    case 'str1': return r.strings[1] ?? '';
+    case 'oflags': return openFlags(uint32(v));
+    case 'mode': return modeString(uint32(v));
+    case 'atflags': return flagNames(uint32(v), AT_FLAGS);
+    case 'renameflags': return flagNames(uint32(v), RENAME_FLAGS);
+    case 'cloneflags': return flagNames(uint32(v), CLONE_FLAGS);
+    case 'ptrace': return namedValue(Number(v), PTRACE_REQUESTS);
+    case 'prctl': return namedValue(int32(v), PRCTL_OPTIONS);
+    case 'bpfcmd': return namedValue(int32(v), BPF_COMMANDS);
+    case 'memfdflags': return flagNames(uint32(v), MEMFD_FLAGS);
+    case 'mountflags': return flagNames(uint32(v), MOUNT_FLAGS);
+    case 'umountflags': return flagNames(uint32(v), UMOUNT_FLAGS);
+    case 'sockaddr': return undefined; // from the blob, below
+    case 'skip': return undefined;
+  }
+}
+
+function describeBlob(spec: SyscallSpec, r: SyscallRecord, args: EventArgs): void {
+  const blob = r.blob;
+  if (!spec.blob || !blob) return;
+  switch (spec.blob.as) {
+    case 'sockaddr': {
+      const sa = decodeSockaddr(blob);
+      if (!sa) return;
+      args['addr_family'] = sa.family;
+      if (sa.port !== undefined) {
+        args['addr'] = sa.family === 'AF_INET6' ? `[${sa.address}]:${sa.port}` : `${sa.address}:${sa.port}`;
+        args['port'] = sa.port;
+      } else {
+        args['addr'] = sa.address;
+      }
+      break;
+    }
+    case 'open_how':
+      if (blob.length >= 16) {
+        args['flags'] = openFlags(Number(blob.readBigUInt64LE(0) & 0xffffffffn));
+        args['mode'] = modeString(Number(blob.readBigUInt64LE(8) & 0xffffn));
+      }
+      break;
+    case 'capdata':
+      // struct __user_cap_data_struct[2]: effective, permitted, inheritable (u32 each, low then high)
+      if (blob.length >= 24) {
+        const cap = (i: number) => (BigInt(blob.readUInt32LE(12 + i * 4)) << 32n) | BigInt(blob.readUInt32LE(i * 4));
+        args['effective'] = `0x${cap(0).toString(16)}`;
+        args['permitted'] = `0x${cap(1).toString(16)}`;
+        args['inheritable'] = `0x${cap(2).toString(16)}`;
+      }
+      break;
+    case 'cstring': {
+      const end = blob.indexOf(0);
+      args[spec.args[spec.blob.arg]?.[0] ?? 'data'] = blob.subarray(0, end < 0 ? blob.length : end).toString('utf8');
+      break;
+    }
+  }
+}
+
+function describeSyscall(r: SyscallRecord): Described {
+  const name = syscallName(r.nr);
+  const ret = Number(r.ret);
+  const error = errnoName(ret);
+  const spec = specOf(name);
+  if (r.raw || !spec) {
+    const args: EventArgs = {};
+    r.args.forEach((v, i) => (args[`arg${i}`] = `0x${v.toString(16)}`));
+    return { kind: 'syscall', syscall: name, args, ret, ...(error ? { error } : {}) };
+  }
+  const args: EventArgs = {};
+  spec.args.forEach(([argName, type], i) => {
+    const v = decodeArg(type, r.args[i] ?? 0n, r);
+    if (v !== undefined) args[argName] = v;
+  });
+  // The absolute path: the kernel's when the call produced an fd, else the name made
+  // absolute against the directory it was relative to.
+  const basedIndex = spec.base?.str ?? 0;
+  const based = r.strings[basedIndex];
+  let path: string | undefined;
+  if (r.fdPath !== undefined) path = r.fdPath;
+  else if (based !== undefined && spec.category === 'file') path = absolutePath(based, r.base);
+  else if (based !== undefined && spec.base) path = absolutePath(based, r.base);
+  if (path !== undefined) args['path'] = path;
+  if (r.pathCut) args['path_truncated'] = true;
+  if (r.notEntered) args['refused_before_entry'] = true;
+  if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
+  describeBlob(spec, r, args);
+  return { kind: spec.category, syscall: name, args, ret, ...(error ? { error } : {}) };
+}
+
+/** Fields of an event for the record kinds that are not process life cycle. */
+export function describeRecord(r: RawRecord): Described | undefined {
+  switch (r.kind) {
+    case 'syscall':
+      return describeSyscall(r);
+    case 'capability':
+      return {
+        kind: 'capability', syscall: 'capable',
+        args: { cap: `${r.cap}(CAP_${capabilityName(r.cap)})`, capability: capabilityName(r.cap), granted: r.ret === 0 },
+        ret: r.ret, ...(r.ret < 0 ? { error: errnoName(r.ret) as string } : {}),
+      };
+    case 'tcp':
+      return {
+        kind: 'tcp', syscall: 'inet_sock_set_state',
+        args: { oldstate: TCP_STATES[r.oldState] ?? String(r.oldState), newstate: TCP_STATES[r.newState] ?? String(r.newState), ...sockArgs('', r.sock) },
+        ret: null,
+      };
+    default:
+      return undefined;
+  }
+}
