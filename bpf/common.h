@@ -90,7 +90,12 @@ static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
-	__u32 mnt = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	/* A direct BTF walk, not BPF_CORE_READ: plain loads instead of three helper calls,
+	 * on the path every syscall of every host process takes. */
+	struct nsproxy *nsp = task->nsproxy;
+	if (!nsp)
+		return 0;
+	__u32 mnt = nsp->mnt_ns->ns.inum;
 	if (mnt == cfg->host_mnt_ns || mnt == 0)
 		return 0;
 	*key = vigil_container_key(task, cfg->cgroup_mode);

@@ -350,7 +350,6 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	}
 
-	vigil_fill_header(&e->hdr, VIGIL_KIND_SYSCALL, task, key);
 	e->ret = ret;
 	for (int i = 0; i < 6; i++)
 		e->args[i] = in->args[i];
@@ -362,6 +361,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
 	__u32 pos = 0;
 	__u8 fl = rule->flags;
+	struct sock *track_sk = NULL;
 
 	if (!raw || rule->emit) {
 		/* user strings */
@@ -401,10 +401,8 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		if (sk) {
 			vigil_describe_sock(sk, &e->sock);
 			e->sflags |= VIGIL_SC_SOCK;
-			if ((fl & VIGIL_RULE_TRACK_SOCK) && e->sock.protocol == IPPROTO_TCP) {
-				__u64 skey = (__u64)sk;
-				bpf_map_update_elem(&vigil_tracked_socks, &skey, &e->hdr, BPF_ANY);
-			}
+			if ((fl & VIGIL_RULE_TRACK_SOCK) && e->sock.protocol == IPPROTO_TCP)
+				track_sk = sk;
 		} else if (f) {
 			struct path fp = BPF_CORE_READ(f, f_path);
 			e->fd_path_len = put_path(e, &pos, work, &fp, task);
@@ -466,6 +464,12 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		}
 	}
 
+	/* The header last: a record the filters drop never pays for it. */
+	vigil_fill_header(&e->hdr, VIGIL_KIND_SYSCALL, task, key);
+	if (track_sk) {
+		__u64 skey = (__u64)track_sk;
+		bpf_map_update_elem(&vigil_tracked_socks, &skey, &e->hdr, BPF_ANY);
+	}
 	__u32 size = offsetof(struct vigil_syscall, data) + pos;
 	e->hdr.size = size;
 	vigil_submit(e, size, VIGIL_KIND_SYSCALL);

@@ -1,0 +1,95 @@
+// bench/pipeline: what the agent costs and what it sustains.
+//  - per-iteration cost of an open()/close() loop in a host process (not in a
+//    container), without and with the agent: the in-kernel host filter must keep this
+//    near zero;
+//  - the same loop in a container, on a path the default capture does not watch
+//    (counted and filtered in the kernel) and on one it watches (every open an event);
+//  - events/s through drain, decode and enrichment while the watched loop runs, and
+//    the agent's CPU use (user + system, % of one core).
+// Timing is noisy here: the table compares ratios measured in one run.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { report, type Table } from '../lib/report.js';
+import { startAgent } from '../../test/helpers/agent-process.js';
+import { TEST_IMAGES } from '../../test/helpers/host.js';
+import { BpfSensor } from '../../src/sensor/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const source = resolve(here, '..', '..', '..', 'bench', 'pipeline', 'syscall-loop.c');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const iterations = Number(argv.find((a) => a.startsWith('--iterations='))?.split('=')[1] ?? 200_000);
+  const repeats = Number(argv.find((a) => a.startsWith('--repeats='))?.split('=')[1] ?? 3);
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-bench-'));
+  const loop = join(dir, 'syscall-loop');
+  execFileSync('cc', ['-O2', '-static', '-o', loop, source]);
+
+  const onHost = (path: string) => median(Array.from({ length: repeats }, () => Number(execFileSync(loop, [path, String(iterations)], { encoding: 'utf8' }))));
+  const inContainer = (path: string) => {
+    const out = execFileSync('docker', ['run', '--rm', '--pull', 'never', '-v', `${loop}:/loop:ro`, TEST_IMAGES.busybox,
+      'sh', '-c', Array.from({ length: repeats }, () => `/loop ${path} ${iterations}`).join('; ')], { encoding: 'utf8' });
+    return median(out.trim().split('\n').map(Number));
+  };
+  const watched = '/etc/hostname';   // under /etc/: every open is an event
+  const unwatched = '/tmp/unwatched'; // counted and dropped in the kernel
+  const prepare = `touch ${unwatched}`;
+  execFileSync('sh', ['-c', prepare]);
+  const containerUnwatched = () => {
+    const out = execFileSync('docker', ['run', '--rm', '--pull', 'never', '-v', `${loop}:/loop:ro`, TEST_IMAGES.busybox,
+      'sh', '-c', `${prepare}; ` + Array.from({ length: repeats }, () => `/loop ${unwatched} ${iterations}`).join('; ')], { encoding: 'utf8' });
+    return median(out.trim().split('\n').map(Number));
+  };
+
+  const baseline = { host: onHost(unwatched), unwatched: containerUnwatched(), watched: inContainer(watched) };
+
+  // The floor: empty sys_enter/sys_exit programs, the kernel's own price for syscall tracepoints.
+  const floor = BpfSensor.open({ objects: ['bench_floor.bpf.o'] });
+  const floorHost = onHost(unwatched);
+  floor.close();
+
+  const agent = await startAgent([]);
+  const agentPid = agent.child.pid as number;
+  const withAgent = { host: onHost(unwatched), unwatched: containerUnwatched(), watched: 0 };
+  const ticksBefore = cpuTicks(agentPid);
+  const t0 = process.hrtime.bigint();
+  withAgent.watched = inContainer(watched);
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const ticks = cpuTicks(agentPid) - ticksBefore;
+  const { events } = await agent.stop();
+  const opens = events.filter((e) => e.syscall === 'openat' && e.args['path'] === watched).length;
+  const lost = events.filter((e) => e.kind === 'lost').reduce((n, e) => n + Number(e.args['lost']), 0);
+  const clk = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+  const cpuPercent = (ticks / clk / wallS) * 100;
+
+  const rows: Table['rows'] = [
+    ['host process, empty syscall programs (kernel floor)', baseline.host, floorHost, floorHost / baseline.host],
+    ['host process, path not watched', baseline.host, withAgent.host, withAgent.host / baseline.host],
+    ['container, path not watched (counted, filtered in kernel)', baseline.unwatched, withAgent.unwatched, withAgent.unwatched / baseline.unwatched],
+    ['container, watched path (every open an event)', baseline.watched, withAgent.watched, withAgent.watched / baseline.watched],
+  ];
+  const eventsPerSecond = opens / wallS;
+  const tables: Table[] = [
+    { title: `open()+close() cost, ns per iteration (median of ${repeats} x ${iterations})`, columns: ['scenario', 'nothing loaded', 'loaded', 'ratio'], rows },
+    { title: 'pipeline throughput during the watched loop', columns: ['events', 'lost', 'wall s', 'events/s', 'agent CPU % of a core'], rows: [[opens, lost, wallS, eventsPerSecond, cpuPercent]] },
+  ];
+  report('pipeline', tables, {
+    iterations, repeats,
+    costNs: { baseline, withAgent, floorHost },
+    ratios: { hostFloor: floorHost / baseline.host, host: withAgent.host / baseline.host, containerUnwatched: withAgent.unwatched / baseline.unwatched, containerWatched: withAgent.watched / baseline.watched },
+    throughput: { events: opens, lost, wallSeconds: wallS, eventsPerSecond, agentCpuPercent: cpuPercent },
+  });
+  return 0;
+}
