@@ -55,9 +55,12 @@ struct vigil_exec {
 	__u32 filename_len;  /* bytes of filename, without the NUL */
 	__u32 args_len;      /* bytes of args carried (NUL-separated argv) */
 	__u32 args_total;    /* bytes of the full argv in the process; > args_len when cut */
+	__u32 env_len;       /* bytes of env carried (only with capture_env) */
+	__u32 env_total;     /* bytes of the full environment */
 	__u32 _pad0;
 	char filename[VIGIL_FILENAME_MAX];
-	char args[VIGIL_ARGS_MAX]; /* only args_len bytes are in the record */
+	char args[VIGIL_ARGS_MAX]; /* the record ends after args_len bytes, or after env_len bytes of env */
+	char env[VIGIL_ARGS_MAX];
 };
 
 struct vigil_fork {
@@ -126,6 +129,7 @@ struct vigil_sock {
 #define VIGIL_SC_SOCK (1u << 2)        /* sock describes the fd's socket */
 #define VIGIL_SC_PATH_CUT (1u << 3)    /* a path was longer than the room for it */
 #define VIGIL_SC_NOT_ENTERED (1u << 4) /* refused before it ran (seccomp): sys_enter never saw it */
+#define VIGIL_SC_STR_CUT (1u << 5)     /* a user string was longer than VIGIL_STR_MAX */
 
 struct vigil_syscall {
 	struct vigil_header hdr;
@@ -164,7 +168,7 @@ struct vigil_config {
 	__u32 port_filter;   /* 1: rules with VIGIL_RULE_PORT_FILTER pass only watched ports */
 	__u32 cap_dedup;     /* 1: one capability record per process, capability and outcome */
 	__u32 count_syscalls;/* 1: count every syscall per container (vigil_syscall_counts) */
-	__u32 _pad0;
+	__u32 capture_env;   /* 1: exec records carry the environment (it may hold secrets: opt-in) */
 };
 
 /* Key of vigil_syscall_counts. */

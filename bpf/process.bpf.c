@@ -42,8 +42,24 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
 		e->args_len = len;
 	e->_pad0 = 0;
+	e->env_len = 0;
+	e->env_total = 0;
 
 	__u32 size = offsetof(struct vigil_exec, args) + e->args_len;
+	if (cfg->capture_env) {
+		unsigned long env_start = BPF_CORE_READ(mm, env_start);
+		unsigned long env_end = BPF_CORE_READ(mm, env_end);
+		__u32 etotal = env_end > env_start ? env_end - env_start : 0;
+		__u32 elen = etotal > VIGIL_ARGS_MAX ? VIGIL_ARGS_MAX : etotal;
+		if (etotal > VIGIL_ARGS_MAX)
+			e->hdr.flags |= VIGIL_FLAG_TRUNCATED;
+		barrier_var(elen);
+		elen &= 2 * VIGIL_ARGS_MAX - 1;
+		e->env_total = etotal;
+		if (elen > 0 && elen <= VIGIL_ARGS_MAX && bpf_probe_read_user(e->env, elen, (void *)env_start) == 0)
+			e->env_len = elen;
+		size = offsetof(struct vigil_exec, env) + e->env_len;
+	}
 	e->hdr.size = size;
 	vigil_submit(e, size, VIGIL_KIND_EXEC);
 	return 0;

@@ -252,6 +252,8 @@ static __always_inline __u16 put_user_str(struct vigil_syscall *e, __u32 *pos, _
 	long n = bpf_probe_read_user_str(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], VIGIL_STR_MAX, (void *)uptr);
 	if (n <= 1)
 		return 0;
+	if (n == VIGIL_STR_MAX)
+		e->sflags |= VIGIL_SC_STR_CUT; /* the string filled the room: it may go on */
 	*pos = at + n - 1; /* the NUL is not kept */
 	return n - 1;
 }

@@ -6,6 +6,7 @@ import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
+import { writeMetricsFile } from './metrics.js';
 import { syscallName, type ContainerRef } from '../events/index.js';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -27,6 +28,7 @@ export class Agent {
   private pipeline: EventPipeline | undefined;
   private outputs: EventOutput[] = [];
   private lostTimer: NodeJS.Timeout | undefined;
+  private metricsTimer: NodeJS.Timeout | undefined;
   private readonly lostSeen = new Map<number, bigint>();
   private decodeErrors = 0;
 
@@ -68,9 +70,14 @@ export class Agent {
       portFilter: capture.ports.length > 0,
       capabilityDedup: capture.capabilities === 'first',
       countSyscalls: capture.countSyscalls,
+      captureEnvironment: capture.environment,
     });
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
+    if (this.config.metricsPath) {
+      this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
+      this.metricsTimer.unref();
+    }
   }
 
   /** Streams a container's every syscall when the configuration names it. */
@@ -110,6 +117,17 @@ export class Agent {
     return path;
   }
 
+  private writeMetrics(): void {
+    if (!this.config.metricsPath || !this.sensor || !this.pipeline) return;
+    const lostByCpu = new Map<string, bigint[]>();
+    for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
+    try {
+      writeMetricsFile(this.config.metricsPath, { ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu });
+    } catch (e) {
+      this.log(`cannot write metrics to ${this.config.metricsPath}: ${(e as Error).message}`);
+    }
+  }
+
   /** Writes an entry for records the kernel could not queue since the last check. */
   private reportLost(): void {
     if (!this.sensor || !this.pipeline) return;
@@ -127,10 +145,14 @@ export class Agent {
   /** Stops the kernel side, drains what it queued, writes out every pending event. */
   async stop(): Promise<AgentSummary> {
     if (this.lostTimer) clearInterval(this.lostTimer);
+    if (this.metricsTimer) clearInterval(this.metricsTimer);
     await this.drain?.stop();
     await this.pipeline?.flush();
     this.reportLost();
-    if (this.sensor) this.writeSyscallCounts();
+    if (this.sensor) {
+      this.writeSyscallCounts();
+      this.writeMetrics();
+    }
     this.resolver?.stop();
     this.sensor?.close();
     await Promise.all(this.outputs.map((o) => o.close()));

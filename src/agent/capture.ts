@@ -13,6 +13,8 @@ export interface CaptureConfig {
   countSyscalls: boolean;
   /** Containers (name or id prefix) whose every syscall is streamed raw. */
   stream: string[];
+  /** Exec events carry the environment. Off by default: environments hold secrets. */
+  environment: boolean;
 }
 
 export class CaptureError extends Error {
@@ -38,9 +40,10 @@ export const DEFAULT_CAPTURE: CaptureConfig = {
   capabilities: 'first',
   countSyscalls: true,
   stream: [],
+  environment: false,
 };
 
-const CAPTURE_KEYS = ['syscalls', 'paths', 'ports', 'capabilities', 'countSyscalls', 'stream'] as const;
+const CAPTURE_KEYS = ['syscalls', 'paths', 'ports', 'capabilities', 'countSyscalls', 'stream', 'environment'] as const;
 const PATH_KEYS = ['watch', 'exclude', 'suffixes', 'all'] as const;
 
 function stringList(v: unknown, where: string): string[] {
@@ -94,6 +97,10 @@ export function parseCapture(doc: unknown, where: string): CaptureConfig {
         break;
       case 'stream':
         out.stream = stringList(value, at);
+        break;
+      case 'environment':
+        if (typeof value !== 'boolean') throw new CaptureError(`${at}: must be true or false`);
+        out.environment = value;
         break;
       default:
         throw new CaptureError(`${at}: unknown key; known keys are ${CAPTURE_KEYS.join(', ')}`);

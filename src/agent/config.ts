@@ -18,6 +18,8 @@ export interface AgentConfig {
   capture: CaptureConfig;
   /** Where SIGUSR1 and stop write the per-container syscall counts ('' : nowhere). */
   countsPath: string;
+  /** Prometheus text file of the agent's counters, rewritten every 5 s ('' : none). */
+  metricsPath: string;
 }
 
 export class ConfigError extends Error {
@@ -33,9 +35,10 @@ export const DEFAULT_CONFIG: AgentConfig = {
   durationSeconds: 0,
   capture: DEFAULT_CAPTURE,
   countsPath: '',
+  metricsPath: '',
 };
 
-const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath'] as const;
+const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -93,8 +96,9 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         }
         break;
       case 'countsPath':
+      case 'metricsPath':
         if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
-        out.countsPath = value;
+        out[key] = value;
         break;
       default:
         throw new ConfigError(`${where}: unknown key; known keys are ${FILE_KEYS.join(', ')}`);
@@ -119,6 +123,7 @@ options:
   --stream CONTAINER     stream every system call of this container (name or id); repeatable
   --counts PATH          write per-container syscall counts here on SIGUSR1 and at stop
   --all-paths            report file events for every path, not only the watched ones
+  --metrics PATH         write the agent's counters (Prometheus text format) here every 5 s
   -h, --help             this text
 
 The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
@@ -149,6 +154,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
       case '--docker-socket': flags.dockerSocket = value(); break;
       case '--stream': streams.push(value()); break;
       case '--counts': flags.countsPath = value(); break;
+      case '--metrics': flags.metricsPath = value(); break;
       case '--all-paths': allPaths = true; break;
       case '--ring-buffer-bytes': {
         const v = value();

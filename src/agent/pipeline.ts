@@ -135,7 +135,7 @@ export class EventPipeline {
     };
     switch (r.kind) {
       case 'exec':
-        return { ...base, kind: 'exec', syscall: 'execve', args: { filename: r.filename, argv: r.argv }, ret: 0, ...rest };
+        return { ...base, kind: 'exec', syscall: 'execve', args: { filename: r.filename, argv: r.argv, ...(r.env ? { envp: r.env } : {}) }, ret: 0, ...rest };
       case 'fork':
         return { ...base, kind: 'fork', syscall: 'fork', args: { child_pid: r.childPid, child_ns_pid: r.childNsPid }, ret: r.childPid, ...rest };
       case 'exit':

@@ -60,12 +60,18 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const fnLen = Math.min(buf.readUInt32LE(o + EXEC_LAYOUT.filename_len), FILENAME_MAX - 1);
       const argsLen = buf.readUInt32LE(o + EXEC_LAYOUT.args_len);
       const argsTotal = buf.readUInt32LE(o + EXEC_LAYOUT.args_total);
+      const envLen = buf.readUInt32LE(o + EXEC_LAYOUT.env_len);
       if (argsLen > ARGS_MAX || EXEC_LAYOUT.args + argsLen > len) throw new DecodeError(`exec record carries ${argsLen} argv bytes, more than its size allows`, o);
+      if (envLen > ARGS_MAX || (envLen > 0 && EXEC_LAYOUT.env + envLen !== len)) throw new DecodeError(`exec record carries ${envLen} environment bytes, more than its size allows`, o);
       const filename = buf.toString('utf8', o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
-      const argvBytes = buf.subarray(o + EXEC_LAYOUT.args, o + EXEC_LAYOUT.args + argsLen);
-      const argv = argvBytes.toString('utf8').split('\0');
-      if (argv.length > 0 && argv[argv.length - 1] === '') argv.pop();
-      return { kind: 'exec', task, filename, argv, argvTruncated: argsTotal > argsLen || task.truncated };
+      const nulList = (start: number, n: number) => {
+        const list = buf.subarray(start, start + n).toString('utf8').split('\0');
+        if (list.length > 0 && list[list.length - 1] === '') list.pop();
+        return list;
+      };
+      const argv = nulList(o + EXEC_LAYOUT.args, argsLen);
+      const env = envLen > 0 ? nulList(o + EXEC_LAYOUT.env, envLen) : undefined;
+      return { kind: 'exec', task, filename, argv, argvTruncated: argsTotal > argsLen || task.truncated, ...(env ? { env } : {}) };
     }
     case RECORD_KIND.FORK:
       need(FORK_LAYOUT.size);
@@ -148,6 +154,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     sock: (sflags & SYSCALL_FLAG.SOCK) !== 0 ? decodeSock(buf, o + L.sock) : undefined,
     pathCut: (sflags & SYSCALL_FLAG.PATH_CUT) !== 0,
     notEntered: (sflags & SYSCALL_FLAG.NOT_ENTERED) !== 0,
+    stringCut: (sflags & SYSCALL_FLAG.STR_CUT) !== 0,
   };
 }
 

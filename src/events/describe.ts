@@ -141,6 +141,7 @@ function describeSyscall(r: SyscallRecord): Described {
   if (path !== undefined) args['path'] = path;
   if (r.pathCut) args['path_truncated'] = true;
   if (r.notEntered) args['refused_before_entry'] = true;
+  if (r.stringCut) args['string_truncated'] = true;
   if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
   describeBlob(spec, r, args);
   return { kind: spec.category, syscall: name, args, ret, ...(error ? { error } : {}) };

@@ -44,18 +44,21 @@ export const HEADER_LAYOUT = {
 } as const;
 
 export const EXEC_LAYOUT = {
-  size: 2432,
+  size: 4488,
   filename_len: 112,
   args_len: 116,
   args_total: 120,
-  filename: 128,
-  args: 384,
+  env_len: 124,
+  env_total: 128,
+  filename: 136,
+  args: 392,
+  env: 2440,
 } as const;
 
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;
 export const EXIT_LAYOUT = { size: 120, exit_code: 112 } as const;
 export const CONFIG_LAYOUT = {
-  size: 32, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24,
+  size: 32, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24, capture_env: 28,
 } as const;
 
 export const STR_MAX = 256;
@@ -72,7 +75,7 @@ export const SYSCALL_LAYOUT = {
   fd_path_len: 188, blob_len: 190, sock: 192, data: 240,
 } as const;
 
-export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16 } as const;
+export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32 } as const;
 
 export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
 export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;

@@ -55,10 +55,11 @@ export interface SyscallRecord {
   sock: SockInfo | undefined; // the described fd's socket
   pathCut: boolean;
   notEntered: boolean;       // refused before it ran (seccomp)
+  stringCut: boolean;        // a user string was longer than the room for it
 }
 
 export type RawRecord =
-  | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean }
+  | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean; env?: string[] }
   | { kind: 'fork'; task: TaskContext; childPid: number; childNsPid: number }
   | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
   | SyscallRecord

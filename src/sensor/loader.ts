@@ -34,6 +34,8 @@ export interface KernelConfig {
   portFilter: boolean;
   capabilityDedup: boolean;
   countSyscalls: boolean;
+  /** Exec records carry the environment (it may hold secrets: opt-in). */
+  captureEnvironment: boolean;
 }
 
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
@@ -123,6 +125,7 @@ export class BpfSensor {
     value.writeUInt32LE(cfg.portFilter ? 1 : 0, CONFIG_LAYOUT.port_filter);
     value.writeUInt32LE(cfg.capabilityDedup ? 1 : 0, CONFIG_LAYOUT.cap_dedup);
     value.writeUInt32LE(cfg.countSyscalls ? 1 : 0, CONFIG_LAYOUT.count_syscalls);
+    value.writeUInt32LE(cfg.captureEnvironment ? 1 : 0, CONFIG_LAYOUT.capture_env);
     this.update('vigil_config', u32(0), value);
   }
 
@@ -193,19 +196,25 @@ export class BpfSensor {
     this.update('vigil_ignored_cgroups', k, Buffer.from([1]));
   }
 
-  /** Records lost because the ring buffer was full, summed over CPUs, by record kind. */
-  lostCounts(): Map<number, bigint> {
+  /** Records lost because the ring buffer was full, by record kind, one count per CPU. */
+  lostByCpu(): Map<number, bigint[]> {
     const fd = this.mapFd('vigil_lost');
     const cpus = possibleCpuCount();
     const value = Buffer.alloc(8 * cpus);
-    const out = new Map<number, bigint>();
+    const out = new Map<number, bigint[]>();
     const { lib } = libbpf();
     for (let kind = 0; kind < KIND_MAX; kind++) {
       if (lib.bpf_map_lookup_elem(fd, u32(kind), value) < 0) continue;
-      let total = 0n;
-      for (let c = 0; c < cpus; c++) total += value.readBigUInt64LE(c * 8);
-      if (total > 0n) out.set(kind, total);
+      const perCpu = Array.from({ length: cpus }, (_, c) => value.readBigUInt64LE(c * 8));
+      if (perCpu.some((n) => n > 0n)) out.set(kind, perCpu);
     }
+    return out;
+  }
+
+  /** Records lost because the ring buffer was full, summed over CPUs, by record kind. */
+  lostCounts(): Map<number, bigint> {
+    const out = new Map<number, bigint>();
+    for (const [kind, perCpu] of this.lostByCpu()) out.set(kind, perCpu.reduce((a, b) => a + b, 0n));
     return out;
   }
 

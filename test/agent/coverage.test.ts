@@ -37,6 +37,7 @@ describe('event coverage in real containers', { skip }, () => {
         'ln -s /etc/passwd /tmp/link',
         'chown 1:1 /tmp/x',
         'unshare -n true',
+        'cat /etc/$(printf %0300d 0) 2>/dev/null',
         'true',
       ].join('; '));
       docker('wait', fileName);
@@ -112,6 +113,14 @@ describe('event coverage in real containers', { skip }, () => {
     const chown = of(fileId, (x) => ['chown', 'fchownat', 'lchown'].includes(x.syscall) && x.process.comm === 'chown')[0];
     assert.ok(chown && chown.args['uid'] === 1 && chown.args['gid'] === 1 && chown.args['path'] === '/tmp/x');
     assertText(e);
+  });
+
+  test('a string longer than its bound is cut and marked', () => {
+    const e = of(fileId, (x) => x.syscall === 'openat' && String(x.args['name']).startsWith('/etc/000'))[0];
+    assert.ok(e, 'no openat of the over-long name');
+    assert.equal(String(e.args['name']).length, 255, 'a user string keeps 255 bytes');
+    assert.equal(e.args['string_truncated'], true);
+    assert.equal(e.error, 'ENAMETOOLONG');
   });
 
   test('process: unshare is reported with its namespace flags and the refusal', () => {

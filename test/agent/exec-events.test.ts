@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 import { startAgent } from '../helpers/agent-process.js';
 import type { VigilEvent } from '../../src/events/index.js';
@@ -52,6 +55,7 @@ test('a container started after the agent: sh, cat and ls exec events with ident
     assert.ok(!e.process.caps.includes('SYS_ADMIN'), 'docker default capabilities exclude SYS_ADMIN');
   }
   assert.deepEqual(sh.process.args, ['sh', '-c', 'cat /etc/hostname; ls /']);
+  assert.equal(sh.args['envp'], undefined, 'the environment is opt-in');
   assert.equal(sh.args['filename'], '/bin/sh');
   assert.equal(sh.process.nsPid, 1, 'sh is the container init');
   assert.deepEqual(cat.process.args, ['cat', '/etc/hostname']);
@@ -110,4 +114,24 @@ test('containers started before and after the agent are both attributed', { skip
     assert.equal(e.container.image, TEST_IMAGES.bash);
   }
   assert.equal(events.filter((e) => e.container.id === '' && e.kind !== 'lost').length, 0, 'every event has a container');
+});
+
+test('with capture.environment on, exec events carry the environment', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-env-'));
+  const config = join(dir, 'agent.yaml');
+  writeFileSync(config, 'capture:\n  environment: true\n');
+  const agent = await startAgent(['--config', config]);
+  const name = uniqueName('vigil-env');
+  let id = '';
+  try {
+    id = docker('run', '-d', '--pull', 'never', '--name', name, '-e', 'VIGIL_MARK=opt-in-works', TEST_IMAGES.bash, 'cat', '/etc/hostname');
+    docker('wait', name);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const cat = events.find((e) => e.container.id === id && e.kind === 'exec' && e.process.comm === 'cat');
+  assert.ok(cat, 'no exec of cat');
+  assert.ok(Array.isArray(cat.args['envp']) && (cat.args['envp'] as string[]).includes('VIGIL_MARK=opt-in-works'), JSON.stringify(cat.args));
 });

@@ -2,7 +2,7 @@
 // one the kernel drops records and the log says exactly how many.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -29,8 +29,9 @@ function configWithRing(ringBytes: number | undefined): string {
   return path;
 }
 
-async function burst(ringBytes: number | undefined): Promise<{ received: number; lost: number; lostEntries: number }> {
-  const agent = await startAgent(['--config', configWithRing(ringBytes)]);
+async function burst(ringBytes: number | undefined): Promise<{ received: number; lost: number; lostEntries: number; lostMetric: number }> {
+  const metrics = join(mkdtempSync(join(tmpdir(), 'vigil-metrics-')), 'vigil.prom');
+  const agent = await startAgent(['--config', configWithRing(ringBytes), '--metrics', metrics]);
   const name = uniqueName('vigil-burst');
   let id = '';
   try {
@@ -47,12 +48,16 @@ async function burst(ringBytes: number | undefined): Promise<{ received: number;
   const lost = lostEvents.reduce((n, e) => n + Number(e.args['lost']), 0);
   const summary = /(\d+) records lost in the kernel/.exec(agent.stderr());
   assert.equal(Number(summary?.[1]), lost, 'the summary line and the log agree on what was lost');
-  return { received, lost, lostEntries: lostEvents.length };
+  // The metric keeps one series per CPU and record kind.
+  const series = [...readFileSync(metrics, 'utf8').matchAll(/^vigil_records_lost_total\{cpu="(\d+)",kind="syscall"\} (\d+)$/gm)];
+  const lostMetric = series.reduce((n, m) => n + Number(m[2]), 0);
+  return { received, lost, lostEntries: lostEvents.length, lostMetric };
 }
 
 test('100,000 opens at the default buffer size: every one arrives, none lost', { skip, timeout: 300_000 }, async () => {
   const r = await burst(undefined);
   assert.equal(r.lost, 0);
+  assert.equal(r.lostMetric, 0);
   assert.equal(r.received, OPENS);
 });
 
@@ -61,4 +66,5 @@ test('100,000 opens through a 4 KiB buffer: received + lost = 100,000 exactly, a
   assert.ok(r.lost > 0, 'a one-page ring buffer must overflow under this burst');
   assert.ok(r.lostEntries > 0);
   assert.equal(r.received + r.lost, OPENS);
+  assert.equal(r.lostMetric, r.lost, 'the per-CPU metric sums to the logged loss');
 });

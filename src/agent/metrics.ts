@@ -1,0 +1,38 @@
+// The agent's counters in the Prometheus text exposition format, written to a file
+// (node_exporter's textfile collector reads such files): events written, records
+// lost in the kernel per CPU and kind, host records dropped, bad records.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface MetricsSnapshot {
+  records: number;
+  emitted: number;
+  droppedHost: number;
+  unresolved: number;
+  waiting: number;
+  decodeErrors: number;
+  lostByCpu: Map<string, bigint[]>; // record kind name → count per CPU
+}
+
+export function renderMetrics(m: MetricsSnapshot): string {
+  const lines: string[] = [];
+  const counter = (name: string, help: string, value: number | bigint) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+  };
+  counter('vigil_records_total', 'Records received from the kernel.', m.records);
+  counter('vigil_events_total', 'Events written to the outputs.', m.emitted);
+  counter('vigil_host_records_dropped_total', 'Records of host cgroups dropped after their first lookup.', m.droppedHost);
+  counter('vigil_unresolved_events_total', 'Events written without a known container.', m.unresolved);
+  counter('vigil_bad_records_total', 'Records that did not decode and were skipped.', m.decodeErrors);
+  lines.push('# HELP vigil_pipeline_waiting Events waiting for their container to be resolved.', '# TYPE vigil_pipeline_waiting gauge', `vigil_pipeline_waiting ${m.waiting}`);
+  lines.push('# HELP vigil_records_lost_total Records the kernel could not queue because the ring buffer was full.', '# TYPE vigil_records_lost_total counter');
+  for (const [kind, perCpu] of m.lostByCpu) perCpu.forEach((n, cpu) => lines.push(`vigil_records_lost_total{cpu="${cpu}",kind="${kind}"} ${n}`));
+  return lines.join('\n') + '\n';
+}
+
+/** Replaces the file atomically, so a collector never reads half of it. */
+export function writeMetricsFile(path: string, m: MetricsSnapshot): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, renderMetrics(m));
+  renameSync(`${path}.tmp`, path);
+}
