@@ -154,6 +154,12 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+static __always_inline struct vigil_pathwork *vigil_pathwork_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&vigil_pathwork, &zero);
+}
+
 struct walk_ctx {
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
@@ -168,8 +174,7 @@ struct walk_ctx {
 static long walk_one(__u64 index, void *data)
 {
 	struct walk_ctx *w = data;
-	__u32 zero = 0;
-	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	struct vigil_pathwork *work = vigil_pathwork_buf();
 	if (!work)
 		return 1;
 	/* Locals, not w->x: CO-RE relocations apply to kernel types only. */
@@ -267,8 +272,7 @@ struct reverse_ctx {
 static long reverse_one(__u64 i, void *data)
 {
 	struct reverse_ctx *r = data;
-	__u32 zero = 0;
-	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	struct vigil_pathwork *work = vigil_pathwork_buf();
 	struct vigil_syscall *e = vigil_scratch_buf();
 	if (!work || !e || i >= r->len)
 		return 1;
@@ -341,7 +345,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	__u32 nr = in->nr & (VIGIL_MAX_SYSCALL - 1);
 	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &nr);
 	struct vigil_syscall *e = vigil_scratch_buf();
-	struct vigil_pathwork *work = bpf_map_lookup_elem(&vigil_pathwork, &zero);
+	struct vigil_pathwork *work = vigil_pathwork_buf();
 	if (!e || !work || !rule) {
 		bpf_map_delete_elem(&vigil_inflight, &tid);
 		return 0;
