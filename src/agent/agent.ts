@@ -55,9 +55,14 @@ export class Agent {
     const pipeline = this.pipeline;
     this.drain = new RingBufferDrain(
       sensor.ringBufferFd,
-      (buf) => decodeBatch(buf, (r) => pipeline.handle(r), (e) => {
-        if (this.decodeErrors++ < 10) this.log(`skipped a bad record: ${e.message}`);
-      }),
+      (buf) => {
+        decodeBatch(buf, (r) => pipeline.handle(r), (e) => {
+          if (this.decodeErrors++ < 10) this.log(`skipped a bad record: ${e.message}`);
+        });
+        // Backed-up outputs hold the acknowledgement: loss then shows in the kernel counters.
+        const waits = this.outputs.map((o) => o.drained()).filter((p): p is Promise<void> => p !== undefined);
+        return waits.length > 0 ? Promise.all(waits).then(() => undefined) : undefined;
+      },
       {},
       (e) => this.log(e.message),
     );

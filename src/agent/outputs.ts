@@ -9,6 +9,8 @@ export interface OutputSpec { format: OutputFormat; path: string } // path '-' i
 
 export interface EventOutput {
   write(e: VigilEvent): void;
+  /** Resolves when the output has flushed what it buffered (at once when it has not backed up). */
+  drained(): Promise<void> | undefined;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ export function openOutput(spec: OutputSpec): EventOutput {
     write: (e) => {
       stream.write(render(e) + '\n');
     },
+    drained: () => (stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined),
     close: () =>
       new Promise<void>((resolve) => {
         if (stream === process.stdout) {

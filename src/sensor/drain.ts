@@ -10,7 +10,12 @@ export interface DrainOptions {
   maxInFlight?: number;
 }
 
-export type BatchHandler = (records: Buffer, count: number) => void;
+/**
+ * Handles one batch. Returning a promise holds the acknowledgement until it settles:
+ * a consumer whose outputs are backed up slows the worker, the kernel ring buffer
+ * fills, and the BPF side counts what it drops, instead of Node's heap growing.
+ */
+export type BatchHandler = (records: Buffer, count: number) => void | Promise<void>;
 
 export class RingBufferDrain {
   private readonly worker: Worker;
@@ -32,13 +37,20 @@ export class RingBufferDrain {
     this.stopped = new Promise((resolve) => {
       this.worker.on('message', (msg: DrainMessage) => {
         if (msg.type === 'batch') {
-          try {
-            this.recordsReceived += msg.count;
-            onBatch(Buffer.from(msg.records), msg.count);
-          } finally {
+          const ack = () => {
             Atomics.sub(ctl, CONTROL.IN_FLIGHT, 1);
             Atomics.notify(ctl, CONTROL.IN_FLIGHT);
+          };
+          this.recordsReceived += msg.count;
+          let pending: void | Promise<void>;
+          try {
+            pending = onBatch(Buffer.from(msg.records), msg.count);
+          } catch (e) {
+            ack();
+            throw e;
           }
+          if (pending) pending.then(ack, ack);
+          else ack();
         } else if (msg.type === 'error') {
           this.failure = new SensorError('VIGIL_RING_BUFFER', msg.message);
           onError?.(this.failure);
