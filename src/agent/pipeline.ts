@@ -30,9 +30,40 @@ const NORMAL = { level: 'NORMAL', rules: [] as string[], action: 'none' } as con
 
 interface Waiting { record: RawRecord; process: ProcessRef }
 
+/**
+ * FIFO with O(1) push and shift: a burst of a new container's records may wait here by
+ * the hundred thousand, and Array.prototype.shift is linear.
+ */
+class WaitQueue {
+  private items: Array<Waiting | undefined> = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(w: Waiting): void {
+    this.items.push(w);
+  }
+
+  peek(): Waiting | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Waiting | undefined {
+    const w = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return w;
+  }
+}
+
 export class EventPipeline {
   private readonly processes = new ProcessTable();
-  private readonly queue: Waiting[] = [];
+  private readonly queue = new WaitQueue();
   private readonly resolving = new Map<bigint, Promise<void>>();
   /** Keys whose cgroup could not be found: emitted without a container for a while, not looked up per event. */
   private readonly unknownUntil = new Map<bigint, number>();
@@ -99,7 +130,7 @@ export class EventPipeline {
 
   private drain(force = false): void {
     while (this.queue.length > 0) {
-      const head = this.queue[0] as Waiting;
+      const head = this.queue.peek() as Waiting;
       const identity = this.identityNow(head.record);
       if (identity === 'wait' && !force) break;
       this.queue.shift();

@@ -29,9 +29,9 @@ export class DockerApiError extends Error {
 export class DockerClient {
   constructor(readonly socketPath = '/var/run/docker.sock', private readonly timeoutMs = 5000) {}
 
-  private request(path: string): Promise<unknown> {
+  private request(path: string, timeoutMs = this.timeoutMs): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const req = http.get({ socketPath: this.socketPath, path, timeout: this.timeoutMs }, (res) => {
+      const req = http.get({ socketPath: this.socketPath, path, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -47,13 +47,13 @@ export class DockerClient {
           }
         });
       });
-      req.on('timeout', () => req.destroy(new DockerApiError(`Docker API ${path} timed out after ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new DockerApiError(`Docker API ${path} timed out after ${timeoutMs} ms`)));
       req.on('error', (e) => reject(e instanceof DockerApiError ? e : new DockerApiError(`Docker API at ${this.socketPath}: ${e.message}`)));
     });
   }
 
-  async inspect(id: string): Promise<DockerContainerInfo> {
-    const j = (await this.request(`/containers/${encodeURIComponent(id)}/json`)) as InspectJson;
+  async inspect(id: string, timeoutMs?: number): Promise<DockerContainerInfo> {
+    const j = (await this.request(`/containers/${encodeURIComponent(id)}/json`, timeoutMs)) as InspectJson;
     return {
       id: j.Id,
       name: (j.Name ?? '').replace(/^\//, ''),

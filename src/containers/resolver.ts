@@ -25,6 +25,7 @@ export class ContainerResolver {
   private readonly keysById = new Map<string, bigint>();
   private readonly docker: DockerClient | null;
   private readonly forgetAfterMs: number;
+  private readonly inspectTimeoutMs = 2000;
   private readonly log: (msg: string) => void;
   private readonly onContainer: ((key: bigint, container: ContainerRef) => void) | undefined;
   private events: { stop(): void } | undefined;
@@ -93,14 +94,34 @@ export class ContainerResolver {
     let container: ContainerRef = { id: parsed.id, name: '', image: '', runtime: parsed.runtime };
     if (this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
       try {
-        container = toRef(await this.docker.inspect(parsed.id));
+        container = toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
       } catch (err) {
-        this.log(`cannot inspect container ${parsed.id.slice(0, 12)}: ${(err as Error).message}`);
+        // The id from the cgroup is the identity that matters; name and image follow
+        // when the runtime answers, so a slow daemon never holds the events back.
+        this.log(`cannot inspect container ${parsed.id.slice(0, 12)} yet (${(err as Error).message}); its events carry the id until it answers`);
+        this.inspectLater(key, parsed.id, 1);
       }
     }
     const identity: KeyIdentity = { type: 'container', container };
     this.remember(key, identity);
     return identity;
+  }
+
+  private inspectLater(key: bigint, id: string, attempt: number): void {
+    if (!this.docker || attempt > 5) return;
+    const docker = this.docker;
+    setTimeout(() => {
+      docker.inspect(id, this.inspectTimeoutMs).then(
+        (info) => {
+          const known = this.byKey.get(key);
+          if (known?.type === 'container' && known.container.id === info.id) {
+            this.byKey.set(key, { type: 'container', container: toRef(info) });
+            this.onContainer?.(key, toRef(info));
+          }
+        },
+        () => this.inspectLater(key, id, attempt + 1),
+      );
+    }, 1000 * attempt).unref();
   }
 
   private async learnDockerContainer(id: string): Promise<void> {

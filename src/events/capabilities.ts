@@ -12,9 +12,20 @@ export function capabilityName(n: number): string {
   return CAPABILITY_NAMES[n] ?? `CAP_${n}`;
 }
 
-/** Names of the capabilities set in a 64-bit capability mask, lowest first. */
-export function capabilityNames(mask: bigint): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < 64; i++) if ((mask >> BigInt(i)) & 1n) out.push(capabilityName(i));
-  return out;
+const namesByMask = new Map<bigint, readonly string[]>();
+
+/**
+ * Names of the capabilities set in a 64-bit capability mask, lowest first. A host sees
+ * a handful of distinct masks, so each is worked out once; callers must not mutate the
+ * returned list.
+ */
+export function capabilityNames(mask: bigint): readonly string[] {
+  let names = namesByMask.get(mask);
+  if (!names) {
+    const out: string[] = [];
+    for (let i = 0; i < 64; i++) if ((mask >> BigInt(i)) & 1n) out.push(capabilityName(i));
+    names = Object.freeze(out);
+    if (namesByMask.size < 4096) namesByMask.set(mask, names);
+  }
+  return names;
 }

@@ -86,7 +86,7 @@ export interface ProcessRef {
   argsTruncated: boolean;
   uid: number;
   gid: number;
-  caps: string[];          // effective capability names
+  caps: readonly string[]; // effective capability names
 }
 
 export interface Verdict {

@@ -11,7 +11,8 @@ export type SensorErrorCode =
   | 'VIGIL_LIBBPF_MISSING';
 
 export class SensorError extends Error {
-  constructor(readonly code: SensorErrorCode, message: string) {
+  /** errno: the system's error number, where the failure has one. */
+  constructor(readonly code: SensorErrorCode, message: string, readonly errno?: number) {
     super(message);
     this.name = 'SensorError';
   }

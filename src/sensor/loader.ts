@@ -58,12 +58,31 @@ export class BpfSensor {
     }
     const sensor = new BpfSensor();
     try {
-      for (const [i, path] of paths.entries()) sensor.loadObject(names[i] as string, path, opts.btfPath, ringBytes);
+      for (const [i, path] of paths.entries()) sensor.loadObjectRetrying(names[i] as string, path, opts.btfPath, ringBytes);
     } catch (err) {
       sensor.close();
       throw err;
     }
     return sensor;
+  }
+
+  /**
+   * The verifier gives up with EAGAIN when a signal arrives while it works (a profiler's
+   * SIGPROF, a SIGCHLD); libbpf retries a few times at once, and so do we, with a pause.
+   */
+  private loadObjectRetrying(name: string, path: string, btfPath: string | undefined, ringBytes: number): void {
+    const EAGAIN = 11;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.loadObject(name, path, btfPath, ringBytes);
+        return;
+      } catch (err) {
+        if (!(err instanceof SensorError && err.code === 'VIGIL_BPF_LOAD' && err.errno === EAGAIN) || attempt >= 5) throw err;
+        const failed = this.objects.pop();
+        if (failed) libbpf().lib.bpf_object__close(failed.obj);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+      }
+    }
   }
 
   private loadObject(name: string, path: string, btfPath: string | undefined, ringBytes: number): void {
@@ -90,7 +109,7 @@ export class BpfSensor {
     }
     const rc = lib.bpf_object__load(obj);
     if (rc < 0) {
-      throw new SensorError('VIGIL_BPF_LOAD', `the kernel refused BPF object ${name}: ${libbpfError(rc)} (libbpf printed the details above)`);
+      throw new SensorError('VIGIL_BPF_LOAD', `the kernel refused BPF object ${name}: ${libbpfError(rc)} (libbpf printed the details above)`, -rc);
     }
     for (let m = lib.bpf_object__next_map(obj, null); m; m = lib.bpf_object__next_map(obj, m)) {
       const mapName = lib.bpf_map__name(m);
