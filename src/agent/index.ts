@@ -5,5 +5,6 @@ export type { CaptureConfig } from './capture.js';
 export { parseAgentArgs, loadConfigFile, ConfigError, DEFAULT_CONFIG, AGENT_USAGE } from './config.js';
 export type { AgentConfig } from './config.js';
 export { EventPipeline } from './pipeline.js';
+export type { KeyResolver, PipelineOptions, PipelineStats } from './pipeline.js';
 export { openOutput, parseOutputSpec } from './outputs.js';
 export type { OutputSpec, OutputFormat, EventOutput } from './outputs.js';

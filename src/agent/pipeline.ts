@@ -4,12 +4,18 @@
 // while the key is resolved in the background, so the event loop never blocks.
 import type { ContainerRef, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
 import { describeRecord } from '../events/index.js';
-import type { ContainerResolver, KeyIdentity } from '../containers/index.js';
+import type { KeyIdentity } from '../containers/index.js';
 import { ProcessTable } from './processes.js';
+
+/** What the pipeline needs of a resolver (ContainerResolver in production). */
+export interface KeyResolver {
+  lookup(key: bigint): KeyIdentity | undefined;
+  resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined>;
+}
 
 export interface PipelineOptions {
   host: string;
-  resolver: ContainerResolver;
+  resolver: KeyResolver;
   emit: (e: VigilEvent) => void;
   /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
   ignoreKey: (key: bigint) => void;
