@@ -1,15 +1,13 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
 import { BpfSensor, RingBufferDrain, hostMountNamespace } from '../sensor/index.js';
-import { decodeBatch, layout } from '../events/index.js';
+import { decodeBatch, layout, syscallName, type ContainerRef } from '../events/index.js';
 import { ContainerResolver, DockerClient, detectCgroupHierarchy } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
-import { writeMetricsFile } from './metrics.js';
-import { syscallName, type ContainerRef } from '../events/index.js';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { renderMetrics } from './metrics.js';
+import { writeFileAtomic } from './atomic-file.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
@@ -112,13 +110,11 @@ export class Agent {
     return { time: new Date().toISOString(), host: this.config.host, containers };
   }
 
-  /** Writes the counts to countsPath atomically (write, then rename). */
+  /** Writes the counts to countsPath (atomically: readers never see half a file). */
   writeSyscallCounts(): string | undefined {
     const path = this.config.countsPath;
     if (!path) return undefined;
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(`${path}.tmp`, JSON.stringify(this.syscallCounts(), null, 2) + '\n');
-    renameSync(`${path}.tmp`, path);
+    writeFileAtomic(path, JSON.stringify(this.syscallCounts(), null, 2) + '\n');
     return path;
   }
 
@@ -127,7 +123,7 @@ export class Agent {
     const lostByCpu = new Map<string, bigint[]>();
     for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
     try {
-      writeMetricsFile(this.config.metricsPath, { ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu });
+      writeFileAtomic(this.config.metricsPath, renderMetrics({ ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu }));
     } catch (e) {
       this.log(`cannot write metrics to ${this.config.metricsPath}: ${(e as Error).message}`);
     }

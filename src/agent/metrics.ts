@@ -1,8 +1,6 @@
 // The agent's counters in the Prometheus text exposition format, written to a file
 // (node_exporter's textfile collector reads such files): events written, records
 // lost in the kernel per CPU and kind, host records dropped, bad records.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 
 export interface MetricsSnapshot {
   records: number;
@@ -28,11 +26,4 @@ export function renderMetrics(m: MetricsSnapshot): string {
   lines.push('# HELP vigil_records_lost_total Records the kernel could not queue because the ring buffer was full.', '# TYPE vigil_records_lost_total counter');
   for (const [kind, perCpu] of m.lostByCpu) perCpu.forEach((n, cpu) => lines.push(`vigil_records_lost_total{cpu="${cpu}",kind="${kind}"} ${n}`));
   return lines.join('\n') + '\n';
-}
-
-/** Replaces the file atomically, so a collector never reads half of it. */
-export function writeMetricsFile(path: string, m: MetricsSnapshot): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, renderMetrics(m));
-  renameSync(`${path}.tmp`, path);
 }

@@ -136,7 +136,6 @@ function describeSyscall(r: SyscallRecord): Described {
   const based = r.strings[basedIndex];
   let path: string | undefined;
   if (r.fdPath !== undefined) path = r.fdPath;
-  else if (based !== undefined && spec.category === 'file') path = absolutePath(based, r.base);
   else if (based !== undefined && spec.base) path = absolutePath(based, r.base);
   if (path !== undefined) args['path'] = path;
   if (r.pathCut) args['path_truncated'] = true;
