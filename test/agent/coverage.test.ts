@@ -35,6 +35,8 @@ describe('event coverage in real containers', { skip }, () => {
         'cd /etc && cat ./hostname >/dev/null && cd /',
         'touch /tmp/x && chmod u+s /tmp/x',
         'ln -s /etc/passwd /tmp/link',
+        'cat /tmp/link /tmp/../etc/hostname >/dev/null',
+        'mkdir -p /tmp/d && touch /tmp/d/f && rm -r /tmp/d',
         'chown 1:1 /tmp/x',
         'unshare -n true',
         'cat /etc/$(printf %0300d 0) 2>/dev/null',
@@ -67,7 +69,7 @@ describe('event coverage in real containers', { skip }, () => {
   const assertText = (e: VigilEvent) => assert.match(renderText(e), TEXT_LINE, renderText(e));
 
   test('file: cat /etc/passwd is an openat with the path, flags and returned fd', () => {
-    const open = of(fileId, (e) => e.kind === 'file' && e.syscall === 'openat' && e.process.comm === 'cat' && e.args['path'] === '/etc/passwd');
+    const open = of(fileId, (e) => e.kind === 'file' && e.syscall === 'openat' && e.process.comm === 'cat' && e.args['name'] === '/etc/passwd');
     assert.equal(open.length, 1, JSON.stringify(of(fileId, (e) => e.kind === 'file').map((e) => [e.syscall, e.args])));
     const e = open[0]!;
     assert.equal(e.args['dirfd'], '-100(AT_FDCWD)');
@@ -83,6 +85,25 @@ describe('event coverage in real containers', { skip }, () => {
     assert.ok(e, 'no openat of ./hostname');
     assert.equal(e.args['path'], '/etc/hostname');
     assert.match(renderText(e), /name=\.\/hostname\(\/etc\/hostname\)/);
+  });
+
+  test('file: symlinks and .. resolve to the file the kernel opened', () => {
+    const viaLink = of(fileId, (x) => x.syscall === 'openat' && x.args['name'] === '/tmp/link')[0];
+    assert.ok(viaLink, 'no openat of /tmp/link (its target is watched)');
+    assert.equal(viaLink.args['path'], '/etc/passwd');
+    assert.match(renderText(viaLink), /name=\/tmp\/link\(\/etc\/passwd\)/);
+    const dotdot = of(fileId, (x) => x.syscall === 'openat' && x.args['name'] === '/tmp/../etc/hostname')[0];
+    assert.ok(dotdot, 'no openat of /tmp/../etc/hostname');
+    assert.equal(dotdot.args['path'], '/etc/hostname');
+  });
+
+  test('file: a name relative to a directory fd is resolved against that directory', () => {
+    const e = of(fileId, (x) => x.syscall === 'unlinkat' && x.args['name'] === 'f')[0];
+    assert.ok(e, `no unlinkat of f: ${JSON.stringify(of(fileId, (x) => x.syscall.startsWith('unlink')).map((x) => x.args))}`);
+    assert.equal(typeof e.args['dirfd'], 'number', 'rm -r works through a directory fd');
+    assert.equal(e.args['path'], '/tmp/d/f');
+    assert.equal(e.ret, 0);
+    assertText(e);
   });
 
   test('file: chmod u+s sets S_ISUID on the resolved path', () => {
