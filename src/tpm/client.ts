@@ -163,6 +163,10 @@ export interface KeyCreateOptions {
   outsideInfo?: Uint8Array;
 }
 
+/** One command and its response, as seen on the wire (for tracing and for tests). */
+export interface TpmExchange { command: CommandName; sessionCount: number; request: Buffer; response: Buffer }
+export interface TpmClientOptions { onExchange?: (exchange: TpmExchange) => void }
+
 const RETRYABLE = new Set(['TPM_RC_RETRY', 'TPM_RC_YIELDED', 'TPM_RC_TESTING']);
 
 function sensitiveCreate(w: TpmWriter, auth: Uint8Array = Buffer.alloc(0)): void {
@@ -176,7 +180,7 @@ function sensitiveCreate(w: TpmWriter, auth: Uint8Array = Buffer.alloc(0)): void
 export class TpmClient {
   private nvBufferMax: number | undefined;
 
-  constructor(readonly transport: TpmTransport) {}
+  constructor(readonly transport: TpmTransport, private readonly options: TpmClientOptions = {}) {}
 
   private async call<T>(req: CommandRequest, shape: ResponseShape<T>): Promise<T> {
     const command = buildCommand(req);
@@ -184,6 +188,7 @@ export class TpmClient {
     // command and wants it sent again, e.g. swtpm right after key generation.
     for (let attempt = 0; ; attempt++) {
       const res = await this.transport.send(command);
+      this.options.onExchange?.({ command: req.command, sessionCount: req.sessions?.length ?? 0, request: command, response: res });
       try {
         return decodeResponse(req.command, res, shape, req.sessions?.length ?? 0);
       } catch (e) {
@@ -353,14 +358,14 @@ export class TpmClient {
   }
 
   /** Extends `pcr` in each given bank; digests must be the bank's hash size. */
-  pcrExtend(pcr: number, digests: readonly { hashAlg: number; digest: Uint8Array }[], auth: AuthSession = passwordSession()): Promise<void> {
+  async pcrExtend(pcr: number, digests: readonly { hashAlg: number; digest: Uint8Array }[], auth: AuthSession = passwordSession()): Promise<void> {
     const w = new TpmWriter().u32(digests.length);
     for (const d of digests) {
       const size = HashInfo[d.hashAlg]?.size;
       if (size === undefined || d.digest.length !== size) throw new TpmUsageError(`PCR_Extend digest for algorithm 0x${d.hashAlg.toString(16)} must be ${size ?? '?'} bytes, got ${d.digest.length}`);
       w.u16(d.hashAlg).bytes(d.digest);
     }
-    return this.call({ command: 'PCR_Extend', handles: [pcr], sessions: [auth], parameters: w.toBuffer() }, Responses.PCR_Extend);
+    await this.call({ command: 'PCR_Extend', handles: [pcr], sessions: [auth], parameters: w.toBuffer() }, Responses.PCR_Extend);
   }
 
   pcrReset(pcr: number, auth: AuthSession = passwordSession()): Promise<void> {

@@ -12,7 +12,7 @@ export { buildCommand, parseResponse, passwordSession, type AuthSession, type Co
 export {
   TpmClient, Responses, decodeResponse,
   type PublicArea, type CreatePrimaryResult, type CreateResult, type LoadResult, type ReadPublicResult, type NvReadPublicResult,
-  type PcrReadResult, type QuoteResult, type StartAuthSessionResult, type PolicySecretResult, type CapabilityResult, type TimeInfo, type ResponseShape,
+  type PcrReadResult, type QuoteResult, type StartAuthSessionResult, type PolicySecretResult, type CapabilityResult, type TimeInfo, type ResponseShape, type TpmExchange, type TpmClientOptions,
 } from './client.js';
 export { SwtpmTcpTransport, SwtpmControl, DeviceTransport, type TpmTransport } from './transport.js';
 export { SwtpmProcess, provisionSwtpm, freePortPair, haveProgram, type ProvisionResult } from './swtpm.js';
