@@ -4,9 +4,9 @@ export { TpmError, TpmResponseError, TpmFormatError, TpmTransportError, TpmContr
 export { decodeResponseCode, type DecodedResponseCode } from './response-code.js';
 export { TpmReader, TpmWriter } from './marshal.js';
 export {
-  marshalPublic, unmarshalPublic, unmarshalPublic2b, unmarshalAttest, marshalSignature, unmarshalSignature, marshalNvPublic,
+  marshalPublic, unmarshalPublic, marshalPcrSelections, unmarshalPcrSelections, marshalSignatureScheme, unmarshalSignatureScheme, unmarshalPublic2b, unmarshalAttest, marshalSignature, unmarshalSignature, marshalNvPublic,
   type TpmPublic, type RsaPublic, type EccPublic, type PcrSelection, type Attestation, type ClockInfo, type Signature, type NvPublic,
-  type CapabilityData, type Ticket, type SymmetricDefinition, type Scheme,
+  type CapabilityData, type Ticket, type SignatureScheme, type SymmetricDefinition, type Scheme,
 } from './structures.js';
 export { buildCommand, parseResponse, passwordSession, type AuthSession, type CommandRequest, type ParsedResponse } from './command.js';
 export {

@@ -173,6 +173,31 @@ export function readPcrSelections(r: TpmReader, field: string): PcrSelection[] {
   return out;
 }
 
+/** A bare TPML_PCR_SELECTION, as the Redfish TPMGetSignedMeasurements action carries it. */
+export function marshalPcrSelections(sels: readonly PcrSelection[]): Buffer { const w = new TpmWriter(); writePcrSelections(w, sels); return w.toBuffer(); }
+export function unmarshalPcrSelections(buf: Buffer): PcrSelection[] {
+  const r = new TpmReader(buf, 'TPML_PCR_SELECTION'); const s = readPcrSelections(r, 'pcrSelections'); r.end(); return s;
+}
+
+/** TPMT_SIG_SCHEME (the inScheme of TPM2_Quote). */
+export interface SignatureScheme { scheme: number; hashAlg: number }
+export function marshalSignatureScheme(s: SignatureScheme): Buffer {
+  const w = new TpmWriter().u16(s.scheme);
+  if (s.scheme !== Alg.NULL) w.u16(s.hashAlg);
+  return w.toBuffer();
+}
+export function unmarshalSignatureScheme(buf: Buffer): SignatureScheme {
+  const r = new TpmReader(buf, 'TPMT_SIG_SCHEME');
+  const scheme = r.u16('scheme');
+  let hashAlg = 0;
+  if (scheme !== Alg.NULL) {
+    if (![Alg.RSASSA, Alg.RSAPSS, Alg.ECDSA, Alg.ECSCHNORR].includes(scheme as never)) r.fail(`scheme 0x${scheme.toString(16)} is not RSASSA, RSAPSS, ECDSA, ECSCHNORR or NULL`);
+    hashAlg = r.u16('details.hashAlg');
+  }
+  r.end();
+  return { scheme, hashAlg };
+}
+
 // ---- TPMS_ATTEST ----
 
 export interface ClockInfo { clock: bigint; resetCount: number; restartCount: number; safe: boolean }

@@ -1,0 +1,116 @@
+// The BMC's ownership of its TPM: which TPM (swtpm started here, or a device), the
+// EK re-derived from the standard template, the AK created once and reloaded from the
+// state directory, and the three things the API needs: extend, quote, activate.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  Alg, DeviceTransport, SwtpmProcess, TpmClient, activateCredential, createAk, createEk, loadAk,
+  provisionSwtpm, readEkCertificate, unmarshalPublic,
+  type AkBlob, type KeyAlgorithm, type LoadedKey, type PcrSelection, type QuoteResult, type TimeInfo,
+} from '../tpm/index.js';
+import { BmcError } from './errors.js';
+
+/**
+ * The PCR the anchors go into. PCR 23 ("application support" in the PC Client PCR
+ * profile) is free for applications and is not touched by firmware or the OS boot
+ * chain, so its only writer is this service. Like PCR 16, it can be reset from locality
+ * 0 with TPM2_PCR_Reset; that is acceptable because only the BMC can send commands to
+ * this TPM, and the BMC never resets it. A TPM reset zeroes it as well, which the
+ * verifier sees in the quote's resetCount.
+ */
+export const DEFAULT_ANCHOR_PCR = 23;
+
+export type TpmSource = { kind: 'swtpm' } | { kind: 'device'; path: string };
+
+export interface BmcTpmOptions {
+  stateDir: string;
+  source: TpmSource;
+  ekAlgorithm?: KeyAlgorithm;
+  akAlgorithm?: KeyAlgorithm;
+}
+
+interface StoredAk { algorithm: KeyAlgorithm; outPrivate: string; outPublic: string }
+
+export class BmcTpm {
+  private constructor(
+    readonly client: TpmClient,
+    private readonly swtpm: SwtpmProcess | undefined,
+    readonly ek: LoadedKey,
+    readonly ekAlgorithm: KeyAlgorithm,
+    readonly ekCertificate: Buffer | undefined,
+    readonly ak: LoadedKey,
+    readonly akAlgorithm: KeyAlgorithm,
+    /** PEM CA certificates of the local CA (swtpm only); real TPMs chain to their vendor. */
+    readonly caCertificates: string[],
+  ) {}
+
+  static async open(options: BmcTpmOptions): Promise<BmcTpm> {
+    const ekAlgorithm = options.ekAlgorithm ?? 'rsa';
+    const akAlgorithm = options.akAlgorithm ?? 'ecc';
+    let swtpm: SwtpmProcess | undefined;
+    let client: TpmClient;
+    let caCertificates: string[] = [];
+    try {
+      if (options.source.kind === 'swtpm') {
+        caCertificates = (await provisionSwtpm(options.stateDir)).caCertificates;
+        swtpm = await SwtpmProcess.start({ tpmStateDir: join(options.stateDir, 'tpm'), logFile: join(options.stateDir, 'swtpm.log') });
+        client = new TpmClient(swtpm.transport());
+        // swtpm was just powered on: this is a TPM Reset, as a BMC boot would be.
+        await client.startup('clear');
+      } else {
+        client = new TpmClient(new DeviceTransport(options.source.path));
+        await client.ensureStarted();
+      }
+      const ek = await createEk(client, ekAlgorithm);
+      const ekCertificate = await readEkCertificate(client, ekAlgorithm);
+      const akPath = join(options.stateDir, 'ak.json');
+      let blob: AkBlob;
+      if (existsSync(akPath)) {
+        const stored = JSON.parse(readFileSync(akPath, 'utf8')) as StoredAk;
+        if (stored.algorithm !== akAlgorithm) throw new BmcError('BMC_CONFIG', `the state directory holds an ${stored.algorithm} AK but ${akAlgorithm} was asked for; use --ak-alg ${stored.algorithm} or a new state directory`);
+        const bytes = Buffer.from(stored.outPublic, 'base64');
+        blob = { outPrivate: Buffer.from(stored.outPrivate, 'base64'), outPublic: { public: unmarshalPublic(bytes), bytes } };
+      } else {
+        blob = await createAk(client, ek.handle, akAlgorithm);
+        const stored: StoredAk = { algorithm: akAlgorithm, outPrivate: blob.outPrivate.toString('base64'), outPublic: blob.outPublic.bytes.toString('base64') };
+        writeFileSync(akPath, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
+      }
+      const ak = await loadAk(client, ek.handle, blob);
+      return new BmcTpm(client, swtpm, ek, ekAlgorithm, ekCertificate, ak, akAlgorithm, caCertificates);
+    } catch (e) {
+      await swtpm?.stop().catch(() => undefined);
+      if (e instanceof BmcError) throw e;
+      throw new BmcError('BMC_TPM', `cannot bring up the TPM (${options.source.kind === 'swtpm' ? 'swtpm' : options.source.path}): ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Extends `digest` (32 bytes) into the SHA-256 bank of `pcr`; returns the new value and the clock. */
+  async extend(pcr: number, digest: Buffer): Promise<{ pcrValue: Buffer; time: TimeInfo }> {
+    await this.client.pcrExtend(pcr, [{ hashAlg: Alg.SHA256, digest }]);
+    const pcrValue = (await this.client.pcrRead(Alg.SHA256, [pcr])).get(pcr) as Buffer;
+    return { pcrValue, time: await this.client.readClock() };
+  }
+
+  quote(nonce: Buffer, selection: PcrSelection[], scheme?: { scheme: number; hashAlg: number }): Promise<QuoteResult> {
+    return this.client.quote(this.ak.handle, nonce, selection, { scheme });
+  }
+
+  readClock(): Promise<TimeInfo> { return this.client.readClock(); }
+
+  activate(credentialBlob: Buffer, secret: Buffer): Promise<Buffer> {
+    return activateCredential(this.client, this.ak.handle, this.ek.handle, credentialBlob, secret);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.client.flushContext(this.ak.handle).catch(() => undefined);
+      await this.client.flushContext(this.ek.handle).catch(() => undefined);
+      // An orderly shutdown, so the next Startup is not counted as a dirty one.
+      await this.client.shutdown('clear').catch(() => undefined);
+      await this.client.close();
+    } finally {
+      await this.swtpm?.stop();
+    }
+  }
+}
+

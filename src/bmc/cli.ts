@@ -1,0 +1,74 @@
+// `vigil bmc`: run the BMC service until SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { startBmcService } from './service.js';
+import { BmcError } from './errors.js';
+import type { TpmSource } from './bmc-tpm.js';
+import type { KeyAlgorithm } from '../tpm/index.js';
+
+const USAGE = `usage: vigil bmc --state-dir DIR [--listen HOST:PORT] [--tpm swtpm|/dev/tpmrm0]
+                 [--pcr N] [--ek-alg rsa|ecc] [--ak-alg ecc|rsa] [--log]
+
+Runs the BMC service: owns the TPM, extends the host's log anchors into a PCR and
+answers the verifier's quote requests over a Redfish-style HTTP API.
+
+  --state-dir DIR   TPM state, local CA, AK blob, role tokens and anchor list (created on first run)
+  --listen H:P      management address (default 127.0.0.1:8443)
+  --tpm T           'swtpm' (default; started and provisioned in the state dir) or a device path
+  --pcr N           the anchor PCR (default 23)
+  --ek-alg A        EK template: rsa (default; swtpm_setup certifies it) or ecc (P-256)
+  --ak-alg A        attestation key: ecc (default, P-256 ECDSA) or rsa (RSASSA)
+  --log             log requests to stderr
+
+Tokens: DIR/tokens/host.token (may append anchors) and DIR/tokens/verifier.token
+(may read and request quotes), sent as 'Authorization: Bearer <token>'.`;
+
+function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new BmcError('BMC_CONFIG', `--listen ${s}: expected HOST:PORT, e.g. 10.200.0.2:8443`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+function parseAlg(name: string, v: string | undefined): KeyAlgorithm | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'rsa' && v !== 'ecc') throw new BmcError('BMC_CONFIG', `${name} ${v}: expected rsa or ecc`);
+  return v;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: {
+      'state-dir': { type: 'string' }, listen: { type: 'string' }, tpm: { type: 'string' }, pcr: { type: 'string' },
+      'ek-alg': { type: 'string' }, 'ak-alg': { type: 'string' }, log: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    } }));
+  } catch (e) {
+    process.stderr.write(`vigil bmc: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  try {
+    if (!values['state-dir']) throw new BmcError('BMC_CONFIG', '--state-dir is required');
+    const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443');
+    const source: TpmSource = !values.tpm || values.tpm === 'swtpm' ? { kind: 'swtpm' } : { kind: 'device', path: values.tpm };
+    const pcr = values.pcr === undefined ? undefined : Number(values.pcr);
+    if (pcr !== undefined && !(Number.isInteger(pcr) && pcr >= 0 && pcr <= 23)) throw new BmcError('BMC_CONFIG', `--pcr ${values.pcr}: expected 0..23`);
+    const service = await startBmcService({
+      stateDir: resolve(values['state-dir']), host, port, source, anchorPcr: pcr,
+      ekAlgorithm: parseAlg('--ek-alg', values['ek-alg']), akAlgorithm: parseAlg('--ak-alg', values['ak-alg']), logger: values.log ?? false,
+    });
+    process.stdout.write(`vigil bmc: listening on ${service.url} (anchor PCR ${service.anchorPcr}, AK ${service.tpm.ak.name.toString('hex')})\n`
+      + `vigil bmc: host token ${service.tokenFiles.host}, verifier token ${service.tokenFiles.verifier}\n`);
+    await new Promise<void>((resolveStop) => {
+      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolveStop(); };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await service.close();
+    process.stdout.write('vigil bmc: stopped\n');
+    return 0;
+  } catch (e) {
+    process.stderr.write(`vigil bmc: ${(e as Error).message}\n`);
+    return e instanceof BmcError && e.code === 'BMC_CONFIG' ? 2 : 1;
+  }
+}
