@@ -21,7 +21,9 @@ async function start(): Promise<BmcService> {
 }
 
 before(async () => {
-  for (const p of ['swtpm', 'swtpm_setup', 'swtpm_localca']) if (!(await haveProgram(p))) skip = `not installed: ${p} (scripts/bootstrap.sh installs swtpm and swtpm-tools)`;
+  const missing: string[] = [];
+  for (const p of ['swtpm', 'swtpm_setup', 'swtpm_localca']) if (!(await haveProgram(p))) missing.push(p);
+  if (missing.length) skip = `not installed: ${missing.join(', ')} (scripts/bootstrap.sh installs swtpm and swtpm-tools)`;
   if (skip) return;
   stateDir = mkdtempSync(join(tmpdir(), 'vigil-bmc-test-'));
   service = await start();

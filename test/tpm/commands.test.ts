@@ -227,3 +227,14 @@ test('ReadClock, and errors name the offending handle or parameter', async (t) =
     return true;
   });
 });
+
+test('PCR 16 and 23 can be reset from locality 0 and PCR 0 cannot: why only the BMC may talk to its TPM', async (t) => {
+  const e = need(t); if (!e) return;
+  const digest = hash(Alg.SHA256, Buffer.from('x'));
+  for (const pcr of [16, 23]) {
+    await e.client.pcrExtend(pcr, [{ hashAlg: Alg.SHA256, digest }]);
+    await e.client.pcrReset(pcr);
+    assert.deepEqual((await e.client.pcrRead(Alg.SHA256, [pcr])).get(pcr), Buffer.alloc(32));
+  }
+  await assert.rejects(e.client.pcrReset(0), (err: unknown) => err instanceof TpmResponseError && err.detail.name === 'TPM_RC_LOCALITY');
+});
