@@ -238,3 +238,14 @@ test('PCR 16 and 23 can be reset from locality 0 and PCR 0 cannot: why only the 
   }
   await assert.rejects(e.client.pcrReset(0), (err: unknown) => err instanceof TpmResponseError && err.detail.name === 'TPM_RC_LOCALITY');
 });
+
+test('the control channel sets the locality commands come from (PCR 21 resets only from locality 2)', async (t) => {
+  const e = need(t); if (!e) return;
+  const control = e.swtpm.control();
+  await assert.rejects(e.client.pcrReset(21), (err: unknown) => err instanceof TpmResponseError && err.detail.name === 'TPM_RC_LOCALITY');
+  await control.setLocality(2);
+  try {
+    await e.client.pcrReset(21);
+  } finally { await control.setLocality(0); }
+  await assert.rejects(e.client.pcrReset(21), TpmResponseError);
+});
