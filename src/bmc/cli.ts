@@ -53,17 +53,20 @@ export async function main(argv: string[]): Promise<number> {
     const source: TpmSource = !values.tpm || values.tpm === 'swtpm' ? { kind: 'swtpm' } : { kind: 'device', path: values.tpm };
     const pcr = values.pcr === undefined ? undefined : Number(values.pcr);
     if (pcr !== undefined && !(Number.isInteger(pcr) && pcr >= 0 && pcr <= 23)) throw new BmcError('BMC_CONFIG', `--pcr ${values.pcr}: expected 0..23`);
+    // Listen for the stop signal before starting, so a signal during start-up still
+    // ends in an orderly close (swtpm shut down, anchor list closed).
+    const stopped = new Promise<void>((resolveStop) => {
+      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolveStop(); };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
     const service = await startBmcService({
       stateDir: resolve(values['state-dir']), host, port, source, anchorPcr: pcr,
       ekAlgorithm: parseAlg('--ek-alg', values['ek-alg']), akAlgorithm: parseAlg('--ak-alg', values['ak-alg']), logger: values.log ?? false,
     });
     process.stdout.write(`vigil bmc: listening on ${service.url} (anchor PCR ${service.anchorPcr}, AK ${service.tpm.ak.name.toString('hex')})\n`
       + `vigil bmc: host token ${service.tokenFiles.host}, verifier token ${service.tokenFiles.verifier}\n`);
-    await new Promise<void>((resolveStop) => {
-      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolveStop(); };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await stopped;
     await service.close();
     process.stdout.write('vigil bmc: stopped\n');
     return 0;

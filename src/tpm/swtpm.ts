@@ -93,13 +93,32 @@ export interface SwtpmStartOptions {
 export class SwtpmProcess {
   private exited: Promise<number | null>;
   private constructor(private readonly child: ChildProcess, readonly host: string, readonly port: number, readonly ctrlPort: number) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => { process.off('exit', this.killOnExit); resolve(code); }));
+    // If this process ends without stop() (an uncaught error, process.exit), do not leave
+    // a TPM running behind; its state on disk stays consistent.
+    process.on('exit', this.killOnExit);
   }
 
-  /** Starts swtpm and powers the TPM on (CMD_INIT); the caller sends TPM2_Startup. */
+  private readonly killOnExit = (): void => { this.child.kill('SIGKILL'); };
+
+  /**
+   * Starts swtpm and powers the TPM on (CMD_INIT); the caller sends TPM2_Startup. With
+   * no port given, free ports are picked, and picked again if another program takes
+   * them between the check and swtpm's bind.
+   */
   static async start(options: SwtpmStartOptions): Promise<SwtpmProcess> {
+    if (options.port !== undefined) return SwtpmProcess.startOn(options, options.port);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await SwtpmProcess.startOn(options, await freePortPair(options.host ?? '127.0.0.1'));
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
+  }
+
+  private static async startOn(options: SwtpmStartOptions, port: number): Promise<SwtpmProcess> {
     const host = options.host ?? '127.0.0.1';
-    const port = options.port ?? await freePortPair(host);
     mkdirSync(options.tpmStateDir, { recursive: true, mode: 0o700 });
     const args = ['socket', '--tpm2',
       '--server', `type=tcp,port=${port},bindaddr=${host}`,
