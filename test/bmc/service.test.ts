@@ -7,9 +7,9 @@ import { generateKeyPairSync, randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BmcApiClient, Paths, startBmcService, type AnchorEntry, type BmcService } from '../../src/bmc/index.js';
+import { BmcApiClient, Paths, parseSignedMeasurements, startBmcService, type AnchorEntry, type BmcService } from '../../src/bmc/index.js';
 import {
-  Alg, checkEkCertificate, ekTemplateRsa2048, haveProgram, makeCredential, marshalPcrSelections, replayPcr, verifyQuote,
+  Alg, checkEkCertificate, ekTemplateRsa2048, haveProgram, makeCredential, marshalPcrSelections, replayPcr, unmarshalAttest, verifyQuote,
 } from '../../src/tpm/index.js';
 
 let stateDir = '';
@@ -130,6 +130,22 @@ async function verifyAnchoredState(s: BmcService): Promise<{ resetCount: number;
   }
   return { resetCount: attestation.clockInfo.resetCount, epoch };
 }
+
+test('TPMGetSignedMeasurements honours PCRSelection and Scheme, and makes a nonce when none is sent', async (t) => {
+  if (!service) { t.skip(skip ?? 'BMC did not start'); return; }
+  const { verifier } = clients(service);
+  const ak = await verifier.attestationKey();
+  const nonce = randomBytes(20);
+  const selection = [{ hashAlg: Alg.SHA256, pcrs: [0, 7, 23] }];
+  const sm = await verifier.signedMeasurements(nonce, selection, { scheme: Alg.ECDSA, hashAlg: Alg.SHA256 });
+  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrSelection: selection });
+  const r = await verifier.request('POST', Paths.getSignedMeasurements, {});
+  assert.equal(r.status, 200);
+  const generated = parseSignedMeasurements(Buffer.from((r.body as { SignedMeasurements: string }).SignedMeasurements, 'base64'));
+  const attestation = unmarshalAttest(generated.attest);
+  assert.equal(attestation.extraData.length, 32, 'the service chose a 32-byte nonce');
+  verifyQuote(ak.public, generated.attest, generated.signature, { nonce: attestation.extraData, pcrSelection: [{ hashAlg: Alg.SHA256, pcrs: [23] }] });
+});
 
 test('enrolment: EK certificate chains to the local CA; credential activation works for this EK only', async (t) => {
   if (!service) { t.skip(skip ?? 'BMC did not start'); return; }

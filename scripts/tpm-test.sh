@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The TPM client and BMC service tests only (swtpm, tpm2-tools and root for the netns
+# test): build, then run test/tpm and test/bmc one file at a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+exec node --test --test-concurrency=1 dist/test/tpm dist/test/bmc "$@"
