@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   Alg, Responses, TpmError, TpmFormatError, TpmTransportError, SwtpmTcpTransport, createAk, createEk, decodeResponse, loadAk,
-  makeCredential, activateCredential, unmarshalAttest, unmarshalPublic, unmarshalSignature, Handle,
+  makeCredential, activateCredential, unmarshalAttest, unmarshalPublic, unmarshalSignature,
   type ResponseShape, type TpmExchange,
 } from '../../src/tpm/index.js';
 import { missingPrograms, startSwtpm, type SwtpmEnv } from './swtpm-fixture.js';
@@ -43,7 +43,6 @@ before(async () => {
   await c.nvUndefineSpace(0x01500020);
   await c.readClock();
   await c.readPublic(0x80fffff0).catch(() => undefined);
-  void Handle;
 });
 after(async () => { await env?.close(); });
 
