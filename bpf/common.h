@@ -62,6 +62,16 @@ struct {
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
 
+/* Cgroups known to be containers' (marked on exec in the kernel and by user space when it
+ * resolves a container). A task in one of these cgroups stays watched even after it joins
+ * the host's mount namespace (an escape with setns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} vigil_containers SEC(".maps");
+
 static __always_inline struct vigil_config *vigil_get_config(void)
 {
 	__u32 zero = 0;
@@ -71,11 +81,12 @@ static __always_inline struct vigil_config *vigil_get_config(void)
 static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32 mode)
 {
 	if (mode == VIGIL_CGROUP_V1_MEMORY) {
+		/* Direct BTF loads, no helper calls: host tasks take this path on every syscall. */
 		int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-		struct css_set *cset = BPF_CORE_READ(task, cgroups);
-		struct cgroup_subsys_state *css = NULL;
-		if (bpf_core_read(&css, sizeof(css), &cset->subsys[id & 15]) == 0 && css) {
-			__u64 kid = BPF_CORE_READ(css, cgroup, kn, id);
+		struct css_set *cset = task->cgroups;
+		struct cgroup_subsys_state *css = cset ? cset->subsys[id & 15] : NULL;
+		if (css) {
+			__u64 kid = css->cgroup->kn->id;
 			if (kid)
 				return kid;
 		}
@@ -84,24 +95,35 @@ static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32
 }
 
 /*
- * The first check of every program: is the current task in a container at all?
- * Host tasks (the host's mount namespace) and cgroups user space marked as
- * not-a-container return 0 here, before any record is built.
+ * The first check of every program: is the current task a container's? A task outside
+ * the host's mount namespace is, unless user space marked its cgroup as a host one (a
+ * service with a private mount namespace); a task in the host's mount namespace is
+ * only when its cgroup is a known container's, which catches a process that escaped
+ * with setns. Host tasks cost a few loads and one hash lookup.
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
-	/* A direct BTF walk, not BPF_CORE_READ: plain loads instead of three helper calls,
-	 * on the path every syscall of every host process takes. */
 	struct nsproxy *nsp = task->nsproxy;
 	if (!nsp)
 		return 0;
 	__u32 mnt = nsp->mnt_ns->ns.inum;
-	if (mnt == cfg->host_mnt_ns || mnt == 0)
+	if (mnt == 0)
 		return 0;
 	*key = vigil_container_key(task, cfg->cgroup_mode);
+	if (mnt == cfg->host_mnt_ns && !bpf_map_lookup_elem(&vigil_containers, key))
+		return 0;
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 		return 0;
 	return 1;
+}
+
+/* Called on every exec of a watched task: its cgroup becomes a known container's in the
+ * kernel at once, so a setns escape straight after the container starts is not missed
+ * while user space is still resolving the container. */
+static __always_inline void vigil_mark_container(__u64 key)
+{
+	__u8 one = 1;
+	bpf_map_update_elem(&vigil_containers, &key, &one, BPF_ANY);
 }
 
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)

@@ -14,6 +14,7 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 key;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
+	vigil_mark_container(key);
 
 	struct vigil_exec *e = vigil_scratch_buf();
 	if (!e)

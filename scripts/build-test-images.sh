@@ -2,7 +2,7 @@
 # Builds the local test images without any registry, by `docker import` of a root
 # file system assembled here:
 #   vigil-test/busybox:1  busybox-static with its applets linked in /bin
-#   vigil-test/bash:1     bash, coreutils and a few tools copied from the host with
+#   vigil-test/bash:2     bash, coreutils, unshare, nsenter and a few tools copied from the host with
 #                         the shared libraries they need (found with ldd)
 # An image that already exists is kept; VIGIL_REBUILD_IMAGES=1 forces a rebuild.
 set -euo pipefail
@@ -37,9 +37,9 @@ if ! have_image vigil-test/busybox:1; then
   import_rootfs "$root" vigil-test/busybox:1
 fi
 
-if ! have_image vigil-test/bash:1; then
+if ! have_image vigil-test/bash:2; then
   root="$workdir/bash"; base_dirs "$root"; base_etc "$root"
-  tools=(bash cat ls cp mv rm ln mkdir chmod chown touch id sleep echo env head tail grep sed stat readlink true false unshare)
+  tools=(bash cat ls cp mv rm ln mkdir chmod chown touch id sleep echo env head tail grep sed stat readlink true false unshare nsenter)
   for t in "${tools[@]}"; do
     src=$(type -P "$t" || true)
     [ -n "$src" ] || { log "skipping $t: not on the host"; continue; }
@@ -53,5 +53,5 @@ if ! have_image vigil-test/bash:1; then
     done
   done
   ln -sf bash "$root/bin/sh"
-  import_rootfs "$root" vigil-test/bash:1
+  import_rootfs "$root" vigil-test/bash:2
 fi

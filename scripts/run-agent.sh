@@ -16,7 +16,7 @@ if [ "$demo" = 1 ]; then
   trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
   (
     sleep 3
-    docker run -d --pull never --name "$name" vigil-test/bash:1 \
+    docker run -d --pull never --name "$name" vigil-test/bash:2 \
       sh -c 'while true; do cat /etc/shadow >/dev/null; id; ls /root; sleep 5; done' >/dev/null
   ) &
 fi

@@ -40,13 +40,33 @@ export function openOutput(spec: OutputSpec): EventOutput {
     // A 1 MiB buffer: at 100,000 events/s a 16 KiB one asks for backpressure on every batch.
     stream = createWriteStream(spec.path, { flags: 'a', highWaterMark: 1 << 20 });
   }
+  // Lines are gathered and written as one chunk per event-loop turn (or per 256 KiB):
+  // a stream.write per event cost as much as rendering it.
+  let pending = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending === '') return;
+    const chunk = pending;
+    pending = '';
+    stream.write(chunk);
+  };
   return {
     write: (e) => {
-      stream.write(render(e) + '\n');
+      pending += render(e) + '\n';
+      if (pending.length >= 256 * 1024) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
     },
-    drained: () => (stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined),
+    drained: () => {
+      flush();
+      return stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined;
+    },
     close: () =>
       new Promise<void>((resolve) => {
+        flush();
         if (stream === process.stdout) {
           if (process.stdout.writableNeedDrain) process.stdout.once('drain', () => resolve());
           else resolve();

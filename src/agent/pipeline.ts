@@ -2,7 +2,7 @@
 // sequence numbers. Events leave in the order the kernel produced them; when a
 // record's container is not yet known, it and every later record wait (bounded)
 // while the key is resolved in the background, so the event loop never blocks.
-import type { ContainerRef, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
+import type { ContainerRef, EventArgs, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
 import { describeRecord } from '../events/index.js';
 import type { KeyIdentity } from '../containers/index.js';
 import { ProcessTable } from './processes.js';
@@ -158,29 +158,27 @@ export class EventPipeline {
   }
 
   private toEvent(r: RawRecord, process: ProcessRef, container: ContainerRef): VigilEvent {
+    // Literal objects in one fixed key order, no spreads: this runs for every event.
     const t = r.task;
-    const base = {
-      seq: ++this.seq,
-      time: (t.timeNs + this.wallOffsetNs).toString(),
-      host: this.opts.host,
-    };
-    const rest = {
-      container,
-      process,
-      namespaces: { mnt: t.mntNs, pid: t.pidNs, cgroupId: t.cgroupId.toString(), containerKey: t.containerKey.toString() },
-      verdict: { ...NORMAL, rules: [] },
-    };
+    const seq = ++this.seq;
+    const time = (t.timeNs + this.wallOffsetNs).toString();
+    const host = this.opts.host;
+    const namespaces = { mnt: t.mntNs, pid: t.pidNs, cgroupId: t.cgroupId.toString(), containerKey: t.containerKey.toString() };
+    const verdict = { level: NORMAL.level, rules: [], action: NORMAL.action };
     switch (r.kind) {
-      case 'exec':
-        return { ...base, kind: 'exec', syscall: 'execve', args: { filename: r.filename, argv: r.argv, ...(r.env ? { envp: r.env } : {}) }, ret: 0, ...rest };
+      case 'exec': {
+        const args: EventArgs = r.env ? { filename: r.filename, argv: r.argv, envp: r.env } : { filename: r.filename, argv: r.argv };
+        return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };
+      }
       case 'fork':
-        return { ...base, kind: 'fork', syscall: 'fork', args: { child_pid: r.childPid, child_ns_pid: r.childNsPid }, ret: r.childPid, ...rest };
+        return { seq, time, host, kind: 'fork', syscall: 'fork', args: { child_pid: r.childPid, child_ns_pid: r.childNsPid }, ret: r.childPid, container, process, namespaces, verdict };
       case 'exit':
-        return { ...base, kind: 'exit', syscall: 'exit', args: { code: r.exitCode, signal: r.signal }, ret: null, ...rest };
+        return { seq, time, host, kind: 'exit', syscall: 'exit', args: { code: r.exitCode, signal: r.signal }, ret: null, container, process, namespaces, verdict };
       default: {
         const d = describeRecord(r);
         if (!d) throw new Error(`no description for record kind ${r.kind}`);
-        return { ...base, kind: d.kind, syscall: d.syscall, args: d.args, ret: d.ret, ...(d.error ? { error: d.error } : {}), ...rest };
+        if (d.error) return { seq, time, host, kind: d.kind, syscall: d.syscall, args: d.args, ret: d.ret, error: d.error, container, process, namespaces, verdict };
+        return { seq, time, host, kind: d.kind, syscall: d.syscall, args: d.args, ret: d.ret, container, process, namespaces, verdict };
       }
     }
   }

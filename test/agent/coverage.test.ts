@@ -76,7 +76,7 @@ describe('event coverage in real containers', { skip }, () => {
     assert.equal(e.args['name'], '/etc/passwd');
     assert.equal(e.args['flags'], '0(O_RDONLY)');
     assert.ok(typeof e.ret === 'number' && e.ret >= 3, `ret ${e.ret} is an fd`);
-    assert.match(renderText(e), /syscall: openat, args:dirfd=-100\(AT_FDCWD\) name=\/etc\/passwd flags=0\(O_RDONLY\) mode=0, ret: \d+, time: \d+\}, Container:\{image: vigil-test\/bash:1, id: [0-9a-f]{12}, name: vigil-files-[^}]+\}, Process:\{proc: cat, pid: \d+, parent: sh, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE,/);
+    assert.match(renderText(e), /syscall: openat, args:dirfd=-100\(AT_FDCWD\) name=\/etc\/passwd flags=0\(O_RDONLY\) mode=0, ret: \d+, time: \d+\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-files-[^}]+\}, Process:\{proc: cat, pid: \d+, parent: sh, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE,/);
     assertText(e);
   });
 

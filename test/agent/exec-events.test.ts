@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -134,4 +134,32 @@ test('with capture.environment on, exec events carry the environment', { skip },
   const cat = events.find((e) => e.container.id === id && e.kind === 'exec' && e.process.comm === 'cat');
   assert.ok(cat, 'no exec of cat');
   assert.ok(Array.isArray(cat.args['envp']) && (cat.args['envp'] as string[]).includes('VIGIL_MARK=opt-in-works'), JSON.stringify(cat.args));
+});
+
+test('a process that escapes into the host mount namespace with setns stays watched and attributed', { skip }, async () => {
+  // Any host process's mount namespace is the host's; dockerd's is at hand.
+  const hostPid = spawnSync('pgrep', ['-o', '-x', 'dockerd'], { encoding: 'utf8' }).stdout.trim();
+  const hostMnt = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${hostPid}/ns/mnt`))?.[1]);
+  const agent = await startAgent();
+  const name = uniqueName('vigil-escape');
+  let id = '';
+  try {
+    // Only the capabilities nsenter needs: --privileged asks for every capability the runtime
+    // knows, and fails on hosts whose bounding set lacks one (this VM has no CAP_SYS_RESOURCE).
+    id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
+      '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
+      'nsenter', '-t', hostPid, '-m', '--', 'cat', '/etc/hostname');
+    docker('wait', name);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const setns = events.find((e) => e.container.id === id && e.syscall === 'setns');
+  assert.ok(setns, 'the setns into the host mount namespace is reported');
+  assert.match(String(setns.args['nstype']), /CLONE_NEWNS/);
+  const escaped = events.find((e) => e.container.id === id && e.kind === 'exec' && e.process.comm === 'cat');
+  assert.ok(escaped, `the escaped exec of cat is reported: ${JSON.stringify(events.filter((e) => e.container.id === id).map((e) => [e.kind, e.syscall, e.process.comm]))}`);
+  assert.equal(escaped.namespaces.mnt, hostMnt, 'it ran in the host mount namespace');
+  assert.equal(escaped.container.name, name);
 });

@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-export const TEST_IMAGES = { busybox: 'vigil-test/busybox:1', bash: 'vigil-test/bash:1' } as const;
+export const TEST_IMAGES = { busybox: 'vigil-test/busybox:1', bash: 'vigil-test/bash:2' } as const;
 
 /** Why the kernel-and-container tests cannot run here, or undefined when they can. */
 export function missingForContainerTests(): string | undefined {
