@@ -2,7 +2,7 @@
 // lines, to stdout or a file. Files are opened for append so a restart loses nothing.
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { renderText, type VigilEvent } from '../events/index.js';
+import { renderJson, renderText, type VigilEvent } from '../events/index.js';
 
 export type OutputFormat = 'jsonl' | 'text';
 export interface OutputSpec { format: OutputFormat; path: string } // path '-' is stdout
@@ -31,7 +31,7 @@ export function parseOutputSpec(spec: string, where: string): OutputSpec {
 }
 
 export function openOutput(spec: OutputSpec): EventOutput {
-  const render = spec.format === 'jsonl' ? (e: VigilEvent) => JSON.stringify(e) : renderText;
+  const render = spec.format === 'jsonl' ? renderJson : renderText;
   let stream: WriteStream | NodeJS.WriteStream;
   if (spec.path === '-') {
     stream = process.stdout;

@@ -31,7 +31,7 @@ export interface PipelineStats {
   waiting: number;
 }
 
-const UNKNOWN_CONTAINER: ContainerRef = { id: '', name: '', image: '', runtime: 'unknown' };
+const UNKNOWN_CONTAINER: ContainerRef = Object.freeze({ id: '', name: '', image: '', runtime: 'unknown' });
 const NORMAL = { level: 'NORMAL', rules: [] as string[], action: 'none' } as const;
 
 interface Waiting { record: RawRecord; process: ProcessRef }

@@ -5,7 +5,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import type { RawRecord, ProcessRef } from '../events/index.js';
 import { capabilityNames } from '../events/index.js';
 
-interface ProcessEntry { exe: string; args: string[]; argsTruncated: boolean }
+interface ProcessEntry { exe: string; args: readonly string[]; argsTruncated: boolean }
 
 export class ProcessTable {
   private readonly entries = new Map<number, ProcessEntry>();
@@ -19,7 +19,8 @@ export class ProcessTable {
     const t = r.task;
     let entry: ProcessEntry;
     if (r.kind === 'exec') {
-      entry = { exe: r.filename, args: r.argv, argsTruncated: r.argvTruncated };
+      // Frozen: every event of the process shares this array, and its JSON is cached.
+      entry = { exe: r.filename, args: Object.freeze(r.argv), argsTruncated: r.argvTruncated };
       this.entries.set(t.tgid, entry);
     } else {
       entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid);
@@ -45,7 +46,7 @@ export class ProcessTable {
   private fromProc(pid: number): ProcessEntry {
     const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false };
     try {
-      entry.args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1);
+      entry.args = Object.freeze(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1));
       entry.exe = readlinkSync(`/proc/${pid}/exe`);
     } catch {
       // gone already: the event still carries comm and pids

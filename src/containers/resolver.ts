@@ -91,7 +91,7 @@ export class ContainerResolver {
       this.byKey.set(key, identity);
       return identity;
     }
-    let container: ContainerRef = { id: parsed.id, name: '', image: '', runtime: parsed.runtime };
+    let container: ContainerRef = Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
     if (this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
       try {
         container = toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
@@ -157,5 +157,6 @@ export class ContainerResolver {
 }
 
 function toRef(info: DockerContainerInfo): ContainerRef {
-  return { id: info.id, name: info.name, image: info.image, runtime: 'docker' };
+  // Frozen: events share it and its JSON is cached (a change is a new object).
+  return Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
 }

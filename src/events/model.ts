@@ -82,7 +82,7 @@ export interface ProcessRef {
   parent: string;          // parent's comm
   comm: string;
   exe: string;
-  args: string[];
+  args: readonly string[];
   argsTruncated: boolean;
   uid: number;
   gid: number;
