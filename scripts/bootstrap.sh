@@ -17,6 +17,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev bpftool make          # BPF build (CO-RE, vmlinux.h from BTF)
   docker.io busybox-static iproute2           # container engine, test images, netns
   swtpm swtpm-tools tpm2-tools                # TPM for the BMC service and its tests
+  gcc libc6-dev                               # static test fixtures, the layout probe, bench loops
   strace
 )
 missing=()
