@@ -59,7 +59,8 @@ export function parseCapture(doc: unknown, where: string): CaptureConfig {
     const at = `${where}.${key}`;
     switch (key) {
       case 'syscalls': {
-        const names = stringList(value, at);
+        // 'default' stands for the default set, so one call can be added without listing all.
+        const names = [...new Set(stringList(value, at).flatMap((n) => (n === 'default' ? DEFAULT_CAPTURE.syscalls : [n])))];
         const unknown = names.filter((n) => !Object.prototype.hasOwnProperty.call(SYSCALL_SPECS, n));
         if (unknown.length) throw new CaptureError(`${at}: vigil cannot capture ${unknown.map((n) => `'${n}'`).join(', ')} (known: ${Object.keys(SYSCALL_SPECS).join(', ')}); every syscall is counted regardless`);
         out.syscalls = names;

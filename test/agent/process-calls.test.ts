@@ -5,7 +5,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,9 @@ describe('file, process and network calls in a real container', { skip }, () => 
   before(async () => {
     const zoo = join(mkdtempSync(join(tmpdir(), 'vigil-zoo-')), 'syscall-zoo');
     execFileSync('cc', ['-O2', '-static', '-o', zoo, source]);
-    const agent = await startAgent();
+    const config = join(dirname(zoo), 'agent.yaml');
+    writeFileSync(config, 'capture:\n  syscalls: [default, sendto]\n');
+    const agent = await startAgent(['--config', config]);
     const name = uniqueName('vigil-zoo');
     try {
       // IPv6 is off in containers by default; the fixture needs it on its loopback.
@@ -107,7 +109,7 @@ describe('file, process and network calls in a real container', { skip }, () => 
     assert.deepEqual(exits.map((e) => [e.args['code'], e.args['signal']]).sort(), [[0, 9], [3, 0]], 'the traced child killed by SIGKILL, the fixture with code 3');
   });
 
-  test('IPv6 bind, listen, connect and accept carry both ends; a unix socket its path', () => {
+  test('IPv6 bind, listen, connect and accept carry both ends; sendto (opted in) its address; a unix socket its path', () => {
     const bind = one('bind', (e) => e.args['addr_family'] === 'AF_INET6');
     assert.deepEqual([bind.args['addr'], bind.args['port'], bind.ret], ['[::1]:7007', 7007, 0]);
     assert.equal(one('listen').args['sock_local'], '[::1]:7007');
@@ -117,6 +119,8 @@ describe('file, process and network calls in a real container', { skip }, () => 
     assert.ok(accept.ret !== null && accept.ret > 0, `accept returned ${accept.ret}`);
     assert.equal(accept.args['sock_local'], '[::1]:7007');
     assert.equal(accept.args['sock_remote'], connect.args['sock_local'], 'the accepted peer is the connecting socket');
+    const sendto = one('sendto');
+    assert.deepEqual([sendto.args['addr'], sendto.args['sock_type'], sendto.args['len'], sendto.ret], ['[::1]:7008', 'SOCK_DGRAM', 3, 3]);
     const unix = one('bind', (e) => e.args['addr_family'] === 'AF_UNIX');
     assert.equal(unix.args['addr'], '/tmp/zoo.sock');
     const states = events.filter((e) => e.kind === 'tcp' && e.args['family'] === 'AF_INET6').map((e) => `${e.args['oldstate']}>${e.args['newstate']}`);
