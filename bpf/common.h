@@ -62,15 +62,17 @@ struct {
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
 
-/* Cgroups known to be containers' (marked on exec in the kernel and by user space when it
- * resolves a container). A task in one of these cgroups stays watched even after it joins
- * the host's mount namespace (an escape with setns). */
+/* Processes (by tgid) known to be containers', with the container key they were first
+ * seen with. A process stays watched, and attributed to that container, wherever it goes
+ * next: into the host's mount namespace (setns), into a host cgroup (a write to
+ * cgroup.procs), and so do the children it forks there. Entries leave when the whole
+ * thread group has exited. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} vigil_containers SEC(".maps");
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_container_tasks SEC(".maps");
 
 static __always_inline struct vigil_config *vigil_get_config(void)
 {
@@ -95,11 +97,12 @@ static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32
 }
 
 /*
- * The first check of every program: is the current task a container's? A task outside
- * the host's mount namespace is, unless user space marked its cgroup as a host one (a
- * service with a private mount namespace); a task in the host's mount namespace is
- * only when its cgroup is a known container's, which catches a process that escaped
- * with setns. Host tasks cost a few loads and one hash lookup.
+ * The first check of every program: is the task a container's, and which container's?
+ * A task outside the host's mount namespace is, unless user space marked its cgroup as a
+ * host one (a service with a private mount namespace); its process is remembered in
+ * vigil_container_tasks. A task in the host's mount namespace is only when its process
+ * was remembered there: an escaped container process. Host tasks cost one hash lookup
+ * by tgid.
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
@@ -109,21 +112,39 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	__u32 mnt = nsp->mnt_ns->ns.inum;
 	if (mnt == 0)
 		return 0;
-	*key = vigil_container_key(task, cfg->cgroup_mode);
-	if (mnt == cfg->host_mnt_ns && !bpf_map_lookup_elem(&vigil_containers, key))
-		return 0;
+	__u32 tgid = task->tgid;
+	__u64 *known = bpf_map_lookup_elem(&vigil_container_tasks, &tgid);
+	if (mnt == cfg->host_mnt_ns) {
+		if (!known)
+			return 0;
+		*key = *known; /* attributed to the container it escaped from */
+	} else {
+		*key = vigil_container_key(task, cfg->cgroup_mode);
+		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
+			return 0;
+		if (!known)
+			bpf_map_update_elem(&vigil_container_tasks, &tgid, key, BPF_ANY);
+		return 1;
+	}
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 		return 0;
 	return 1;
 }
 
-/* Called on every exec of a watched task: its cgroup becomes a known container's in the
- * kernel at once, so a setns escape straight after the container starts is not missed
- * while user space is still resolving the container. */
-static __always_inline void vigil_mark_container(__u64 key)
+/* A watched process's child is a container process too, wherever it was forked. */
+static __always_inline void vigil_remember_child(struct task_struct *child, __u64 key)
 {
-	__u8 one = 1;
-	bpf_map_update_elem(&vigil_containers, &key, &one, BPF_ANY);
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+	bpf_map_update_elem(&vigil_container_tasks, &tgid, &key, BPF_ANY);
+}
+
+/* At exit of the last thread of a process its entry goes, so a reused pid starts clean. */
+static __always_inline void vigil_forget_process(struct task_struct *task)
+{
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+		bpf_map_delete_elem(&vigil_container_tasks, &tgid);
+	}
 }
 
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)

@@ -41,10 +41,7 @@ export class Agent {
     this.resolver = new ContainerResolver(hierarchy, {
       docker: new DockerClient(this.config.dockerSocket),
       log: (m) => this.log(m),
-      onContainer: (key, c) => {
-        sensor.markContainer(key);
-        this.maybeStream(key, c);
-      },
+      onContainer: (key, c) => this.maybeStream(key, c),
     });
     await this.resolver.start();
     this.pipeline = new EventPipeline({

@@ -208,13 +208,6 @@ export class BpfSensor {
     return out;
   }
 
-  /** Marks a cgroup (by container key) as a container's: its tasks stay watched even in the host's mount namespace. */
-  markContainer(key: bigint): void {
-    const k = Buffer.alloc(8);
-    k.writeBigUInt64LE(key);
-    this.update('vigil_containers', k, Buffer.from([1]));
-  }
-
   /** Marks a cgroup (by container key) as not a container: its tasks are dropped in the kernel. */
   ignoreCgroup(key: bigint): void {
     const k = Buffer.alloc(8);

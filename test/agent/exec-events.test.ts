@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -162,4 +162,34 @@ test('a process that escapes into the host mount namespace with setns stays watc
   assert.ok(escaped, `the escaped exec of cat is reported: ${JSON.stringify(events.filter((e) => e.container.id === id).map((e) => [e.kind, e.syscall, e.process.comm]))}`);
   assert.equal(escaped.namespaces.mnt, hostMnt, 'it ran in the host mount namespace');
   assert.equal(escaped.container.name, name);
+});
+
+test('a process that moves itself into a host cgroup after escaping stays watched and attributed', { skip }, async () => {
+  const hostPid = String(process.pid);
+  const hostMnt = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${hostPid}/ns/mnt`))?.[1]);
+  // The host's root cgroup in the hierarchy vigil keys containers by (v1 memory, or v2).
+  const rootProcs = existsSync('/sys/fs/cgroup/memory/cgroup.procs') ? '/sys/fs/cgroup/memory/cgroup.procs' : '/sys/fs/cgroup/cgroup.procs';
+  const agent = await startAgent();
+  const name = uniqueName('vigil-cgmove');
+  let id = '';
+  try {
+    id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
+      '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
+      'nsenter', '-t', hostPid, '-m', '--', 'sh', '-c', `echo $$ > ${rootProcs} && cat /proc/self/cgroup && ls /etc/hostname`);
+    docker('wait', name);
+    const cgroups = docker('logs', name);
+    assert.match(cgroups, /^\d+:(memory|):\/$/m, `the shell moved itself into the host's root cgroup: ${cgroups}`);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const mine = events.filter((e) => e.container.id === id);
+  const ls = mine.find((e) => e.kind === 'exec' && e.process.comm === 'ls');
+  assert.ok(ls, `the exec of ls after the cgroup move is reported: ${JSON.stringify(mine.map((e) => [e.kind, e.syscall, e.process.comm, e.namespaces.containerKey]))}`);
+  assert.equal(ls.namespaces.mnt, hostMnt, 'it ran in the host mount namespace');
+  assert.equal(ls.container.name, name, 'and is attributed to the container it came from');
+  const sh = mine.find((e) => e.kind === 'exec' && e.process.comm === 'sh');
+  assert.ok(sh, 'the shell that moved itself was reported');
+  assert.equal(ls.namespaces.containerKey, sh.namespaces.containerKey, 'under the key it was first seen with');
 });
