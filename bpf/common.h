@@ -62,15 +62,15 @@ struct {
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
 
-/* Processes (by tgid) known to be containers', with the container key they were first
- * seen with. A process stays watched, and attributed to that container, wherever it goes
- * next: into the host's mount namespace (setns), into a host cgroup (a write to
- * cgroup.procs), and so do the children it forks there. Entries leave when the whole
- * thread group has exited. */
+/* Tasks known to be containers', with the container key they were first seen with
+ * (task-local storage: it lives and dies with the task, so a reused pid starts clean, and
+ * a task without it costs one pointer check). A task stays watched, and attributed to that
+ * container, wherever it goes next: into the host's mount namespace (setns), into a host
+ * cgroup (a write to cgroup.procs); so do the tasks it forks or clones there. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, __u64);
 } vigil_container_tasks SEC(".maps");
 
@@ -99,10 +99,10 @@ static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32
 /*
  * The first check of every program: is the task a container's, and which container's?
  * A task outside the host's mount namespace is, unless user space marked its cgroup as a
- * host one (a service with a private mount namespace); its process is remembered in
- * vigil_container_tasks. A task in the host's mount namespace is only when its process
- * was remembered there: an escaped container process. Host tasks cost one hash lookup
- * by tgid.
+ * host one (a service with a private mount namespace); the task is then remembered in
+ * vigil_container_tasks. A task in the host's mount namespace is only when it was
+ * remembered there: an escaped container task. Host tasks cost a few loads and one
+ * task-storage check.
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
@@ -112,8 +112,10 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	__u32 mnt = nsp->mnt_ns->ns.inum;
 	if (mnt == 0)
 		return 0;
-	__u32 tgid = task->tgid;
-	__u64 *known = bpf_map_lookup_elem(&vigil_container_tasks, &tgid);
+	/* A task with no BPF task storage at all (nearly every host task) skips the helper call. */
+	__u64 *known = NULL;
+	if (!bpf_core_field_exists(task->bpf_storage) || task->bpf_storage)
+		known = bpf_task_storage_get(&vigil_container_tasks, task, 0, 0);
 	if (mnt == cfg->host_mnt_ns) {
 		if (!known)
 			return 0;
@@ -123,7 +125,7 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 			return 0;
 		if (!known)
-			bpf_map_update_elem(&vigil_container_tasks, &tgid, key, BPF_ANY);
+			bpf_task_storage_get(&vigil_container_tasks, task, key, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		return 1;
 	}
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
@@ -131,20 +133,10 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	return 1;
 }
 
-/* A watched process's child is a container process too, wherever it was forked. */
+/* A watched task's child (process or thread) is a container task too, wherever it was made. */
 static __always_inline void vigil_remember_child(struct task_struct *child, __u64 key)
 {
-	__u32 tgid = BPF_CORE_READ(child, tgid);
-	bpf_map_update_elem(&vigil_container_tasks, &tgid, &key, BPF_ANY);
-}
-
-/* At exit of the last thread of a process its entry goes, so a reused pid starts clean. */
-static __always_inline void vigil_forget_process(struct task_struct *task)
-{
-	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
-		bpf_map_delete_elem(&vigil_container_tasks, &tgid);
-	}
+	bpf_task_storage_get(&vigil_container_tasks, child, &key, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)

@@ -70,12 +70,12 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct vigil_config *cfg = vigil_get_config();
 	__u64 key;
-	/* A new thread shares its parent's tgid: only whole processes matter here. */
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
-		return 0;
 	if (!cfg || !cfg->enabled || !vigil_watched(parent, cfg, &key))
 		return 0;
 	vigil_remember_child(child, key);
+	/* A new thread shares its parent's tgid: only whole processes are reported. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
 
 	struct vigil_fork e = {};
 	vigil_fill_header(&e.hdr, VIGIL_KIND_FORK, parent, key);
@@ -93,16 +93,15 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 {
 	struct vigil_config *cfg = vigil_get_config();
 	__u64 key;
-	if (!cfg || !cfg->enabled)
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
 		return 0;
-	/* The event is the process's (its leader's exit); the bookkeeping waits for its last thread. */
-	if (BPF_CORE_READ(task, pid) == BPF_CORE_READ(task, tgid) && vigil_watched(task, cfg, &key)) {
-		struct vigil_exit e = {};
-		vigil_fill_header(&e.hdr, VIGIL_KIND_EXIT, task, key);
-		e.hdr.size = sizeof(e);
-		e.exit_code = BPF_CORE_READ(task, exit_code);
-		vigil_submit(&e, sizeof(e), VIGIL_KIND_EXIT);
-	}
-	vigil_forget_process(task);
+	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+
+	struct vigil_exit e = {};
+	vigil_fill_header(&e.hdr, VIGIL_KIND_EXIT, task, key);
+	e.hdr.size = sizeof(e);
+	e.exit_code = BPF_CORE_READ(task, exit_code);
+	vigil_submit(&e, sizeof(e), VIGIL_KIND_EXIT);
 	return 0;
 }

@@ -8,7 +8,7 @@
 //    the agent's CPU use (user + system, % of one core).
 // Timing is noisy here: the table compares ratios measured in one run.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,45 @@ function median(xs: number[]): number {
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
+}
+
+interface ProgramTime { calls: number; ns: number }
+
+/** Run time and run count of the loaded BPF programs whose name starts with one of the prefixes. */
+function programTimes(prefixes: readonly string[]): Map<string, ProgramTime> {
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ name?: string; run_time_ns?: number; run_cnt?: number }>;
+  const out = new Map<string, ProgramTime>();
+  for (const p of progs) {
+    const prefix = prefixes.find((x) => p.name?.startsWith(x));
+    if (!prefix || !p.name) continue;
+    const t = out.get(p.name) ?? { calls: 0, ns: 0 };
+    out.set(p.name, { calls: t.calls + (p.run_cnt ?? 0), ns: t.ns + (p.run_time_ns ?? 0) });
+  }
+  return out;
+}
+
+/**
+ * Runs fn with the kernel's BPF run-time statistics on and returns, per program, the calls
+ * and nanoseconds spent during it: the programs' own cost, free of the noise of timing a
+ * whole loop (the kernel's statistics add their own small cost to each call).
+ */
+function measurePrograms<T>(prefixes: readonly string[], fn: () => T): { result: T; times: Map<string, ProgramTime> } {
+  const knob = '/proc/sys/kernel/bpf_stats_enabled';
+  const before = readFileSync(knob, 'utf8').trim();
+  writeFileSync(knob, '1');
+  try {
+    const start = programTimes(prefixes);
+    const result = fn();
+    const end = programTimes(prefixes);
+    const times = new Map<string, ProgramTime>();
+    for (const [name, t] of end) {
+      const s0 = start.get(name) ?? { calls: 0, ns: 0 };
+      times.set(name, { calls: t.calls - s0.calls, ns: t.ns - s0.ns });
+    }
+    return { result, times };
+  } finally {
+    writeFileSync(knob, before);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -57,12 +96,15 @@ export async function main(argv: string[]): Promise<number> {
 
   // The floor: empty sys_enter/sys_exit programs, the kernel's own price for syscall tracepoints.
   const floor = BpfSensor.open({ objects: ['bench_floor.bpf.o'] });
-  const floorHost = onHost(unwatched);
+  const { result: floorHost, times: floorTimes } = measurePrograms(['vigil_floor'], () => onHost(unwatched));
   floor.close();
 
   const agent = await startAgent([]);
   const agentPid = agent.child.pid as number;
-  const withAgent = { host: onHost(unwatched), unwatched: containerUnwatched(), watched: 0 };
+  // Let the agent finish starting (container listing, first metrics) before timing the host.
+  await new Promise((r) => setTimeout(r, 2000));
+  const { result: hostWithAgent, times: agentTimes } = measurePrograms(['vigil_sys_', 'vigil_cap', 'vigil_exec', 'vigil_fork', 'vigil_exit'], () => onHost(unwatched));
+  const withAgent = { host: hostWithAgent, unwatched: containerUnwatched(), watched: 0 };
   const ticksBefore = cpuTicks(agentPid);
   const t0 = process.hrtime.bigint();
   withAgent.watched = inContainer(watched);
@@ -80,14 +122,19 @@ export async function main(argv: string[]): Promise<number> {
     ['container, path not watched (counted, filtered in kernel)', baseline.unwatched, withAgent.unwatched, withAgent.unwatched / baseline.unwatched],
     ['container, watched path (every open an event)', baseline.watched, withAgent.watched, withAgent.watched / baseline.watched],
   ];
+  const programRows: Table['rows'] = [...floorTimes, ...agentTimes]
+    .filter(([, t]) => t.calls > 0)
+    .map(([name, t]) => [name, t.calls, t.ns / t.calls]);
   const eventsPerSecond = opens / wallS;
   const tables: Table[] = [
     { title: `open()+close() cost, ns per iteration (median of ${repeats} x ${iterations})`, columns: ['scenario', 'nothing loaded', 'loaded', 'ratio'], rows },
+    { title: 'BPF program time per call during the host loop (kernel bpf_stats; floor = empty programs)', columns: ['program', 'calls', 'ns per call'], rows: programRows },
     { title: 'pipeline throughput during the watched loop', columns: ['events', 'lost', 'wall s', 'events/s', 'agent CPU % of a core'], rows: [[opens, lost, wallS, eventsPerSecond, cpuPercent]] },
   ];
   report('pipeline', tables, {
     iterations, repeats,
     costNs: { baseline, withAgent, floorHost },
+    programNsPerCall: Object.fromEntries(programRows.map((r) => [String(r[0]), r[2]])),
     ratios: { hostFloor: floorHost / baseline.host, host: withAgent.host / baseline.host, containerUnwatched: withAgent.unwatched / baseline.unwatched, containerWatched: withAgent.watched / baseline.watched },
     throughput: { events: opens, lost, wallSeconds: wallS, eventsPerSecond, agentCpuPercent: cpuPercent },
   });
