@@ -1,6 +1,7 @@
 // Errors of the sensor: each says what is wrong and what to do about it.
 export type SensorErrorCode =
   | 'VIGIL_NO_BTF'
+  | 'VIGIL_KERNEL_TOO_OLD'
   | 'VIGIL_NO_PRIVILEGE'
   | 'VIGIL_BPF_OBJECT_MISSING'
   | 'VIGIL_BPF_OPEN'

@@ -4,4 +4,4 @@ export { RingBufferDrain } from './drain.js';
 export type { BatchHandler, DrainOptions } from './drain.js';
 export { SensorError } from './errors.js';
 export type { SensorErrorCode } from './errors.js';
-export { checkHost, effectiveCapabilities } from './preflight.js';
+export { checkHost, effectiveCapabilities, kernelTooOld, MIN_KERNEL } from './preflight.js';

@@ -2,6 +2,7 @@
 // kernel feature or privilege gets one sentence saying what to do instead of a
 // page of verifier output.
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { SensorError } from './errors.js';
 
 const CAP_SYS_ADMIN = 21n;
@@ -14,7 +15,21 @@ export function effectiveCapabilities(): bigint {
   return m ? BigInt('0x' + m[1]) : 0n;
 }
 
+/** The oldest kernel the programs load on: bpf_loop (5.17) is the newest feature they use. */
+export const MIN_KERNEL = [5, 17] as const;
+
+/** Why this kernel release is too old for vigil, or undefined when it is new enough. */
+export function kernelTooOld(kernelRelease: string): string | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  if (!m) return undefined; // an unusual release string: let the loader decide
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor >= MIN_KERNEL[1])) return undefined;
+  return `this kernel (${kernelRelease}) is too old: vigil needs Linux ${MIN_KERNEL.join('.')} or later (bpf_loop, task storage and ring buffers in tracing programs)`;
+}
+
 export function checkHost(opts: { btfPath?: string | undefined; objectPaths: string[] }): void {
+  const old = kernelTooOld(release());
+  if (old) throw new SensorError('VIGIL_KERNEL_TOO_OLD', old);
   const btf = opts.btfPath ?? '/sys/kernel/btf/vmlinux';
   if (!existsSync(btf)) {
     throw new SensorError(

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runVigil } from '../helpers/agent-process.js';
+import { kernelTooOld } from '../../src/sensor/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vigil-config-'));
 function configFile(name: string, text: string): string {
@@ -57,4 +58,13 @@ test('vigil --help lists the subcommands; an unknown one fails', async () => {
   const bad = await runVigil(['nope']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown command 'nope'/);
+});
+
+test('a kernel older than the programs need is named with the version required', () => {
+  assert.match(kernelTooOld('5.10.0-28-amd64') ?? '', /5\.10\.0-28-amd64\) is too old: vigil needs Linux 5\.17 or later/);
+  assert.equal(kernelTooOld('5.17.0'), undefined);
+  assert.equal(kernelTooOld('6.1.0-18-amd64'), undefined);
+  assert.equal(kernelTooOld('6.18.44-fc-v669'), undefined);
+  assert.ok(kernelTooOld('4.19.0'));
+  assert.equal(kernelTooOld('unusual'), undefined, 'an unparseable release is left to the loader');
 });
