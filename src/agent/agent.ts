@@ -35,7 +35,7 @@ export class Agent {
   async start(): Promise<void> {
     const hierarchy = detectCgroupHierarchy();
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
-    this.outputs = this.config.outputs.map(openOutput);
+    this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
     const sensor = this.sensor;
     pushCapture(sensor, this.config.capture);
     this.resolver = new ContainerResolver(hierarchy, {
@@ -141,6 +141,11 @@ export class Agent {
         this.log(`the kernel ring buffer was full: ${total - before} ${KIND_NAMES[kind] ?? kind} records lost`);
       }
     }
+  }
+
+  /** Reopens the output files at their paths (SIGHUP after log rotation); nothing is lost or written twice. */
+  async reopenOutputs(): Promise<void> {
+    await Promise.all(this.outputs.map((o) => o.reopen()));
   }
 
   /** Stops the kernel side, drains what it queued, writes out every pending event. */

@@ -38,13 +38,21 @@ export async function main(argv: string[]): Promise<number> {
       log(`cannot write syscall counts: ${(e as Error).message}`);
     }
   };
+  const reopen = () => {
+    agent.reopenOutputs().then(
+      () => log('reopened the output files'),
+      (e: unknown) => log(`cannot reopen the output files: ${(e as Error).message}`),
+    );
+  };
   process.on('SIGUSR1', dumpCounts);
+  process.on('SIGHUP', reopen);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
     if (config.durationSeconds > 0) setTimeout(resolve, config.durationSeconds * 1000);
   });
   process.off('SIGUSR1', dumpCounts);
+  process.off('SIGHUP', reopen);
   const s = await agent.stop();
   log(`stopped: ${s.emitted} events written, ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
   return 0;

@@ -11,6 +11,8 @@ export interface EventOutput {
   write(e: VigilEvent): void;
   /** Resolves when the output has flushed what it buffered (at once when it has not backed up). */
   drained(): Promise<void> | undefined;
+  /** Starts a new file at the same path (after log rotation moved the old one); stdout: nothing to do. */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -30,16 +32,17 @@ export function parseOutputSpec(spec: string, where: string): OutputSpec {
   return { format, path };
 }
 
-export function openOutput(spec: OutputSpec): EventOutput {
+/** onError hears of write failures (a full disk, a removed directory): they are logged, never a crash. */
+export function openOutput(spec: OutputSpec, onError: (message: string) => void = () => undefined): EventOutput {
   const render = spec.format === 'jsonl' ? renderJson : renderText;
-  let stream: WriteStream | NodeJS.WriteStream;
-  if (spec.path === '-') {
-    stream = process.stdout;
-  } else {
-    mkdirSync(dirname(spec.path), { recursive: true });
+  const openFile = (path: string): WriteStream => {
+    mkdirSync(dirname(path), { recursive: true });
     // A 1 MiB buffer: at 100,000 events/s a 16 KiB one asks for backpressure on every batch.
-    stream = createWriteStream(spec.path, { flags: 'a', highWaterMark: 1 << 20 });
-  }
+    const file = createWriteStream(path, { flags: 'a', highWaterMark: 1 << 20 });
+    file.on('error', (e) => onError(`cannot write ${spec.format} output ${path}: ${e.message}`));
+    return file;
+  };
+  let stream: WriteStream | NodeJS.WriteStream = spec.path === '-' ? process.stdout : openFile(spec.path);
   // Lines are gathered and written as one chunk per event-loop turn (or per 256 KiB):
   // a stream.write per event cost as much as rendering it.
   let pending = '';
@@ -63,6 +66,14 @@ export function openOutput(spec: OutputSpec): EventOutput {
     drained: () => {
       flush();
       return stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined;
+    },
+    reopen: () => {
+      if (stream === process.stdout) return Promise.resolve();
+      // Everything written so far goes to the old file; from here on lines go to the new one.
+      flush();
+      const old = stream as WriteStream;
+      stream = openFile(spec.path);
+      return new Promise<void>((resolve) => old.end(() => resolve()));
     },
     close: () =>
       new Promise<void>((resolve) => {
