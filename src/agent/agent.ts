@@ -34,8 +34,9 @@ export class Agent {
 
   async start(): Promise<void> {
     const hierarchy = detectCgroupHierarchy();
-    this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
+    // Outputs first: a bad output path is reported before any BPF work is done.
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
+    this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
     pushCapture(sensor, this.config.capture);
     this.resolver = new ContainerResolver(hierarchy, {

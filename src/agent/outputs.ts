@@ -1,6 +1,6 @@
 // Where events go: JSON lines (the log tests and tools read) or the paper's text
 // lines, to stdout or a file. Files are opened for append so a restart loses nothing.
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { renderJson, renderText, type VigilEvent } from '../events/index.js';
 
@@ -32,13 +32,37 @@ export function parseOutputSpec(spec: string, where: string): OutputSpec {
   return { format, path };
 }
 
+/**
+ * mkdir -p, one level at a time. (Node 20's recursive mkdirSync never returns when the
+ * kernel answers ENOENT under an existing parent, as /proc does.)
+ */
+function ensureDirectory(dir: string, what: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) ensureDirectory(parent, what);
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new OutputSpecError(`${what}: cannot create directory ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+}
+
 /** onError hears of write failures (a full disk, a removed directory): they are logged, never a crash. */
 export function openOutput(spec: OutputSpec, onError: (message: string) => void = () => undefined): EventOutput {
   const render = spec.format === 'jsonl' ? renderJson : renderText;
   const openFile = (path: string): WriteStream => {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDirectory(dirname(path), `${spec.format} output ${path}`);
     // A 1 MiB buffer: at 100,000 events/s a 16 KiB one asks for backpressure on every batch.
-    const file = createWriteStream(path, { flags: 'a', highWaterMark: 1 << 20 });
+    // Opened here, synchronously, so a path that cannot be written fails at start with its reason.
+    let fd: number;
+    try {
+      fd = openSync(path, 'a', 0o640);
+    } catch (e) {
+      throw new OutputSpecError(`${spec.format} output ${path}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const file = createWriteStream(path, { fd, highWaterMark: 1 << 20 });
     file.on('error', (e) => onError(`cannot write ${spec.format} output ${path}: ${e.message}`));
     return file;
   };
@@ -65,6 +89,8 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
     },
     drained: () => {
       flush();
+      // A failed file (already reported) never drains: it must not hold the pipeline.
+      if (stream.destroyed) return undefined;
       return stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined;
     },
     reopen: () => {
@@ -73,6 +99,7 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
       flush();
       const old = stream as WriteStream;
       stream = openFile(spec.path);
+      if (old.destroyed) return Promise.resolve();
       return new Promise<void>((resolve) => old.end(() => resolve()));
     },
     close: () =>
@@ -83,7 +110,8 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
           else resolve();
           return;
         }
-        (stream as WriteStream).end(() => resolve());
+        if (stream.destroyed) resolve();
+        else (stream as WriteStream).end(() => resolve());
       }),
   };
 }

@@ -47,6 +47,12 @@ test('bad flags are reported with the flag', async () => {
   assertOneLineError(await runVigil(['agent', '--duration', 'soon']), '--duration');
 });
 
+test('an output path that cannot be created names the output and the reason', async () => {
+  assertOneLineError(await runVigil(['agent', '--output', 'jsonl:/proc/vigil-no-such/dir/events.jsonl']), 'jsonl output /proc/vigil-no-such/dir/events.jsonl', 'cannot create directory /proc/vigil-no-such');
+  // A directory where the file should be.
+  assertOneLineError(await runVigil(['agent', '--output', `text:${dir}`]), `text output ${dir}`, 'cannot open it for appending (EISDIR)');
+});
+
 test('a missing kernel feature (no BTF) says what is missing and what to do', async () => {
   assertOneLineError(await runVigil(['agent', '--btf', join(dir, 'no-such-btf')]), 'BTF', '--btf');
 });
