@@ -62,16 +62,24 @@ struct {
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
 
-/* Tasks known to be containers', with the container key they were first seen with
- * (task-local storage: it lives and dies with the task, so a reused pid starts clean, and
- * a task without it costs one pointer check). A task stays watched, and attributed to that
- * container, wherever it goes next: into the host's mount namespace (setns), into a host
- * cgroup (a write to cgroup.procs); so do the tasks it forks or clones there. */
+/* What the kernel remembers of a container task. */
+struct vigil_task_state {
+	__u64 key;   /* the container key it was first seen with */
+	__u32 flags; /* VIGIL_TASK_* */
+	__u32 _pad;
+};
+#define VIGIL_TASK_SETUP (1u << 0) /* the runtime preparing the container: see VIGIL_FLAG_CONTAINER_SETUP */
+
+/* Tasks known to be containers' (task-local storage: it lives and dies with the task, so
+ * a reused pid starts clean, and a task without it costs one pointer check). A task stays
+ * watched, and attributed to its container, wherever it goes next: into the host's mount
+ * namespace (setns), into a host cgroup (a write to cgroup.procs); so do the tasks it
+ * forks or clones there. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
+	__type(value, struct vigil_task_state);
 } vigil_container_tasks SEC(".maps");
 
 static __always_inline struct vigil_config *vigil_get_config(void)
@@ -96,13 +104,21 @@ static __always_inline __u64 vigil_container_key(struct task_struct *task, __u32
 	return bpf_get_current_cgroup_id();
 }
 
+static __always_inline struct vigil_task_state *vigil_task_state(struct task_struct *task)
+{
+	/* A task with no BPF task storage at all (nearly every host task) skips the helper call. */
+	if (bpf_core_field_exists(task->bpf_storage) && !task->bpf_storage)
+		return NULL;
+	return bpf_task_storage_get(&vigil_container_tasks, task, 0, 0);
+}
+
 /*
  * The first check of every program: is the task a container's, and which container's?
  * A task outside the host's mount namespace is, unless user space marked its cgroup as a
  * host one (a service with a private mount namespace); the task is then remembered in
  * vigil_container_tasks. A task in the host's mount namespace is only when it was
  * remembered there: an escaped container task. Host tasks cost a few loads and one
- * task-storage check.
+ * pointer check.
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
@@ -112,20 +128,25 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	__u32 mnt = nsp->mnt_ns->ns.inum;
 	if (mnt == 0)
 		return 0;
-	/* A task with no BPF task storage at all (nearly every host task) skips the helper call. */
-	__u64 *known = NULL;
-	if (!bpf_core_field_exists(task->bpf_storage) || task->bpf_storage)
-		known = bpf_task_storage_get(&vigil_container_tasks, task, 0, 0);
+	struct vigil_task_state *known = vigil_task_state(task);
 	if (mnt == cfg->host_mnt_ns) {
 		if (!known)
 			return 0;
-		*key = *known; /* attributed to the container it escaped from */
+		*key = known->key; /* attributed to the container it escaped from */
 	} else {
 		*key = vigil_container_key(task, cfg->cgroup_mode);
 		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 			return 0;
-		if (!known)
-			bpf_task_storage_get(&vigil_container_tasks, task, key, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!known) {
+			/* First seen here, not born of a watched task: it started before the agent
+			 * (left unmarked: we cannot know), or it came in from the host since (the
+			 * runtime setting the container up). Every task a container makes itself is
+			 * remembered at fork, so this cannot be one of those. */
+			struct vigil_task_state fresh = { .key = *key };
+			if (task->start_time >= cfg->started_ns)
+				fresh.flags = VIGIL_TASK_SETUP;
+			bpf_task_storage_get(&vigil_container_tasks, task, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		}
 		return 1;
 	}
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
@@ -133,10 +154,23 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	return 1;
 }
 
-/* A watched task's child (process or thread) is a container task too, wherever it was made. */
-static __always_inline void vigil_remember_child(struct task_struct *child, __u64 key)
+/* A watched task's child (process or thread) is a container task too, wherever it was
+ * made, and inherits what is known of its parent. */
+static __always_inline void vigil_remember_child(struct task_struct *parent, struct task_struct *child, __u64 key)
 {
-	bpf_task_storage_get(&vigil_container_tasks, child, &key, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct vigil_task_state state = { .key = key };
+	struct vigil_task_state *p = vigil_task_state(parent);
+	if (p)
+		state.flags = p->flags;
+	bpf_task_storage_get(&vigil_container_tasks, child, &state, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+/* An exec inside the container's mount namespace: from here on it runs the container's code. */
+static __always_inline void vigil_exec_in_container(struct task_struct *task, struct vigil_config *cfg)
+{
+	struct vigil_task_state *s = vigil_task_state(task);
+	if (s && task->nsproxy->mnt_ns->ns.inum != cfg->host_mnt_ns)
+		s->flags &= ~VIGIL_TASK_SETUP;
 }
 
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)
@@ -156,8 +190,9 @@ static __always_inline void vigil_fill_header(struct vigil_header *h, __u16 kind
 	unsigned int level = BPF_CORE_READ(tp, level);
 	__u64 uidgid = bpf_get_current_uid_gid();
 
+	struct vigil_task_state *state = vigil_task_state(task);
 	h->kind = kind;
-	h->flags = 0;
+	h->flags = state && (state->flags & VIGIL_TASK_SETUP) ? VIGIL_FLAG_CONTAINER_SETUP : 0;
 	h->time_ns = bpf_ktime_get_ns();
 	h->pid = BPF_CORE_READ(task, pid);
 	h->tgid = BPF_CORE_READ(task, tgid);

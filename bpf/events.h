@@ -27,6 +27,10 @@ enum vigil_kind {
 
 /* header.flags */
 #define VIGIL_FLAG_TRUNCATED (1u << 0) /* a string or argv in the payload was cut */
+/* The task is the runtime preparing the container (runc's init, or a `docker exec` before
+ * its exec): it entered the container from the host after the agent started and has not
+ * exec'd there since. Nothing inside a container can make a task look like this. */
+#define VIGIL_FLAG_CONTAINER_SETUP (1u << 1)
 
 struct vigil_header {
 	__u16 kind;
@@ -169,6 +173,7 @@ struct vigil_config {
 	__u32 cap_dedup;     /* 1: one capability record per process, capability and outcome */
 	__u32 count_syscalls;/* 1: count every syscall per container (vigil_syscall_counts) */
 	__u32 capture_env;   /* 1: exec records carry the environment (it may hold secrets: opt-in) */
+	__u64 started_ns;    /* CLOCK_MONOTONIC when the agent enabled the programs */
 };
 
 /* Key of vigil_syscall_counts. */

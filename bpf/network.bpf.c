@@ -20,7 +20,7 @@ int BPF_PROG(vigil_tcp_state, const struct sock *sk, const int oldstate, const i
 	struct vigil_tcp_state e = {};
 	__builtin_memcpy(&e.hdr, owner, sizeof(e.hdr));
 	e.hdr.kind = VIGIL_KIND_TCP_STATE;
-	e.hdr.flags = 0;
+	e.hdr.flags &= VIGIL_FLAG_CONTAINER_SETUP; /* the owner's, not its payload's */
 	e.hdr.size = sizeof(e);
 	e.hdr.time_ns = bpf_ktime_get_ns();
 	e.old_state = oldstate;

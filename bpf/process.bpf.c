@@ -14,6 +14,7 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	__u64 key;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
+	vigil_exec_in_container(task, cfg);
 
 	struct vigil_exec *e = vigil_scratch_buf();
 	if (!e)
@@ -72,7 +73,7 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	__u64 key;
 	if (!cfg || !cfg->enabled || !vigil_watched(parent, cfg, &key))
 		return 0;
-	vigil_remember_child(child, key);
+	vigil_remember_child(parent, child, key);
 	/* A new thread shares its parent's tgid: only whole processes are reported. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;

@@ -39,6 +39,7 @@ export class ProcessTable {
       uid: t.uid,
       gid: t.gid,
       caps: capabilityNames(t.capEffective),
+      containerSetup: t.containerSetup,
     };
   }
 

@@ -2,7 +2,7 @@
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
-  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
   PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, SyscallRecord, TaskContext } from './model.js';
@@ -41,6 +41,7 @@ export function decodeTask(buf: Buffer, o: number): TaskContext {
     comm: cString(buf, o + H.comm, COMM_LEN),
     parentComm: cString(buf, o + H.parent_comm, COMM_LEN),
     truncated: (buf.readUInt16LE(o + H.flags) & FLAG_TRUNCATED) !== 0,
+    containerSetup: (buf.readUInt16LE(o + H.flags) & FLAG_CONTAINER_SETUP) !== 0,
   };
 }
 

@@ -18,6 +18,7 @@ export const RECORD_KIND = {
 export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 
 export const FLAG_TRUNCATED = 1;
+export const FLAG_CONTAINER_SETUP = 2;
 
 export const CGROUP_MODE = { V2: 0, V1_MEMORY: 1 } as const;
 
@@ -58,7 +59,8 @@ export const EXEC_LAYOUT = {
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;
 export const EXIT_LAYOUT = { size: 120, exit_code: 112 } as const;
 export const CONFIG_LAYOUT = {
-  size: 32, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24, capture_env: 28,
+  size: 40, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24, capture_env: 28,
+  started_ns: 32,
 } as const;
 
 export const STR_MAX = 256;

@@ -26,6 +26,8 @@ export interface TaskContext {
   comm: string;
   parentComm: string;
   truncated: boolean;
+  /** The runtime preparing the container (VIGIL_FLAG_CONTAINER_SETUP), not the container's own code. */
+  containerSetup: boolean;
 }
 
 /** A socket as the kernel holds it (addresses as text, ports in host order). */
@@ -87,6 +89,9 @@ export interface ProcessRef {
   uid: number;
   gid: number;
   caps: readonly string[]; // effective capability names
+  /** The container runtime setting the container up (runc's init, a `docker exec` before its
+   * exec), not code from the container: marked in the kernel, not by name. */
+  containerSetup: boolean;
 }
 
 export interface Verdict {

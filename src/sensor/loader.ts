@@ -36,6 +36,8 @@ export interface KernelConfig {
   countSyscalls: boolean;
   /** Exec records carry the environment (it may hold secrets: opt-in). */
   captureEnvironment: boolean;
+  /** CLOCK_MONOTONIC ns from which new tasks entering a container count as the runtime's (default: now). */
+  startedNs?: bigint;
 }
 
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
@@ -145,6 +147,8 @@ export class BpfSensor {
     value.writeUInt32LE(cfg.capabilityDedup ? 1 : 0, CONFIG_LAYOUT.cap_dedup);
     value.writeUInt32LE(cfg.countSyscalls ? 1 : 0, CONFIG_LAYOUT.count_syscalls);
     value.writeUInt32LE(cfg.captureEnvironment ? 1 : 0, CONFIG_LAYOUT.capture_env);
+    // process.hrtime and the kernel's task start times both read CLOCK_MONOTONIC.
+    value.writeBigUInt64LE(cfg.startedNs ?? process.hrtime.bigint(), CONFIG_LAYOUT.started_ns);
     this.update('vigil_config', u32(0), value);
   }
 

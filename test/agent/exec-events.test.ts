@@ -105,6 +105,7 @@ test('containers started before and after the agent are both attributed', { skip
   const sleepExit = fromBefore.find((e) => e.kind === 'exit' && e.process.comm === 'sleep');
   assert.ok(sleepExit, 'the exit of a process that started before the agent is attributed');
   assert.equal(sleepExit.args['signal'], 9);
+  assert.equal(sleepExit.process.containerSetup, false, 'a process older than the agent is never taken for the runtime');
 
   const idExec = fromAfter.find((e) => e.kind === 'exec' && e.process.comm === 'id');
   const catExec = fromAfter.find((e) => e.kind === 'exec' && e.process.comm === 'cat');
@@ -192,4 +193,32 @@ test('a process that moves itself into a host cgroup after escaping stays watche
   const sh = mine.find((e) => e.kind === 'exec' && e.process.comm === 'sh');
   assert.ok(sh, 'the shell that moved itself was reported');
   assert.equal(ls.namespaces.containerKey, sh.namespaces.containerKey, 'under the key it was first seen with');
+});
+
+test("the runtime's set-up of a container and a docker exec before its exec are marked; the container's own code is not", { skip }, async () => {
+  const agent = await startAgent();
+  const name = uniqueName('vigil-setup');
+  let id = '';
+  try {
+    id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.bash, 'sleep', '30');
+    docker('exec', name, 'cat', '/etc/hostname');
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const mine = events.filter((e) => e.container.id === id);
+  const setup = mine.filter((e) => e.process.containerSetup);
+  // runc's init mounts the container's file systems before it execs the entrypoint.
+  assert.ok(setup.some((e) => e.syscall === 'mount' && e.ret === 0), `runc's mounts are marked: ${JSON.stringify(setup.map((e) => [e.syscall, e.process.comm]))}`);
+  assert.ok(setup.every((e) => e.process.comm.startsWith('runc')), `only the runtime is marked: ${JSON.stringify([...new Set(setup.map((e) => e.process.comm))])}`);
+  // The exec events themselves run the container's code from their first instruction.
+  const sleep = mine.find((e) => e.kind === 'exec' && e.process.comm === 'sleep');
+  const cat = mine.find((e) => e.kind === 'exec' && e.process.comm === 'cat');
+  assert.ok(sleep && cat, 'the entrypoint and the docker exec command are reported');
+  assert.equal(sleep.process.containerSetup, false);
+  assert.equal(cat.process.containerSetup, false);
+  assert.ok(mine.filter((e) => e.process.comm === 'cat').every((e) => !e.process.containerSetup), 'nothing cat did is marked');
+  // The docker exec's runc process entered from the host: its events before the exec are marked.
+  assert.ok(setup.some((e) => e.process.pid === cat.process.pid), 'the exec\'d process was marked until its exec');
 });

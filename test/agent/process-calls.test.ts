@@ -127,6 +127,11 @@ describe('file, process and network calls in a real container', { skip }, () => 
     for (const s of ['CLOSE>LISTEN', 'CLOSE>SYN_SENT', 'SYN_SENT>ESTABLISHED']) assert.ok(states.includes(s), `${s} missing from ${states.join(', ')}`);
   });
 
+  test("none of the fixture's events is taken for the runtime's set-up", () => {
+    assert.ok(events.length > 30);
+    assert.deepEqual(events.filter((e) => e.process.containerSetup).map((e) => e.syscall), []);
+  });
+
   test('each renders as the paper text line', () => {
     for (const e of events.filter((x) => x.kind === 'file' || x.kind === 'process' || x.kind === 'network')) {
       assert.match(renderText(e), /^\S+ \S+ \[NORMAL\] Event:\{host:[^,]+, syscall: \w+, args:.*\}, Container:\{image: vigil-test\/busybox:1, id: [0-9a-f]{12}, name: vigil-zoo-[^}]+\}, Process:\{proc: [^,]+, pid: \d+, parent: [^,]*, args: [^,]*, caps: /, renderText(e));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeBatch, decodeRecord, DecodeError, renderText, type RawRecord, type VigilEvent } from '../../src/events/index.js';
-import { EXEC_LAYOUT, EXIT_LAYOUT, HEADER_LAYOUT, RECORD_KIND } from '../../src/events/layout.js';
+import { EXEC_LAYOUT, EXIT_LAYOUT, FLAG_CONTAINER_SETUP, HEADER_LAYOUT, RECORD_KIND } from '../../src/events/layout.js';
 
 function header(kind: number, size: number): Buffer {
   const b = Buffer.alloc(size);
@@ -46,6 +46,11 @@ test('an exec record decodes every field', () => {
   assert.equal(r.task.nsPid, 7);
   assert.equal(r.task.containerKey, 99n);
   assert.equal(r.task.capEffective, (1n << 21n) | 1n);
+  assert.equal(r.task.containerSetup, false);
+  buf.writeUInt16LE(FLAG_CONTAINER_SETUP, HEADER_LAYOUT.flags);
+  const setup = decodeRecord(buf, 0, buf.length);
+  assert.equal(setup.task.containerSetup, true, 'the header flag marks the runtime setting the container up');
+  assert.equal(setup.task.truncated, false);
 });
 
 test('a batch with a bad record in the middle keeps the good ones', () => {
@@ -86,7 +91,7 @@ test('text rendering follows the paper line format', () => {
     seq: 1, time: '1697008319216479547', host: 'h1', kind: 'exec', syscall: 'execve',
     args: { filename: '/bin/cat', argv: ['cat', '/etc/passwd'] }, ret: 0,
     container: { id: 'a3da9f2deb4b0123456789', name: 'vigilant_carver', image: 'ubuntu', runtime: 'docker' },
-    process: { pid: 593176, nsPid: 7, ppid: 593100, parent: 'bash', comm: 'cat', exe: '/bin/cat', args: ['cat', '/etc/passwd'], argsTruncated: false, uid: 0, gid: 0, caps: ['CHOWN', 'DAC_OVERRIDE'] },
+    process: { pid: 593176, nsPid: 7, ppid: 593100, parent: 'bash', comm: 'cat', exe: '/bin/cat', args: ['cat', '/etc/passwd'], argsTruncated: false, uid: 0, gid: 0, caps: ['CHOWN', 'DAC_OVERRIDE'], containerSetup: false },
     namespaces: { mnt: 1, pid: 2, cgroupId: '1', containerKey: '99' },
     verdict: { level: 'INSECURE', rules: ['opening passwd'], action: 'none' },
   };

@@ -18,7 +18,7 @@ function event(over: Partial<VigilEvent> = {}): VigilEvent {
     process: {
       pid: 10, nsPid: 1, ppid: 9, parent: 'runc', comm: 'cat', exe: '/usr/bin/cat',
       args: Object.freeze(['cat', '/etc/passwd', 'tab\there']), argsTruncated: false, uid: 0, gid: 0,
-      caps: Object.freeze(['CHOWN', 'SYS_ADMIN']),
+      caps: Object.freeze(['CHOWN', 'SYS_ADMIN']), containerSetup: true,
     },
     namespaces: { mnt: 4026532180, pid: 4026531836, cgroupId: '2571', containerKey: '10298' },
     verdict: { level: 'NORMAL', rules: [], action: 'none' },
