@@ -27,6 +27,7 @@ export class Agent {
   private outputs: EventOutput[] = [];
   private lostTimer: NodeJS.Timeout | undefined;
   private metricsTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly lostSeen = new Map<number, bigint>();
   private decodeErrors = 0;
 
@@ -78,6 +79,9 @@ export class Agent {
     });
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
+    // Bounds the process table when exit records were lost (a full ring buffer).
+    this.sweepTimer = setInterval(() => this.pipeline?.sweepProcesses(), 60_000);
+    this.sweepTimer.unref();
     if (this.config.metricsPath) {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
@@ -153,6 +157,7 @@ export class Agent {
   async stop(): Promise<AgentSummary> {
     if (this.lostTimer) clearInterval(this.lostTimer);
     if (this.metricsTimer) clearInterval(this.metricsTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.drain?.stop();
     await this.pipeline?.flush();
     this.reportLost();

@@ -97,6 +97,11 @@ export class EventPipeline {
     this.identityNow(record); // starts resolution of this record's key if needed
   }
 
+  /** Drops process-table entries of processes gone for good (see ProcessTable.sweep). */
+  sweepProcesses(): number {
+    return this.processes.sweep();
+  }
+
   /** Resolves once every record handled so far has left the pipeline. */
   async flush(): Promise<void> {
     while (this.queue.length > 0) {

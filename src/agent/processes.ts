@@ -1,7 +1,7 @@
 // The agent's table of container processes, kept from exec/fork/exit records, so
 // every event can name the executable and arguments of the process that caused it,
 // including processes that forked without exec and ones that ran before the agent.
-import { readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import type { RawRecord, ProcessRef } from '../events/index.js';
 import { capabilityNames } from '../events/index.js';
 
@@ -9,6 +9,8 @@ interface ProcessEntry { exe: string; args: readonly string[]; argsTruncated: bo
 
 export class ProcessTable {
   private readonly entries = new Map<number, ProcessEntry>();
+  /** Pids found gone at the last sweep: removed if still gone at the next. */
+  private gone = new Set<number>();
 
   get size(): number {
     return this.entries.size;
@@ -41,6 +43,28 @@ export class ProcessTable {
       caps: capabilityNames(t.capEffective),
       containerSetup: t.containerSetup,
     };
+  }
+
+  /**
+   * Drops entries of processes that no longer exist. Exit records normally remove them,
+   * but an exit record lost in a full ring buffer would leave its entry for ever. An entry
+   * goes only when /proc has lacked its pid at two sweeps in a row, so records still
+   * queued for a process that just exited find it. Returns how many were dropped.
+   */
+  sweep(procRoot = '/proc'): number {
+    const stillGone = new Set<number>();
+    let dropped = 0;
+    for (const pid of this.entries.keys()) {
+      if (existsSync(`${procRoot}/${pid}`)) continue;
+      if (this.gone.has(pid)) {
+        this.entries.delete(pid);
+        dropped++;
+      } else {
+        stillGone.add(pid);
+      }
+    }
+    this.gone = stillGone;
+    return dropped;
   }
 
   /** A process the table has not seen (it started before the agent): ask /proc once. */

@@ -3,6 +3,7 @@
 // dropped and pushed down, and a large held burst drains in one pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { EventPipeline, type KeyResolver } from '../../src/agent/index.js';
 import type { KeyIdentity } from '../../src/containers/index.js';
 import type { RawRecord, TaskContext, VigilEvent } from '../../src/events/index.js';
@@ -66,4 +67,15 @@ test('a burst of 300,000 records held behind one key drains in order (Array.shif
   assert.equal(n, 300_000);
   assert.ok(ordered, 'events left in kernel order');
   assert.equal(p.stats.waiting, 0);
+});
+
+test('the process table forgets a process whose exit record never came, two sweeps after it is gone', () => {
+  const done = spawnSync('true');
+  const deadPid = done.pid as number; // exited: /proc has no entry for it any more
+  const pipeline = new EventPipeline({ host: 'h', resolver: new ControlledResolver(), emit: () => undefined, ignoreKey: () => undefined });
+  // A fork record from this (live) process of the now dead child: both get table entries.
+  pipeline.handle({ kind: 'fork', task: task(7n, process.pid), childPid: deadPid, childNsPid: 2 });
+  assert.equal(pipeline.sweepProcesses(), 0, 'a process just found gone is kept once, for records still queued');
+  assert.equal(pipeline.sweepProcesses(), 1, 'and dropped at the next sweep');
+  assert.equal(pipeline.sweepProcesses(), 0, 'the live process stays');
 });
