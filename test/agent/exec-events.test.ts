@@ -137,19 +137,30 @@ test('with capture.environment on, exec events carry the environment', { skip },
   assert.ok(Array.isArray(cat.args['envp']) && (cat.args['envp'] as string[]).includes('VIGIL_MARK=opt-in-works'), JSON.stringify(cat.args));
 });
 
-test('a process that escapes into the host mount namespace with setns stays watched and attributed', { skip }, async () => {
-  // Any host process's mount namespace is the host's; this test's own is at hand.
+/** The host mount namespace inode, read from this test's own process (a host process). */
+function hostMountNamespace(): { hostPid: string; hostMnt: number } {
   const hostPid = String(process.pid);
-  const hostMnt = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${hostPid}/ns/mnt`))?.[1]);
+  return { hostPid, hostMnt: Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${hostPid}/ns/mnt`))?.[1]) };
+}
+
+/**
+ * Starts a container that nsenters the host's mount namespace and runs `command` there.
+ * Only the capabilities nsenter needs: --privileged asks for every capability the runtime
+ * knows, and fails on hosts whose bounding set lacks one (this VM has no CAP_SYS_RESOURCE).
+ */
+function runEscapingContainer(name: string, hostPid: string, command: string[]): string {
+  return docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
+    '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
+    'nsenter', '-t', hostPid, '-m', '--', ...command);
+}
+
+test('a process that escapes into the host mount namespace with setns stays watched and attributed', { skip }, async () => {
+  const { hostPid, hostMnt } = hostMountNamespace();
   const agent = await startAgent();
   const name = uniqueName('vigil-escape');
   let id = '';
   try {
-    // Only the capabilities nsenter needs: --privileged asks for every capability the runtime
-    // knows, and fails on hosts whose bounding set lacks one (this VM has no CAP_SYS_RESOURCE).
-    id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
-      '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
-      'nsenter', '-t', hostPid, '-m', '--', 'cat', '/etc/hostname');
+    id = runEscapingContainer(name, hostPid, ['cat', '/etc/hostname']);
     docker('wait', name);
   } finally {
     docker('rm', '-f', name);
@@ -166,17 +177,14 @@ test('a process that escapes into the host mount namespace with setns stays watc
 });
 
 test('a process that moves itself into a host cgroup after escaping stays watched and attributed', { skip }, async () => {
-  const hostPid = String(process.pid);
-  const hostMnt = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${hostPid}/ns/mnt`))?.[1]);
+  const { hostPid, hostMnt } = hostMountNamespace();
   // The host's root cgroup in the hierarchy vigil keys containers by (v1 memory, or v2).
   const rootProcs = existsSync('/sys/fs/cgroup/memory/cgroup.procs') ? '/sys/fs/cgroup/memory/cgroup.procs' : '/sys/fs/cgroup/cgroup.procs';
   const agent = await startAgent();
   const name = uniqueName('vigil-cgmove');
   let id = '';
   try {
-    id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
-      '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
-      'nsenter', '-t', hostPid, '-m', '--', 'sh', '-c', `echo $$ > ${rootProcs} && cat /proc/self/cgroup && ls /etc/hostname`);
+    id = runEscapingContainer(name, hostPid, ['sh', '-c', `echo $$ > ${rootProcs} && cat /proc/self/cgroup && ls /etc/hostname`]);
     docker('wait', name);
     const cgroups = docker('logs', name);
     assert.match(cgroups, /^\d+:(memory|):\/$/m, `the shell moved itself into the host's root cgroup: ${cgroups}`);
