@@ -105,6 +105,7 @@ export const Responses = {
   NV_DefineSpace: { handles: 0, parse: none },
   NV_UndefineSpace: { handles: 0, parse: none },
   NV_Extend: { handles: 0, parse: none },
+  NV_Write: { handles: 0, parse: none },
   PCR_Read: {
     handles: 0,
     parse: (p): PcrReadResult => {
@@ -311,6 +312,28 @@ export class TpmClient {
   /** NV_Extend with the index's own authorization (TPMA_NV_AUTHWRITE) unless `authHandle` says otherwise. */
   nvExtend(nvIndex: number, data: Uint8Array, auth: AuthSession = passwordSession(), authHandle: number = nvIndex): Promise<void> {
     return this.call({ command: 'NV_Extend', handles: [authHandle, nvIndex], sessions: [auth], parameters: new TpmWriter().tpm2b(data).toBuffer() }, Responses.NV_Extend);
+  }
+
+  /**
+   * Writes `data` at `offset` (0 by default) of an ordinary index, in pieces no larger
+   * than the TPM's TPM_PT_NV_BUFFER_MAX: a TPM refuses a larger TPM2B_MAX_NV_BUFFER, and
+   * an EK certificate is usually larger than one piece. Authorization is the index's own
+   * (TPMA_NV_AUTHWRITE) unless `authHandle` names a hierarchy (e.g. TPM_RH_PLATFORM
+   * for a TPMA_NV_PPWRITE index).
+   */
+  async nvWrite(nvIndex: number, data: Uint8Array, options: { offset?: number; auth?: AuthSession; authHandle?: number } = {}): Promise<void> {
+    this.nvBufferMax ??= (await this.getProperty(Property.NV_BUFFER_MAX)) ?? 512;
+    const start = options.offset ?? 0;
+    if (!Number.isInteger(start) || start < 0 || start + data.length > 0xffff) throw new TpmUsageError(`TPM2_NV_Write offset ${start} + ${data.length} bytes does not fit a UINT16 offset`);
+    let done = 0;
+    do {
+      const piece = data.subarray(done, Math.min(data.length, done + this.nvBufferMax));
+      await this.call({
+        command: 'NV_Write', handles: [options.authHandle ?? nvIndex, nvIndex], sessions: [options.auth ?? passwordSession()],
+        parameters: new TpmWriter().tpm2b(piece).u16(start + done).toBuffer(),
+      }, Responses.NV_Write);
+      done += piece.length;
+    } while (done < data.length);
   }
 
   /**

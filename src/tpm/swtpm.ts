@@ -2,12 +2,17 @@
 // state directory with EK certificates from a local CA, starting it on TCP ports,
 // powering it on through the control channel, and stopping it.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TpmProcessError } from './errors.js';
+import { TpmClient } from './client.js';
+import { passwordSession } from './command.js';
+import { Alg, Handle, NvAttr, Property } from './constants.js';
+import { TpmProcessError, TpmResponseError } from './errors.js';
+import { createEk } from './keys.js';
+import { EK_CERT_NV_INDEX } from './templates.js';
 import { SwtpmControl, SwtpmTcpTransport } from './transport.js';
 
 const execFileP = promisify(execFile);
@@ -46,10 +51,11 @@ export interface ProvisionResult {
 }
 
 /**
- * Manufactures a TPM state in `stateDir/tpm` like a TPM vendor would: EKs, an RSA EK
- * certificate (and platform certificate) signed by a local CA kept in `stateDir/ca`.
- * Does nothing when the state exists. The CA configuration lives in the state directory
- * so separate instances never share a CA by accident.
+ * Manufactures a TPM state in `stateDir/tpm` like a TPM vendor would: EKs, EK
+ * certificates for the RSA 2048 (L-1) and ECC NIST P-256 (L-2) templates, and a platform
+ * certificate, all signed by a local CA kept in `stateDir/ca`. Steps already done are
+ * skipped, so a state made before a step existed is completed. The CA configuration
+ * lives in the state directory so separate instances never share a CA by accident.
  */
 export async function provisionSwtpm(stateDir: string): Promise<ProvisionResult> {
   const tpmDir = join(stateDir, 'tpm');
@@ -57,13 +63,15 @@ export async function provisionSwtpm(stateDir: string): Promise<ProvisionResult>
   mkdirSync(tpmDir, { recursive: true, mode: 0o700 });
   mkdirSync(caDir, { recursive: true, mode: 0o700 });
   const created = !existsSync(join(tpmDir, 'tpm2-00.permall'));
+  const caConf = join(stateDir, 'swtpm-localca.conf');
+  const optsFile = join(stateDir, 'swtpm-localca.options');
+  const setupConf = join(stateDir, 'swtpm_setup.conf');
+  // Written on every call (same content for the same directory): the P-256 step below
+  // needs them for a state made before it existed, and a moved directory gets its paths fixed.
+  writeFileSync(caConf, [`statedir = ${caDir}`, `signingkey = ${join(caDir, 'signkey.pem')}`, `issuercert = ${join(caDir, 'issuercert.pem')}`, `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'));
+  writeFileSync(optsFile, ['--platform-manufacturer vigil', '--platform-version 1.0', '--platform-model vigil-bmc', ''].join('\n'));
+  writeFileSync(setupConf, ['create_certs_tool = swtpm_localca', `create_certs_tool_config = ${caConf}`, `create_certs_tool_options = ${optsFile}`, 'active_pcr_banks = sha256', ''].join('\n'));
   if (created) {
-    const caConf = join(stateDir, 'swtpm-localca.conf');
-    const optsFile = join(stateDir, 'swtpm-localca.options');
-    const setupConf = join(stateDir, 'swtpm_setup.conf');
-    writeFileSync(caConf, [`statedir = ${caDir}`, `signingkey = ${join(caDir, 'signkey.pem')}`, `issuercert = ${join(caDir, 'issuercert.pem')}`, `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'));
-    writeFileSync(optsFile, ['--platform-manufacturer vigil', '--platform-version 1.0', '--platform-model vigil-bmc', ''].join('\n'));
-    writeFileSync(setupConf, ['create_certs_tool = swtpm_localca', `create_certs_tool_config = ${caConf}`, `create_certs_tool_options = ${optsFile}`, 'active_pcr_banks = sha256', ''].join('\n'));
     try {
       await execFileP('swtpm_setup', ['--tpm2', '--tpmstate', tpmDir, '--create-ek-cert', '--create-platform-cert', '--config', setupConf,
         '--pcr-banks', 'sha256', '--logfile', join(stateDir, 'swtpm_setup.log')], { timeout: 60_000 });
@@ -72,12 +80,83 @@ export async function provisionSwtpm(stateDir: string): Promise<ProvisionResult>
       throw new TpmProcessError(`swtpm_setup failed to manufacture the TPM in ${tpmDir}: ${(e as Error).message}\n${log.slice(-2000)}`, { cause: e });
     }
   }
+  if (!existsSync(eccP256CertRecord(stateDir))) await certifyEccP256Ek(stateDir, caConf, optsFile);
   const caCertificates: string[] = [];
   for (const f of ['swtpm-localca-rootca-cert.pem', 'issuercert.pem']) {
     const p = join(caDir, f);
     if (existsSync(p)) caCertificates.push(await readFile(p, 'utf8'));
   }
   return { caCertificates, created };
+}
+
+/** A copy of the P-256 EK certificate written to NV; its presence means the step is done. */
+function eccP256CertRecord(stateDir: string): string { return join(stateDir, 'ek-ecc-p256-cert.der'); }
+
+/**
+ * What swtpm_setup gives its EK certificate indices (read back from one it made): made by
+ * the platform (TPM_RH_PLATFORM, so TPM2_Clear by the owner cannot delete it), written
+ * with platform authorization, readable by owner, platform and anyone with the empty
+ * index auth, no dictionary-attack lockout, and lockable for good (WRITEDEFINE).
+ */
+const EK_CERT_NV_ATTRIBUTES = (NvAttr.PLATFORMCREATE | NvAttr.PPWRITE | NvAttr.WRITEDEFINE | NvAttr.PPREAD | NvAttr.OWNERREAD
+  | NvAttr.AUTHREAD | NvAttr.NO_DA) >>> 0;
+
+/**
+ * swtpm_setup 0.7 certifies only a P-384 ECC EK (high range, index 0x01c00016), not the
+ * P-256 EK of the L-2 template the EK profile puts at 0x01c0000a. This step does for
+ * P-256 what swtpm_setup does for its keys: derives the EK, has the local CA's tool
+ * (swtpm_localca, the one swtpm_setup calls) issue a certificate for its public point,
+ * and stores it in NV under the platform hierarchy, whose authorization is empty after
+ * every TPM2_Startup on swtpm (there is no platform firmware to set it).
+ */
+async function certifyEccP256Ek(stateDir: string, caConf: string, optsFile: string): Promise<void> {
+  const index = EK_CERT_NV_INDEX.ecc;
+  const swtpm = await SwtpmProcess.start({ tpmStateDir: join(stateDir, 'tpm'), logFile: join(stateDir, 'swtpm.log') });
+  const client = new TpmClient(swtpm.transport());
+  const work = mkdtempSync(join(stateDir, 'ek-cert-'));
+  try {
+    await client.startup('clear');
+    const existing = await client.nvReadPublic(index).catch((e: unknown) => { if (e instanceof TpmResponseError) return undefined; throw e; });
+    let der: Buffer;
+    if (existing && existing.nvPublic.attributes & NvAttr.WRITTEN) {
+      // Done before, but the record was not written (a crash right after): keep the TPM's.
+      der = await client.nvRead(index, { authHandle: Handle.PLATFORM });
+    } else {
+      // Defined but never written (a crash between the two): start over.
+      if (existing) await client.nvUndefineSpace(index, passwordSession(), Handle.PLATFORM);
+      const ek = await createEk(client, 'ecc');
+      await client.flushContext(ek.handle);
+      const pub = ek.outPublic.public;
+      if (pub.type !== 'ecc') throw new TpmProcessError('the L-2 EK template produced a non-ECC key');
+      const level = (await client.getProperty(Property.LEVEL)) ?? 0;
+      const revision = (await client.getProperty(Property.REVISION)) ?? 0;
+      const firmware = (await client.getProperty(Property.FIRMWARE_VERSION_1)) ?? 0;
+      // The same TPM identity arguments swtpm_setup passes for its own EK certificates
+      // (manufacturer id 0x1014 and model "swtpm" are what it hard-codes for swtpm).
+      const args = ['--type', 'ek', '--ek', `x=${pub.x.toString('hex')},y=${pub.y.toString('hex')},id=secp256r1`, '--dir', work,
+        '--logfile', join(stateDir, 'swtpm_setup.log'), '--tpm-spec-family', '2.0', '--tpm-spec-level', String(level),
+        '--tpm-spec-revision', String(revision), '--tpm-manufacturer', 'id:00001014', '--tpm-model', 'swtpm',
+        '--tpm-version', `id:${firmware.toString(16).padStart(8, '0')}`, '--tpm2', '--configfile', caConf, '--optsfile', optsFile];
+      try {
+        await execFileP('swtpm_localca', args, { timeout: 60_000 });
+      } catch (e) {
+        throw new TpmProcessError(`swtpm_localca could not issue the ECC P-256 EK certificate: ${(e as Error).message}`, { cause: e });
+      }
+      der = await readFile(join(work, 'ek.cert'));
+      await client.nvDefineSpace({ nvIndex: index, nameAlg: Alg.SHA256, attributes: EK_CERT_NV_ATTRIBUTES, authPolicy: Buffer.alloc(0), dataSize: der.length },
+        Buffer.alloc(0), passwordSession(), Handle.PLATFORM);
+      await client.nvWrite(index, der, { authHandle: Handle.PLATFORM });
+    }
+    writeFileSync(eccP256CertRecord(stateDir), der, { mode: 0o644 });
+    await client.shutdown('clear');
+  } catch (e) {
+    if (e instanceof TpmProcessError) throw e;
+    throw new TpmProcessError(`cannot store an ECC P-256 EK certificate in the TPM in ${join(stateDir, 'tpm')}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    await client.close().catch(() => undefined);
+    await swtpm.stop();
+  }
 }
 
 export interface SwtpmStartOptions {

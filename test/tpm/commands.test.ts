@@ -2,13 +2,15 @@
 // independent implementation can say what the right answer is.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Alg, Capability, CommandCode, Handle, NvAttr, NvType, nvTypeAttribute, Property,
   TpmResponseError, createEk, createAk, loadAk, readEkCertificate, checkEkCertificate,
   objectName, nvIndexName, extendPcrValue, hash, verifyQuote, publicKeyPem, marshalSignature,
-  EK_POLICY_SHA256, EK_PERSISTENT_HANDLE, policySecretDigest, permanentHandleName, passwordSession,
+  EK_POLICY_SHA256, EK_PERSISTENT_HANDLE, EK_CERT_NV_INDEX, policySecretDigest, permanentHandleName, passwordSession,
+  publicKeyFromTpm, samePublicKey,
   type LoadedKey,
 } from '../../src/tpm/index.js';
 import { missingPrograms, startSwtpm, tpm2Tool, type SwtpmEnv } from './swtpm-fixture.js';
@@ -17,7 +19,7 @@ let env: SwtpmEnv | undefined;
 let skip: string | undefined;
 
 before(async () => {
-  skip = await missingPrograms(['swtpm', 'swtpm_setup', 'swtpm_localca', 'tpm2_pcrread', 'tpm2_checkquote']);
+  skip = await missingPrograms(['swtpm', 'swtpm_setup', 'swtpm_localca', 'tpm2_pcrread', 'tpm2_checkquote', 'tpm2_nvread']);
   if (!skip) env = await startSwtpm({ provision: true });
 });
 after(async () => { await env?.close(); });
@@ -103,9 +105,49 @@ test('the EK templates derive the keys swtpm_setup certified; the certificate ch
   try {
     assert.equal(eccEk.outPublic.public.type, 'ecc');
     assert.deepEqual(objectName(eccEk.outPublic.public), eccEk.name);
-    // swtpm_setup certifies a P-384 ECC EK in the high range, not the P-256 low-range one.
-    assert.equal(await readEkCertificate(e.client, 'ecc'), undefined);
+    // swtpm_setup certifies only a P-384 EK; provisionSwtpm adds the L-2 (P-256) one.
+    const cert = await readEkCertificate(e.client, 'ecc');
+    assert.ok(cert, 'an ECC P-256 EK certificate is in NV at 0x01c0000a');
+    const x509 = new X509Certificate(cert);
+    assert.equal(x509.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.ok(samePublicKey(x509.publicKey, publicKeyFromTpm(eccEk.outPublic.public)), 'the certificate is for this TPM\'s P-256 EK');
+    const issuer = new X509Certificate(readFileSync(join(e.dir, 'ca', 'issuercert.pem')));
+    assert.ok(x509.checkIssued(issuer) && x509.verify(issuer.publicKey), 'signed by the local CA');
+    checkEkCertificate(cert, eccEk.outPublic, e.caCertificates);
+    const nv = await e.client.nvReadPublic(EK_CERT_NV_INDEX.ecc);
+    assert.equal(nv.nvPublic.attributes, (await e.client.nvReadPublic(EK_CERT_NV_INDEX.rsa)).nvPublic.attributes, 'the same NV attributes swtpm_setup gives the RSA EK certificate');
   } finally { await e.client.flushContext(eccEk.handle); }
+});
+
+test('NV_Write round-trips through NV_Read, across several NV_BUFFER_MAX pieces and at an offset', async (t) => {
+  const e = need(t); if (!e) return;
+  const index = 0x01500018;
+  const bufferMax = (await e.client.getProperty(Property.NV_BUFFER_MAX)) as number;
+  // As large as an index may be, and still more than one NV_Write piece (swtpm: 2048 and 1024).
+  const size = (await e.client.getProperty(Property.NV_INDEX_MAX)) as number;
+  assert.ok(size > bufferMax + 100, `an index (${size} bytes) spans more than one NV_Write piece (${bufferMax})`);
+  const nvPublic = {
+    nvIndex: index, nameAlg: Alg.SHA256, authPolicy: Buffer.alloc(0), dataSize: size,
+    attributes: (nvTypeAttribute(NvType.ORDINARY) | NvAttr.AUTHWRITE | NvAttr.AUTHREAD | NvAttr.NO_DA) >>> 0,
+  };
+  await e.client.nvDefineSpace(nvPublic);
+  try {
+    const data = randomBytes(size);
+    await e.client.nvWrite(index, data);
+    assert.ok((await e.client.nvReadPublic(index)).nvPublic.attributes & NvAttr.WRITTEN, 'TPMA_NV_WRITTEN set');
+    assert.deepEqual(await e.client.nvRead(index), data);
+    const patch = Buffer.from('patched in the middle of the second piece');
+    await e.client.nvWrite(index, patch, { offset: bufferMax + 10 });
+    const expected = Buffer.from(data); patch.copy(expected, bufferMax + 10);
+    assert.deepEqual(await e.client.nvRead(index), expected);
+    // An independent reader sees the same bytes.
+    const out = join(e.dir, 'nv.bin');
+    await tpm2Tool(e, 'tpm2_nvread', ['-C', `0x${index.toString(16)}`, '-o', out, `0x${index.toString(16)}`]);
+    assert.deepEqual(readFileSync(out), expected, 'tpm2_nvread reads what NV_Write wrote');
+    // Past the end of the index: the TPM refuses and names the parameter.
+    await assert.rejects(e.client.nvWrite(index, Buffer.alloc(8), { offset: size - 4 }),
+      (err: unknown) => err instanceof TpmResponseError && err.detail.name === 'TPM_RC_NV_RANGE');
+  } finally { await e.client.nvUndefineSpace(index); }
 });
 
 test('NV_DefineSpace, NV_ReadPublic, NV_Extend, NV_Read on an extend index', async (t) => {
