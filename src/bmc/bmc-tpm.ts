@@ -4,9 +4,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Alg, DeviceTransport, SwtpmProcess, TpmClient, activateCredential, createAk, createEk, loadAk,
+  Alg, DeviceTransport, SwtpmProcess, TpmClient, TpmResponseError, activateCredential, createAk, createEk, loadAk,
   provisionSwtpm, readEkCertificate, unmarshalPublic,
-  type AkBlob, type KeyAlgorithm, type LoadedKey, type PcrSelection, type QuoteResult, type TimeInfo,
+  type AkBlob, type KeyAlgorithm, type LoadedKey, type PcrSelection, type QuoteResult, type TimeInfo, type TpmPublic,
 } from '../tpm/index.js';
 import { BmcError } from './errors.js';
 
@@ -30,6 +30,36 @@ export interface BmcTpmOptions {
 }
 
 interface StoredAk { algorithm: KeyAlgorithm; outPrivate: string; outPublic: string }
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Reads the AK blob saved on first run. Every way the file can be wrong is reported with
+ * its path and the way out, because "cannot bring up the TPM" sends an operator looking
+ * at the TPM when the fault is one file in the state directory.
+ */
+function readStoredAk(path: string, wanted: KeyAlgorithm): AkBlob {
+  const damaged = (what: string, cause?: unknown): BmcError => new BmcError('BMC_STATE',
+    `the attestation key file ${path} ${what}; delete it to create a new AK on the next start (verifiers must then enrol the new AK)`, { cause });
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw damaged(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e); }
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (e) { throw damaged(`is not JSON (${(e as Error).message})`, e); }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw damaged('does not hold a JSON object');
+  const o = v as Record<string, unknown>;
+  if (o.algorithm !== 'rsa' && o.algorithm !== 'ecc') throw damaged(`has algorithm ${JSON.stringify(o.algorithm)}, expected "rsa" or "ecc"`);
+  for (const k of ['outPrivate', 'outPublic'] as const) {
+    const f = o[k];
+    if (typeof f !== 'string' || f.length === 0 || !BASE64.test(f)) throw damaged(`has no Base64 string in ${k}`);
+  }
+  const stored = o as unknown as StoredAk;
+  if (stored.algorithm !== wanted) throw new BmcError('BMC_CONFIG', `the state directory holds an ${stored.algorithm} AK but ${wanted} was asked for; use --ak-alg ${stored.algorithm} or a new state directory`);
+  const bytes = Buffer.from(stored.outPublic, 'base64');
+  let pub: TpmPublic;
+  try { pub = unmarshalPublic(bytes); } catch (e) { throw damaged(`has an outPublic that is not a TPMT_PUBLIC (${(e as Error).message})`, e); }
+  if (pub.type !== stored.algorithm) throw damaged(`says ${stored.algorithm} but its outPublic is an ${pub.type} key`);
+  return { outPrivate: Buffer.from(stored.outPrivate, 'base64'), outPublic: { public: pub, bytes } };
+}
 
 export class BmcTpm {
   private constructor(
@@ -64,18 +94,24 @@ export class BmcTpm {
       const ek = await createEk(client, ekAlgorithm);
       const ekCertificate = await readEkCertificate(client, ekAlgorithm);
       const akPath = join(options.stateDir, 'ak.json');
-      let blob: AkBlob;
+      let ak: LoadedKey;
       if (existsSync(akPath)) {
-        const stored = JSON.parse(readFileSync(akPath, 'utf8')) as StoredAk;
-        if (stored.algorithm !== akAlgorithm) throw new BmcError('BMC_CONFIG', `the state directory holds an ${stored.algorithm} AK but ${akAlgorithm} was asked for; use --ak-alg ${stored.algorithm} or a new state directory`);
-        const bytes = Buffer.from(stored.outPublic, 'base64');
-        blob = { outPrivate: Buffer.from(stored.outPrivate, 'base64'), outPublic: { public: unmarshalPublic(bytes), bytes } };
+        const blob = readStoredAk(akPath, akAlgorithm);
+        try {
+          ak = await loadAk(client, ek.handle, blob);
+        } catch (e) {
+          // The TPM checks the blob's integrity against its EK: a refusal means the file
+          // was altered or belongs to another TPM (or an EK of another algorithm).
+          if (!(e instanceof TpmResponseError)) throw e;
+          throw new BmcError('BMC_STATE', `the attestation key file ${akPath} does not load under this TPM's ${ekAlgorithm} EK (${e.message}): it is damaged or was made by another TPM or with another --ek-alg; `
+            + 'delete it to create a new AK on the next start (verifiers must then enrol the new AK)', { cause: e });
+        }
       } else {
-        blob = await createAk(client, ek.handle, akAlgorithm);
+        const blob = await createAk(client, ek.handle, akAlgorithm);
         const stored: StoredAk = { algorithm: akAlgorithm, outPrivate: blob.outPrivate.toString('base64'), outPublic: blob.outPublic.bytes.toString('base64') };
         writeFileSync(akPath, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
+        ak = await loadAk(client, ek.handle, blob);
       }
-      const ak = await loadAk(client, ek.handle, blob);
       return new BmcTpm(client, swtpm, ek, ekAlgorithm, ekCertificate, ak, akAlgorithm, caCertificates);
     } catch (e) {
       await swtpm?.stop().catch(() => undefined);

@@ -16,7 +16,7 @@ answers the verifier's quote requests over a Redfish-style HTTP API.
   --listen H:P      management address (default 127.0.0.1:8443)
   --tpm T           'swtpm' (default; started and provisioned in the state dir) or a device path
   --pcr N           the anchor PCR (default 23)
-  --ek-alg A        EK template: rsa (default; swtpm_setup certifies it) or ecc (P-256)
+  --ek-alg A        EK template: rsa (default, RSA 2048) or ecc (P-256); swtpm gets a local-CA certificate for both
   --ak-alg A        attestation key: ecc (default, P-256 ECDSA) or rsa (RSASSA)
   --log             log requests to stderr
 
