@@ -19,7 +19,8 @@ export interface AnchorEntry {
   restartCount: number;
 }
 
-function isEntry(v: unknown): v is AnchorEntry {
+/** Whether `v` has the shape of an AnchorEntry (used on the file and on API responses). */
+export function isAnchorEntry(v: unknown): v is AnchorEntry {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
   return typeof o.seq === 'number' && typeof o.time === 'string' && typeof o.anchor === 'string' && typeof o.pcr === 'number'
@@ -45,7 +46,7 @@ export class AnchorLog {
       if (line.trim() === '') continue;
       let v: unknown;
       try { v = JSON.parse(line); } catch { throw new BmcError('BMC_STATE', `${path} line ${lineNo} is not JSON; the anchor list is damaged`); }
-      if (!isEntry(v)) throw new BmcError('BMC_STATE', `${path} line ${lineNo} is not an anchor entry`);
+      if (!isAnchorEntry(v)) throw new BmcError('BMC_STATE', `${path} line ${lineNo} is not an anchor entry`);
       this.entries.push(v);
     }
     this.fd = openSync(path, 'a+', 0o600);
