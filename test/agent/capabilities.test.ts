@@ -1,0 +1,69 @@
+// Capability checks in real containers: the de-duplication setting (first / every) and a
+// check the process fails because the container lacks the capability.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderText } from '../../src/events/index.js';
+import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
+import { agentConfig, brief, observe } from '../helpers/observe.js';
+
+const skip = missingForContainerTests();
+
+test("capabilities: every reports each check; the default 'first' one per process, capability and outcome", { skip }, async () => {
+  const every = agentConfig('capture:\n  capabilities: every\n');
+  const first = agentConfig('capture:\n  capabilities: first\n');
+  // One chown process changes the owner of two files: CAP_CHOWN is checked once per file.
+  const script = 'touch /tmp/a /tmp/b; chown 1 /tmp/a /tmp/b; true';
+  const run = await observe([['--config', every], ['--config', first], []], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-capdedup' });
+  assert.equal(run.exitCode, 0, run.logs);
+  const [byEvery, byFirst, byDefault] = run.agents.map((a) => a.events);
+
+  const chownChecks = (events: typeof byEvery) => events!.filter((e) => e.kind === 'capability' && e.process.comm === 'chown' && e.args['capability'] === 'CHOWN');
+  const everyChecks = chownChecks(byEvery);
+  assert.equal(everyChecks.length, 2, `every: ${brief(everyChecks)}`);
+  assert.equal(new Set(everyChecks.map((e) => e.process.pid)).size, 1, 'both checks are made by the one chown process');
+  for (const e of everyChecks) {
+    assert.equal(e.args['granted'], true);
+    assert.equal(e.args['cap'], '0(CAP_CHOWN)');
+    assert.equal(e.ret, 0);
+  }
+  // Each check comes just before the call it was made for.
+  const calls = byEvery!.filter((e) => e.syscall === 'fchownat' && e.process.comm === 'chown');
+  assert.deepEqual(calls.map((e) => e.args['path']), ['/tmp/a', '/tmp/b']);
+  assert.ok(everyChecks[0]!.seq < calls[0]!.seq && calls[0]!.seq < everyChecks[1]!.seq && everyChecks[1]!.seq < calls[1]!.seq, 'check, call, check, call');
+
+  for (const [how, events] of [['first', byFirst!], ['default', byDefault!]] as const) {
+    const checks = chownChecks(events);
+    assert.equal(checks.length, 1, `${how}: ${brief(checks)}`);
+    assert.equal(checks[0]!.process.pid, everyChecks[0]!.process.pid);
+    assert.equal(checks[0]!.args['granted'], true);
+    // Both calls are still reported: only the capability record is de-duplicated.
+    assert.equal(events.filter((e) => e.syscall === 'fchownat' && e.process.comm === 'chown').length, 2, `${how}: both fchownat calls`);
+  }
+});
+
+test('a capability the container lacks: chown without CAP_CHOWN is a denied check and an EPERM', { skip }, async () => {
+  const script = 'touch /tmp/a; chown 1 /tmp/a; echo "chown exited $?"';
+  const run = await observe([[]], { image: TEST_IMAGES.bash, script, dockerArgs: ['--cap-drop', 'CHOWN'], namePrefix: 'vigil-capdeny' });
+  assert.equal(run.exitCode, 0, run.logs);
+  assert.match(run.logs, /chown exited 1/);
+  const events = run.agents[0]!.events;
+  const checks = events.filter((e) => e.kind === 'capability' && e.process.comm === 'chown' && e.args['capability'] === 'CHOWN');
+  assert.equal(checks.length, 1, `CAP_CHOWN checks: ${brief(checks)}`);
+  const e = checks[0]!;
+  assert.equal(e.syscall, 'capable');
+  assert.deepEqual(e.args, { cap: '0(CAP_CHOWN)', capability: 'CHOWN', granted: false });
+  assert.equal(e.ret, -1);
+  assert.equal(e.error, 'EPERM');
+  assert.ok(!e.process.caps.includes('CHOWN'), `the process's effective set lacks CHOWN: ${e.process.caps.join(',')}`);
+  assert.ok(e.process.caps.includes('DAC_OVERRIDE'), 'the rest of the default set is there');
+  assert.deepEqual(e.process.args, ['chown', '1', '/tmp/a']);
+  assert.match(renderText(e), /syscall: capable, args:cap=0\(CAP_CHOWN\) capability=CHOWN granted=false, ret: -1\(EPERM\), time: \d+\}/);
+  assert.ok(!events.some((x) => x.kind === 'capability' && x.args['capability'] === 'CHOWN' && x.args['granted'] === true), 'no check of CHOWN was granted');
+
+  const call = events.find((x) => x.syscall === 'fchownat' && x.process.comm === 'chown');
+  assert.ok(call, `no fchownat: ${brief(events.filter((x) => x.kind === 'file'))}`);
+  assert.equal(call.args['path'], '/tmp/a');
+  assert.equal(call.args['uid'], 1);
+  assert.equal(call.error, 'EPERM');
+  assert.ok(e.seq < call.seq, 'the check is reported before the call that failed on it');
+});
