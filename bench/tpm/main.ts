@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       title: `TPM anchoring and quoting latency (swtpm, ${akAlgorithm.toUpperCase()} AK, PCR ${service.anchorPcr}), milliseconds`,
       columns: ['operation', 'n', 'median', 'p99', 'mean', 'max'],
       rows: [
-        row('anchor via BMC API (extend + read + fsync)', apiAnchor),
+        row('anchor via BMC API (record pending + fsync, extend, read, record + fsync)', apiAnchor),
         row('quote via BMC API (TPMGetSignedMeasurements)', apiQuote),
         row('TPM2_PCR_Extend alone', tpmExtend),
         row('TPM2_Quote alone', tpmQuote),

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  Alg, DeviceTransport, SwtpmProcess, TpmClient, TpmResponseError, activateCredential, createAk, createEk, loadAk,
+  Alg, Capability, DeviceTransport, SwtpmProcess, SwtpmTcpTransport, TpmClient, TpmResponseError, activateCredential, createAk, createEk, loadAk,
   provisionSwtpm, readEkCertificate, unmarshalPublic,
   type AkBlob, type KeyAlgorithm, type LoadedKey, type PcrSelection, type QuoteResult, type TimeInfo, type TpmPublic,
 } from '../tpm/index.js';
@@ -20,7 +20,16 @@ import { BmcError } from './errors.js';
  */
 export const DEFAULT_ANCHOR_PCR = 23;
 
-export type TpmSource = { kind: 'swtpm' } | { kind: 'device'; path: string };
+/**
+ * Which TPM: an swtpm this service starts and owns (powered on at start: each start is a
+ * TPM reset), a device, or a TPM simulator already running with the swtpm TCP protocol
+ * (`--tpm swtpm-tcp:HOST:PORT`), which like a device outlives this process.
+ */
+export type TpmSource = { kind: 'swtpm' } | { kind: 'device'; path: string } | { kind: 'swtpm-tcp'; host: string; port: number };
+
+export function describeSource(source: TpmSource): string {
+  return source.kind === 'swtpm' ? 'swtpm' : source.kind === 'device' ? source.path : `swtpm-tcp:${source.host}:${source.port}`;
+}
 
 export interface BmcTpmOptions {
   stateDir: string;
@@ -61,6 +70,21 @@ function readStoredAk(path: string, wanted: KeyAlgorithm): AkBlob {
   return { outPrivate: Buffer.from(stored.outPrivate, 'base64'), outPublic: { public: pub, bytes } };
 }
 
+/**
+ * Flushes transient objects and loaded sessions from a TPM this service does not start.
+ * The TPM belongs to the BMC alone, so any it holds were left by an earlier BMC process
+ * that ended without flushing them (a crash); swtpm has room for three objects, and the
+ * EK, a policy session and the AK need all three. Through /dev/tpmrm0 the kernel's
+ * resource manager shows none, and this does nothing.
+ */
+async function flushLeftovers(client: TpmClient): Promise<void> {
+  const handles = [...await client.listHandles(0x80000000)];
+  const sessions = await client.getCapability(Capability.HANDLES, 0x02000000, 64);
+  // Loaded policy sessions are listed with their 0x03 handles under the 0x02 range.
+  if (sessions.data.capability === 'handles') handles.push(...sessions.data.handles.filter((h) => h >>> 24 === 0x02 || h >>> 24 === 0x03));
+  for (const h of handles) await client.flushContext(h);
+}
+
 export class BmcTpm {
   private constructor(
     readonly client: TpmClient,
@@ -88,8 +112,11 @@ export class BmcTpm {
         // swtpm was just powered on: this is a TPM Reset, as a BMC boot would be.
         await client.startup('clear');
       } else {
-        client = new TpmClient(new DeviceTransport(options.source.path));
+        client = new TpmClient(options.source.kind === 'device'
+          ? new DeviceTransport(options.source.path)
+          : new SwtpmTcpTransport({ host: options.source.host, port: options.source.port }));
         await client.ensureStarted();
+        await flushLeftovers(client);
       }
       const ek = await createEk(client, ekAlgorithm);
       const ekCertificate = await readEkCertificate(client, ekAlgorithm);
@@ -116,15 +143,18 @@ export class BmcTpm {
     } catch (e) {
       await swtpm?.stop().catch(() => undefined);
       if (e instanceof BmcError) throw e;
-      throw new BmcError('BMC_TPM', `cannot bring up the TPM (${options.source.kind === 'swtpm' ? 'swtpm' : options.source.path}): ${(e as Error).message}`, { cause: e });
+      throw new BmcError('BMC_TPM', `cannot bring up the TPM (${describeSource(options.source)}): ${(e as Error).message}`, { cause: e });
     }
   }
 
-  /** Extends `digest` (32 bytes) into the SHA-256 bank of `pcr`; returns the new value and the clock. */
-  async extend(pcr: number, digest: Buffer): Promise<{ pcrValue: Buffer; time: TimeInfo }> {
-    await this.client.pcrExtend(pcr, [{ hashAlg: Alg.SHA256, digest }]);
-    const pcrValue = (await this.client.pcrRead(Alg.SHA256, [pcr])).get(pcr) as Buffer;
-    return { pcrValue, time: await this.client.readClock() };
+  /** Extends `digest` (32 bytes) into the SHA-256 bank of `pcr`. */
+  extend(pcr: number, digest: Buffer): Promise<void> {
+    return this.client.pcrExtend(pcr, [{ hashAlg: Alg.SHA256, digest }]);
+  }
+
+  /** The value of `pcr` in the SHA-256 bank. */
+  async readPcr(pcr: number): Promise<Buffer> {
+    return (await this.client.pcrRead(Alg.SHA256, [pcr])).get(pcr) as Buffer;
   }
 
   quote(nonce: Buffer, selection: PcrSelection[], scheme?: { scheme: number; hashAlg: number }): Promise<QuoteResult> {

@@ -6,7 +6,7 @@ import { BmcError } from './errors.js';
 import type { TpmSource } from './bmc-tpm.js';
 import type { KeyAlgorithm } from '../tpm/index.js';
 
-const USAGE = `usage: vigil bmc --state-dir DIR [--listen HOST:PORT] [--tpm swtpm|/dev/tpmrm0]
+const USAGE = `usage: vigil bmc --state-dir DIR [--listen HOST:PORT] [--tpm swtpm|/dev/tpmrm0|swtpm-tcp:HOST:PORT]
                  [--pcr N] [--ek-alg rsa|ecc] [--ak-alg ecc|rsa] [--log]
 
 Runs the BMC service: owns the TPM, extends the host's log anchors into a PCR and
@@ -14,7 +14,8 @@ answers the verifier's quote requests over a Redfish-style HTTP API.
 
   --state-dir DIR   TPM state, local CA, AK blob, role tokens and anchor list (created on first run)
   --listen H:P      management address (default 127.0.0.1:8443)
-  --tpm T           'swtpm' (default; started and provisioned in the state dir) or a device path
+  --tpm T           'swtpm' (default; started and provisioned in the state dir), a device path,
+                    or swtpm-tcp:HOST:PORT, a running swtpm's data port (it outlives this service)
   --pcr N           the anchor PCR (default 23)
   --ek-alg A        EK template: rsa (default, RSA 2048) or ecc (P-256); swtpm gets a local-CA certificate for both
   --ak-alg A        attestation key: ecc (default, P-256 ECDSA) or rsa (RSASSA)
@@ -23,11 +24,17 @@ answers the verifier's quote requests over a Redfish-style HTTP API.
 Tokens: DIR/tokens/host.token (may append anchors) and DIR/tokens/verifier.token
 (may read and request quotes), sent as 'Authorization: Bearer <token>'.`;
 
-function parseListen(s: string): { host: string; port: number } {
+function parseListen(s: string, option = '--listen '): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new BmcError('BMC_CONFIG', `--listen ${s}: expected HOST:PORT, e.g. 10.200.0.2:8443`);
+  if (!m || port > 65535) throw new BmcError('BMC_CONFIG', `${option}${s}: expected HOST:PORT, e.g. 10.200.0.2:8443`);
   return { host: (m[1] ?? m[2]) as string, port };
+}
+function parseTpm(v: string | undefined): TpmSource {
+  if (!v || v === 'swtpm') return { kind: 'swtpm' };
+  if (!v.startsWith('swtpm-tcp:')) return { kind: 'device', path: v };
+  const { host, port } = parseListen(v.slice('swtpm-tcp:'.length), '--tpm swtpm-tcp:');
+  return { kind: 'swtpm-tcp', host, port };
 }
 function parseAlg(name: string, v: string | undefined): KeyAlgorithm | undefined {
   if (v === undefined) return undefined;
@@ -50,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (!values['state-dir']) throw new BmcError('BMC_CONFIG', '--state-dir is required');
     const { host, port } = parseListen(values.listen ?? '127.0.0.1:8443');
-    const source: TpmSource = !values.tpm || values.tpm === 'swtpm' ? { kind: 'swtpm' } : { kind: 'device', path: values.tpm };
+    const source = parseTpm(values.tpm);
     const pcr = values.pcr === undefined ? undefined : Number(values.pcr);
     if (pcr !== undefined && !(Number.isInteger(pcr) && pcr >= 0 && pcr <= 23)) throw new BmcError('BMC_CONFIG', `--pcr ${values.pcr}: expected 0..23`);
     // Listen for the stop signal before starting, so a signal during start-up still

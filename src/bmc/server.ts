@@ -6,7 +6,8 @@ import {
   Alg, TpmError, objectName, publicKeyPem, unmarshalPcrSelections, unmarshalSignatureScheme,
   type PcrSelection, type SignatureScheme,
 } from '../tpm/index.js';
-import { AnchorLog, type AnchorEntry } from './anchors.js';
+import type { AnchorLog } from './anchors.js';
+import { anchorDigest, settlePendingAnchor, type AnchorFaultHooks } from './anchoring.js';
 import type { BmcTpm } from './bmc-tpm.js';
 import { BmcError } from './errors.js';
 import { Paths, encodeSignedMeasurements } from './redfish.js';
@@ -18,6 +19,8 @@ export interface BmcApiOptions {
   tokens: RoleTokens;
   anchorPcr: number;
   logger?: boolean;
+  /** Test-only fault points in anchoring; see AnchorFaultHooks. */
+  faultHooks?: AnchorFaultHooks;
 }
 
 /** Largest nonce accepted: a TPM2B_DATA holds at most a TPMT_HA, i.e. a 64-byte digest here. */
@@ -28,7 +31,7 @@ declare module 'fastify' {
   interface FastifyRequest { role?: Role }
 }
 
-/** One operation on the TPM at a time, so extend → read → append stays in order. */
+/** One operation on the TPM at a time, so record → extend → record stays in order and no quote comes in between. */
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(job: () => Promise<T>): Promise<T> {
@@ -184,7 +187,14 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
         throw new BmcError('BMC_BAD_REQUEST', `Certificate must be {"@odata.id": "${Paths.attestationKey}"}, the only attestation key of this TPM`, { field: '#/Certificate' });
       }
     }
-    const q = await mutex.run(() => tpm.quote(nonce, selection, scheme));
+    // An anchor left pending (its extended record could not be written) is settled
+    // first, and the quote refused (500) while it cannot be: a quote must never show a
+    // PCR the list cannot explain, and settling after a TPM reset may drop a pending
+    // anchor only because no quote ever covered it (see anchoring.ts).
+    const q = await mutex.run(async () => {
+      await settlePendingAnchor(tpm, anchors);
+      return tpm.quote(nonce, selection, scheme);
+    });
     return { SignedMeasurements: encodeSignedMeasurements(q.attest, q.signatureBytes).toString('base64') };
   });
 
@@ -201,15 +211,9 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
   app.post(Paths.anchors, { config: host }, async (req, reply) => {
     const body = objectBody(req.body, ['Anchor']);
     const anchor = hexField(body, 'Anchor', { required: true, bytes: 32 }) as Buffer;
-    const entry = await mutex.run(async () => {
-      const { pcrValue, time } = await tpm.extend(anchorPcr, anchor);
-      const e: AnchorEntry = {
-        seq: anchors.nextSeq, time: new Date().toISOString(), anchor: anchor.toString('hex'), pcr: anchorPcr,
-        pcrValue: pcrValue.toString('hex'), resetCount: time.clockInfo.resetCount, restartCount: time.clockInfo.restartCount,
-      };
-      anchors.append(e);
-      return e;
-    });
+    // Under the lock quotes take too, so no quote sees the PCR between the extend and
+    // the record of it (see anchoring.ts for why that matters after a crash).
+    const entry = await mutex.run(() => anchorDigest(tpm, anchors, anchorPcr, anchor, options.faultHooks));
     return reply.code(201).send(entry);
   });
 

@@ -1,7 +1,8 @@
 // The BMC service assembled: state directory, TPM, tokens, anchor list, HTTP API.
 import { mkdirSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { AnchorLog } from './anchors.js';
+import { AnchorLog, type AnchorLogOptions } from './anchors.js';
+import { settlePendingAnchor, type AnchorFaultHooks } from './anchoring.js';
 import { BmcTpm, DEFAULT_ANCHOR_PCR, type TpmSource } from './bmc-tpm.js';
 import { BmcError } from './errors.js';
 import { buildBmcApi } from './server.js';
@@ -18,6 +19,8 @@ export interface BmcServiceOptions {
   ekAlgorithm?: KeyAlgorithm;
   akAlgorithm?: KeyAlgorithm;
   logger?: boolean;
+  /** Test-only: fault points in anchoring and in the anchor list's writes, to simulate crashes and failing disks. */
+  faults?: { anchoring?: AnchorFaultHooks; anchorLog?: AnchorLogOptions };
 }
 
 export interface BmcService {
@@ -36,12 +39,21 @@ export async function startBmcService(options: BmcServiceOptions): Promise<BmcSe
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   chmodSync(options.stateDir, 0o700);
   const tokens = ensureTokens(options.stateDir);
-  const anchors = new AnchorLog(join(options.stateDir, 'anchors.jsonl'));
+  const anchors = new AnchorLog(join(options.stateDir, 'anchors.jsonl'), options.faults?.anchorLog);
   let tpm: BmcTpm;
   try {
     tpm = await BmcTpm.open({ stateDir: options.stateDir, source: options.source ?? { kind: 'swtpm' }, ekAlgorithm: options.ekAlgorithm, akAlgorithm: options.akAlgorithm });
   } catch (e) { anchors.close(); throw e; }
-  const app = buildBmcApi({ tpm, anchors, tokens, anchorPcr, logger: options.logger });
+  // An anchor left pending by a crash is settled before anyone can quote or anchor, so
+  // the list served from the first request on replays to the PCR.
+  try {
+    await settlePendingAnchor(tpm, anchors);
+  } catch (e) {
+    anchors.close(); await tpm.close();
+    if (e instanceof BmcError) throw e;
+    throw new BmcError('BMC_TPM', `cannot settle the pending anchor of ${anchors.path}: ${(e as Error).message}`, { cause: e });
+  }
+  const app = buildBmcApi({ tpm, anchors, tokens, anchorPcr, logger: options.logger, faultHooks: options.faults?.anchoring });
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (e) {

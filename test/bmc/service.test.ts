@@ -181,7 +181,10 @@ test('anchors extend the PCR; the quote verifies and the anchor list replays to 
   const first = await verifyAnchoredState(service);
   assert.ok(first.epoch.length >= 5);
   const akName = (await clients(service).verifier.attestationKey()).name;
-  const lines = readFileSync(join(stateDir, 'anchors.jsonl'), 'utf8').trim().split('\n');
+  // Each anchor is a pending record (written before the extend) and an extended one.
+  const records = readFileSync(join(stateDir, 'anchors.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { state?: string });
+  const lines = records.filter((r) => r.state === undefined);
+  assert.equal(records.filter((r) => r.state === 'pending').length, lines.length, 'every extended anchor was recorded as pending first');
   assert.equal(lines.length, (await clients(service).verifier.anchors()).Members.length, 'every acknowledged anchor is on disk');
 
   await service.close();

@@ -1,0 +1,123 @@
+// Anchoring: the order of the durable list and the PCR, and how a pending anchor left by
+// a crash or a failure is settled. The invariant: replaying the extended entries of the
+// list (of the current TPM epoch) gives the PCR's value, whatever was interrupted where.
+//
+//   1. record the anchor as pending (fsync'd)   — cannot write: refuse, nothing extended
+//   2. TPM2_PCR_Extend                           — a crash here: the PCR may or may not hold it
+//   3. record it as extended, with the PCR value — cannot write: it stays pending
+//
+// A pending anchor is settled before anything else touches the PCR (the next anchor,
+// or the service's start) by reading the PCR and comparing it with the list replayed
+// without and with the pending anchor.
+import { Alg, TpmResponseError, extendPcrValue } from '../tpm/index.js';
+import type { AnchorEntry, AnchorLog, PendingAnchor } from './anchors.js';
+import type { BmcTpm } from './bmc-tpm.js';
+import { BmcError } from './errors.js';
+
+/**
+ * Test-only fault points: called between the steps above, so a test can end the process
+ * there (a crash) or fail the step. Production code passes none.
+ */
+export interface AnchorFaultHooks {
+  /** After the pending record is durable, before PCR_Extend. */
+  pendingRecorded?: (seq: number) => void | Promise<void>;
+  /** After PCR_Extend, before the extended record is written. */
+  extended?: (seq: number) => void | Promise<void>;
+}
+
+export type Settlement = 'none' | 'extended' | 'dropped';
+
+const sameBytes = (a: Buffer, b: Buffer): boolean => a.length === b.length && a.equals(b);
+
+/**
+ * The values the PCR may have held just before `p` was extended: the value after the last
+ * extended anchor of the same PCR and reset epoch, or the PCR's reset value when the
+ * epoch had none. A restart or resume in between (same resetCount, another restartCount)
+ * leaves either, so both count then. 0x00.. and 0xff.. are the reset values of PCRs
+ * (17-22 start at all ones on PC Client TPMs; 23 and the others at zero).
+ */
+function valuesBefore(list: readonly AnchorEntry[], p: PendingAnchor): Buffer[] {
+  const resetValues = [Buffer.alloc(32, 0), Buffer.alloc(32, 0xff)];
+  for (let i = list.length - 1; i >= 0; i--) {
+    const e = list[i] as AnchorEntry;
+    if (e.pcr !== p.pcr) continue;
+    if (e.resetCount !== p.resetCount) break;
+    const after = Buffer.from(e.pcrValue, 'hex');
+    return e.restartCount === p.restartCount ? [after] : [after, ...resetValues];
+  }
+  return resetValues;
+}
+
+/**
+ * Settles the pending anchor, if any, from the PCR: recorded as extended when the PCR
+ * holds it, dropped when it does not. Throws BMC_STATE when the PCR holds neither value
+ * in the same epoch (something else extended it: the list cannot explain the PCR until
+ * a TPM reset starts a new epoch), and BMC_TPM/BMC_STATE when the TPM cannot be read or
+ * the list cannot be written (the anchor then stays pending).
+ */
+export async function settlePendingAnchor(tpm: BmcTpm, log: AnchorLog): Promise<Settlement> {
+  const p = log.pending;
+  if (!p) return 'none';
+  const clock = (await tpm.readClock()).clockInfo;
+  const current = await tpm.readPcr(p.pcr);
+  const anchor = Buffer.from(p.anchor, 'hex');
+  const before = valuesBefore(log.list(), p);
+  if (before.some((b) => sameBytes(extendPcrValue(Alg.SHA256, b, anchor), current))) {
+    // Extended in the epoch it was recorded in (the PCR has kept it since), so the
+    // entry carries that epoch's counters, as a verifier selects entries by them.
+    log.recordExtended({ ...p, pcrValue: current.toString('hex') });
+    return 'extended';
+  }
+  const sameEpoch = clock.resetCount === p.resetCount && clock.restartCount === p.restartCount;
+  if (!sameEpoch) {
+    // The PCR value of the pending anchor's epoch is gone. Dropping it agrees with every
+    // quote of that epoch: anchors are extended and recorded under one lock that quotes
+    // also take, so no quote was made after its extend; and it was never acknowledged.
+    log.recordDropped(`the TPM was reset or restarted (reset ${p.resetCount}→${clock.resetCount}, restart ${p.restartCount}→${clock.restartCount}) before the anchor was settled; no quote covered it`);
+    return 'dropped';
+  }
+  if (before.some((b) => sameBytes(b, current))) {
+    log.recordDropped('the PCR does not hold it: the BMC stopped before PCR_Extend, or the TPM refused it');
+    return 'dropped';
+  }
+  throw new BmcError('BMC_STATE', `PCR ${p.pcr} holds ${current.toString('hex')}, which is neither the value before pending anchor ${p.seq} (${before.map((b) => b.toString('hex')).join(' or ')}) `
+    + `nor after it: something other than this BMC extended the PCR, or ${log.path} belongs to another TPM. Anchors and quotes stay refused until a TPM reset (a BMC reboot) starts a new epoch.`);
+}
+
+/** Anchors one 32-byte digest: settle, record pending, extend, record extended. */
+export async function anchorDigest(tpm: BmcTpm, log: AnchorLog, pcr: number, digest: Buffer, hooks: AnchorFaultHooks = {}): Promise<AnchorEntry> {
+  await settlePendingAnchor(tpm, log);
+  const before = (await tpm.readClock()).clockInfo;
+  const pending: PendingAnchor = {
+    seq: log.nextSeq, time: new Date().toISOString(), anchor: digest.toString('hex'), pcr,
+    resetCount: before.resetCount, restartCount: before.restartCount,
+  };
+  try {
+    log.recordPending(pending);
+  } catch (e) {
+    if (!(e instanceof BmcError)) throw e;
+    throw new BmcError('BMC_STATE', `anchor refused and not extended: ${e.message}`, { cause: e });
+  }
+  await hooks.pendingRecorded?.(pending.seq);
+  try {
+    await tpm.extend(pcr, digest);
+  } catch (e) {
+    // A TPM error response means the command did nothing; anything else (a lost
+    // connection) leaves the PCR unknown, and the anchor pending until it can be read.
+    if (e instanceof TpmResponseError) {
+      try { log.recordDropped(`the TPM refused PCR_Extend: ${e.message}`); } catch { /* stays pending; settled from the PCR next time */ }
+    }
+    throw e;
+  }
+  await hooks.extended?.(pending.seq);
+  const pcrValue = await tpm.readPcr(pcr);
+  const entry: AnchorEntry = { ...pending, pcrValue: pcrValue.toString('hex') };
+  try {
+    log.recordExtended(entry);
+  } catch (e) {
+    if (!(e instanceof BmcError)) throw e;
+    throw new BmcError('BMC_STATE', `anchor ${entry.seq} was extended into PCR ${pcr} but could not be recorded as extended (${e.message}); `
+      + 'it stays pending and is settled from the PCR before the next anchor or at the next start', { cause: e });
+  }
+  return entry;
+}
