@@ -37,9 +37,10 @@ struct {
 } vigil_lost SEC(".maps");
 
 /* Cgroups (by container key) known not to be containers: a host service with a
- * private mount namespace, say. Filled by user space after it has looked once. */
+ * private mount namespace, say. Filled by user space after it has looked once. LRU:
+ * services come and go with fresh cgroups; one evicted is looked up again, not lost. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, __u8);
@@ -114,11 +115,13 @@ static __always_inline struct vigil_task_state *vigil_task_state(struct task_str
 
 /*
  * The first check of every program: is the task a container's, and which container's?
- * A task outside the host's mount namespace is, unless user space marked its cgroup as a
- * host one (a service with a private mount namespace); the task is then remembered in
- * vigil_container_tasks. A task in the host's mount namespace is only when it was
- * remembered there: an escaped container task. Host tasks cost a few loads and one
- * pointer check.
+ * A task remembered in vigil_container_tasks is, under the key it was remembered with
+ * (the cgroup it was first seen in, or for the runtime's init the one it exec'd in),
+ * wherever it is now: in the host's mount namespace (setns), in a host cgroup (a write
+ * to cgroup.procs), or both. Otherwise a task outside the host's mount namespace is,
+ * unless user space marked its cgroup as a host one (a service with a private mount
+ * namespace); it is then remembered. A task in the host's mount namespace that was never
+ * remembered is the host's. Host tasks cost a few loads and one pointer check.
  */
 static __always_inline int vigil_watched(struct task_struct *task, struct vigil_config *cfg, __u64 *key)
 {
@@ -129,28 +132,32 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	if (mnt == 0)
 		return 0;
 	struct vigil_task_state *known = vigil_task_state(task);
-	if (mnt == cfg->host_mnt_ns) {
-		if (!known)
-			return 0;
-		*key = known->key; /* attributed to the container it escaped from */
-	} else {
+	if (known && (known->flags & VIGIL_TASK_SETUP) && mnt != cfg->host_mnt_ns) {
+		/* The runtime moves its init into the container's cgroup after it made its
+		 * namespaces: until it execs the container's code, its key follows its cgroup. */
 		*key = vigil_container_key(task, cfg->cgroup_mode);
-		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
+		known->key = *key;
+	} else if (known) {
+		*key = known->key;
+	} else {
+		if (mnt == cfg->host_mnt_ns)
 			return 0;
-		if (!known) {
-			/* First seen here, not born of a watched task: it started before the agent
-			 * (left unmarked: we cannot know), or it came in from the host since (the
-			 * runtime setting the container up). Every task a container makes itself is
-			 * remembered at fork, so this cannot be one of those. */
-			struct vigil_task_state fresh = { .key = *key };
-			if (task->start_time >= cfg->started_ns)
-				fresh.flags = VIGIL_TASK_SETUP;
-			bpf_task_storage_get(&vigil_container_tasks, task, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		}
-		return 1;
+		*key = vigil_container_key(task, cfg->cgroup_mode);
 	}
+	/* A host service first seen before user space had marked its cgroup is remembered
+	 * too: the mark still applies to it, by the key it was remembered with. */
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 		return 0;
+	if (!known) {
+		/* First seen here, not born of a watched task: it started before the agent
+		 * (left unmarked: we cannot know), or it came in from the host since (the
+		 * runtime setting the container up). Every task a container makes itself is
+		 * remembered at fork, so this cannot be one of those. */
+		struct vigil_task_state fresh = { .key = *key };
+		if (task->start_time >= cfg->started_ns)
+			fresh.flags = VIGIL_TASK_SETUP;
+		bpf_task_storage_get(&vigil_container_tasks, task, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	}
 	return 1;
 }
 
@@ -169,8 +176,10 @@ static __always_inline void vigil_remember_child(struct task_struct *parent, str
 static __always_inline void vigil_exec_in_container(struct task_struct *task, struct vigil_config *cfg)
 {
 	struct vigil_task_state *s = vigil_task_state(task);
-	if (s && task->nsproxy->mnt_ns->ns.inum != cfg->host_mnt_ns)
+	if (s && (s->flags & VIGIL_TASK_SETUP) && task->nsproxy->mnt_ns->ns.inum != cfg->host_mnt_ns) {
 		s->flags &= ~VIGIL_TASK_SETUP;
+		s->key = vigil_container_key(task, cfg->cgroup_mode); /* fixed from here on */
+	}
 }
 
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)

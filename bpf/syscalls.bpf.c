@@ -263,43 +263,114 @@ static __always_inline __u16 put_user_str(struct vigil_syscall *e, __u32 *pos, _
 	return n - 1;
 }
 
-struct reverse_ctx {
-	__u32 at;
+#define VIGIL_SUBJECT_MASK (2 * VIGIL_PATHBUF - 1)
+
+/* Copies len bytes of the record's data at `at` into the subject buffer at `to`. */
+static __always_inline __u32 put_subject(struct vigil_syscall *e, struct vigil_pathwork *work, __u32 to, __u32 at, __u32 len)
+{
+	len &= 2 * VIGIL_PATH_MAX - 1;
+	if (len > VIGIL_PATH_MAX || to > VIGIL_PATHBUF)
+		return to;
+	bpf_probe_read_kernel(&work->buf[to & (VIGIL_PATHBUF - 1)], len, &e->data[at & (2 * VIGIL_PATH_MAX - 1)]);
+	return to + len;
+}
+
+struct subject_ctx {
 	__u32 len;
+	__u32 odd; /* set by scan_one: the name is not in canonical form */
 };
+
+/* Looks at one byte of the subject: does a '//', '/./' or '/../' start here? (a bpf_loop callback) */
+static long scan_one(__u64 i, void *data)
+{
+	struct subject_ctx *s = data;
+	struct vigil_pathwork *work = vigil_pathwork_buf();
+	if (!work || i + 1 >= s->len)
+		return 1;
+	if (work->buf[i & VIGIL_SUBJECT_MASK] != '/')
+		return 0;
+	char c1 = work->buf[(i + 1) & VIGIL_SUBJECT_MASK];
+	char c2 = i + 2 < s->len ? work->buf[(i + 2) & VIGIL_SUBJECT_MASK] : '/';
+	char c3 = i + 3 < s->len ? work->buf[(i + 3) & VIGIL_SUBJECT_MASK] : '/';
+	if (c1 == '/' || (c1 == '.' && (c2 == '/' || (c2 == '.' && c3 == '/')))) {
+		s->odd = 1;
+		return 1;
+	}
+	return 0;
+}
 
 /* Copies one byte of the subject, from its end, into the suffix key (a bpf_loop callback). */
 static long reverse_one(__u64 i, void *data)
 {
-	struct reverse_ctx *r = data;
+	struct subject_ctx *s = data;
 	struct vigil_pathwork *work = vigil_pathwork_buf();
-	struct vigil_syscall *e = vigil_scratch_buf();
-	if (!work || !e || i >= r->len)
+	if (!work || i >= s->len)
 		return 1;
-	work->key.path[i & (VIGIL_STR_MAX - 1)] = e->data[(r->at + r->len - 1 - i) & (2 * VIGIL_PATH_MAX - 1)];
+	work->key.path[i & (VIGIL_STR_MAX - 1)] = work->buf[(s->len - 1 - i) & VIGIL_SUBJECT_MASK];
 	return 0;
 }
 
-/* Does the path at data[at, at+len) start with a watched prefix or end with a watched suffix? */
-static __always_inline int path_watched(struct vigil_syscall *e, __u32 at, __u32 len, struct vigil_pathwork *work)
+/*
+ * Does the subject (work->buf[0, len)) start with a watched prefix or end with a watched
+ * suffix? A name the kernel did not resolve ('..', '.', '//' in it) passes: the sets are
+ * written for canonical paths, and such a name is how one would slip past them.
+ */
+static __always_inline int path_watched(struct vigil_pathwork *work, __u32 len, int canonical)
 {
-	if (len > VIGIL_STR_MAX)
-		len = VIGIL_STR_MAX;
 	if (len == 0)
 		return 0;
-	work->key.prefixlen = len * 8;
-	barrier_var(len);
-	len &= 2 * VIGIL_STR_MAX - 1;
-	if (len > VIGIL_STR_MAX)
+	struct subject_ctx s = { .len = len };
+	if (!canonical) {
+		bpf_loop(2 * VIGIL_PATHBUF, scan_one, &s, 0);
+		if (s.odd)
+			return 1;
+	}
+	/* Prefixes are at most VIGIL_STR_MAX bytes: the subject's first bytes decide. */
+	__u32 plen = len > VIGIL_STR_MAX ? VIGIL_STR_MAX : len;
+	work->key.prefixlen = plen * 8;
+	barrier_var(plen);
+	plen &= 2 * VIGIL_STR_MAX - 1;
+	if (plen > VIGIL_STR_MAX)
 		return 0;
-	bpf_probe_read_kernel(work->key.path, len, &e->data[at & (2 * VIGIL_PATH_MAX - 1)]);
+	bpf_probe_read_kernel(work->key.path, plen, work->buf);
 	/* The longest watched prefix decides: value 1 watches, 0 excludes (/etc/ld.so.cache under /etc/). */
 	__u8 *verdict = bpf_map_lookup_elem(&vigil_path_prefixes, &work->key);
 	if (verdict)
 		return *verdict;
-	struct reverse_ctx r = { .at = at, .len = len };
-	bpf_loop(VIGIL_STR_MAX, reverse_one, &r, 0);
+	/* Suffixes: the subject's last bytes, reversed. */
+	bpf_loop(VIGIL_STR_MAX, reverse_one, &s, 0);
 	return bpf_map_lookup_elem(&vigil_path_suffixes, &work->key) != NULL;
+}
+
+/*
+ * Does the record's subject pass the watched path sets? The subject is the kernel's path
+ * of the fd when there is one; else the string, joined to the directory it is relative
+ * to (a failed open). A global function: verified once on its own, which keeps the
+ * verifier's work on vigil_sys_exit within bounds.
+ */
+__noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathwork *work, int based_string)
+{
+	if (!e || !work)
+		return 1;
+	/* A name cut at its bound cannot be judged: it passes. */
+	if (e->sflags & (VIGIL_SC_STR_CUT | VIGIL_SC_PATH_CUT))
+		return 1;
+	__u32 s0 = e->str_len[0], s1 = e->str_len[1], base = e->base_len;
+	if (e->fd_path_len)
+		return path_watched(work, put_subject(e, work, 0, s0 + s1 + base, e->fd_path_len), 1);
+	__u32 len = 0;
+	if (base) {
+		len = put_subject(e, work, 0, s0 + s1, base);
+		if (len > 0 && work->buf[(len - 1) & VIGIL_SUBJECT_MASK] != '/') {
+			work->buf[len & VIGIL_SUBJECT_MASK] = '/';
+			len++;
+		}
+	}
+	if (based_string)
+		len = put_subject(e, work, len, s0, s1);
+	else
+		len = put_subject(e, work, len, 0, s0);
+	return path_watched(work, len, 0);
 }
 
 static __always_inline int port_watched(__u16 port)
@@ -442,19 +513,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 
 		/* filters */
 		if (!raw && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
-			/* the subject: the kernel's path when there is one, else the (based) string */
-			__u32 at, len;
-			if (e->fd_path_len) {
-				at = e->str_len[0] + e->str_len[1] + e->base_len;
-				len = e->fd_path_len;
-			} else if (e->base_len) {
-				at = e->str_len[0] + e->str_len[1];
-				len = e->base_len;
-			} else {
-				at = bs ? e->str_len[0] : 0;
-				len = e->str_len[bs];
-			}
-			if (!path_watched(e, at, len, work))
+			if (!vigil_subject_watched(e, work, bs))
 				goto drop;
 		}
 		if (!raw && (fl & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {

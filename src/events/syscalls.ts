@@ -40,7 +40,7 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   openat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'oflags'], ['mode', 'mode']], strings: [1], base: at0, fd: 'ret', pathFilter: true, defaultOn: true },
   openat2: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['how', 'skip'], ['size', 'skip']], strings: [1], base: at0, fd: 'ret', blob: { arg: 2, lenArg: 3, as: 'open_how' }, pathFilter: true, defaultOn: true },
   creat: { category: 'file', args: [['name', 'str0'], ['mode', 'mode']], strings: [0], base: cwd, fd: 'ret', pathFilter: true, defaultOn: true },
-  truncate: { category: 'file', args: [['name', 'str0'], ['length', 'int']], strings: [0], base: cwd, pathFilter: true, defaultOn: true },
+  truncate: { category: 'file', args: [['name', 'str0'], ['length', 'int']], strings: [0], base: cwd, defaultOn: true },
   ftruncate: { category: 'file', args: [['fd', 'fd'], ['length', 'int']], fd: 0, pathFilter: true, defaultOn: true },
   unlink: { category: 'file', args: [['name', 'str0']], strings: [0], base: cwd, defaultOn: true },
   unlinkat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'atflags']], strings: [1], base: at0, defaultOn: true },

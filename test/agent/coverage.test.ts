@@ -36,6 +36,12 @@ describe('event coverage in real containers', { skip }, () => {
         'touch /tmp/x && chmod u+s /tmp/x',
         'ln -s /etc/passwd /tmp/link',
         'cat /tmp/link /tmp/../etc/hostname >/dev/null',
+        // Failed opens: no fd for the kernel to name, so the filter judges the name itself.
+        'cd /etc && cat vigil-missing-rel 2>/dev/null; cd /',
+        'cat /tmp/../etc/vigil-missing-dotdot /tmp//etc-vigil-missing-slashes 2>/dev/null',
+        'cat /tmp/vigil-missing-unwatched 2>/dev/null',
+        `mkdir -p /tmp/${'d'.repeat(200)}/${'e'.repeat(100)} && cd /tmp/${'d'.repeat(200)}/${'e'.repeat(100)} && touch id_rsa.pem && cd /`,
+        `cat /tmp/${'f'.repeat(300)}/vigil-missing-long 2>/dev/null`,
         'mkdir -p /tmp/d && touch /tmp/d/f && rm -r /tmp/d',
         'chown 1:1 /tmp/x',
         'unshare -n true',
@@ -95,6 +101,24 @@ describe('event coverage in real containers', { skip }, () => {
     const dotdot = of(fileId, (x) => x.syscall === 'openat' && x.args['name'] === '/tmp/../etc/hostname')[0];
     assert.ok(dotdot, 'no openat of /tmp/../etc/hostname');
     assert.equal(dotdot.args['path'], '/etc/hostname');
+  });
+
+  test('file: a failed open is judged by its name joined to its directory; odd names pass, unwatched ones do not', () => {
+    const names = of(fileId, (x) => x.syscall === 'openat' && x.ret !== null && x.ret < 0).map((x) => String(x.args['name']));
+    // Relative to /etc: watched once joined to the working directory.
+    assert.ok(names.includes('vigil-missing-rel'), `a failed relative open in /etc is reported: ${JSON.stringify(names)}`);
+    const rel = of(fileId, (x) => x.args['name'] === 'vigil-missing-rel')[0]!;
+    assert.equal(rel.args['path'], '/etc/vigil-missing-rel');
+    // '..' and '//' are how one would write a watched path that no prefix matches.
+    assert.ok(names.includes('/tmp/../etc/vigil-missing-dotdot'), 'a name with .. is reported');
+    assert.ok(names.includes('/tmp//etc-vigil-missing-slashes'), 'a name with // is reported');
+    assert.ok(!names.includes('/tmp/vigil-missing-unwatched'), 'a canonical unwatched name is still filtered');
+    // A name cut at its bound cannot be judged: it passes.
+    assert.ok(names.some((n) => n.startsWith('/tmp/fff') && !n.includes('vigil-missing-long')), 'a name too long to judge is reported');
+    // Suffixes match the end of kernel paths longer than a prefix key (256 bytes).
+    const long = of(fileId, (x) => x.syscall === 'openat' && String(x.args['path'] ?? '').endsWith('/id_rsa.pem'))[0];
+    assert.ok(long, 'a watched suffix matches the end of a 317-byte path');
+    assert.ok(String(long.args['path']).length > 300);
   });
 
   test('file: a name relative to a directory fd is resolved against that directory', () => {

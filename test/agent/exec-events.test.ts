@@ -203,6 +203,31 @@ test('a process that moves itself into a host cgroup after escaping stays watche
   assert.equal(ls.namespaces.containerKey, sh.namespaces.containerKey, 'under the key it was first seen with');
 });
 
+test('a container process that moves itself into a host cgroup without leaving its mount namespace stays watched', { skip }, async () => {
+  const v1 = existsSync('/sys/fs/cgroup/memory/cgroup.procs');
+  const agent = await startAgent();
+  const name = uniqueName('vigil-cgonly');
+  let id = '';
+  try {
+    // Mounting the hierarchy inside the container shows its root (no cgroup namespace on v1).
+    const mount = v1 ? 'mount -t cgroup -o memory none /cg' : 'mount -t cgroup2 none /cg';
+    id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--security-opt', 'apparmor=unconfined',
+      '--security-opt', 'seccomp=unconfined', '--name', name, TEST_IMAGES.busybox,
+      'sh', '-c', `mkdir /cg && ${mount} && echo $$ > /cg/cgroup.procs && cat /proc/self/cgroup; true`);
+    docker('wait', name);
+    if (v1) assert.match(docker('logs', name), /^\d+:memory:\/$/m, `the shell moved itself into the host's root memory cgroup: ${docker('logs', name)}`);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const mine = events.filter((e) => e.container.id === id);
+  // busybox runs its applets through /proc/self/exe: look for cat by its argv.
+  const cat = mine.find((e) => e.kind === 'exec' && e.process.args[0] === 'cat');
+  assert.ok(cat, `the exec of cat after the cgroup move is reported: ${JSON.stringify(mine.map((e) => [e.kind, e.syscall, e.process.args]))}`);
+  assert.equal(cat.container.name, name);
+});
+
 test("the runtime's set-up of a container and a docker exec before its exec are marked; the container's own code is not", { skip }, async () => {
   const agent = await startAgent();
   const name = uniqueName('vigil-setup');

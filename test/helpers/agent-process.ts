@@ -1,6 +1,7 @@
 // Runs the real `vigil agent` as a child process writing a JSON-lines log, the way an
 // operator would, and reads back what it wrote.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -15,6 +16,24 @@ export interface RunningAgent {
   stderr(): string;
   /** SIGTERM, wait for a clean exit, and return the events written. */
   stop(): Promise<{ code: number | null; events: VigilEvent[] }>;
+}
+
+// Agents still running when the test process ends (a test that failed before stop())
+// are killed, and an idle agent does not hold the test process open.
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+function holdOpen(child: ChildProcess, hold: boolean): void {
+  const stream = child.stderr as Socket | null;
+  if (hold) {
+    child.ref();
+    stream?.ref();
+  } else {
+    child.unref();
+    stream?.unref();
+  }
 }
 
 export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_000): Promise<RunningAgent> {
@@ -37,12 +56,19 @@ export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_0
       reject(new Error(`agent exited with ${code} before it was ready; stderr:\n${err}`));
     });
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  holdOpen(child, false);
   return {
     logPath,
     child,
     stderr: () => err,
     stop: async () => {
-      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      holdOpen(child, true);
+      const exited = new Promise<number | null>((r) => {
+        if (child.exitCode !== null || child.signalCode !== null) r(child.exitCode);
+        else child.once('exit', (code) => r(code));
+      });
       child.kill('SIGTERM');
       const code = await exited;
       return { code, events: readEvents(logPath) };
