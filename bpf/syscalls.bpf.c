@@ -94,6 +94,11 @@ struct {
 	__type(value, struct vigil_pathwork);
 } vigil_pathwork SEC(".maps");
 
+static __always_inline int port_watched(__u16 port)
+{
+	return port && bpf_map_lookup_elem(&vigil_ports, &port) != NULL;
+}
+
 static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
 {
 	switch (i) {
@@ -142,7 +147,20 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	 * socket now, with this task as its owner. */
 	if (rule && (rule->flags & VIGIL_RULE_TRACK_SOCK) && rule->fd_arg < 6) {
 		struct sock *sk = vigil_file_sock(vigil_fd_file(task, (__s64)(int)in.args[rule->fd_arg]));
-		if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+		/* Under the port filter, a socket of no watched port is not followed: its state
+		 * changes would cross the filter its calls are held to. The remote port is the
+		 * connect's sockaddr (family, then port in network order). */
+		int follow = 1;
+		if (sk && (rule->flags & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {
+			__u16 remote = 0;
+			if (rule->blob_arg < 6 && !(rule->flags & VIGIL_RULE_BLOB_LEN_PTR)) {
+				__u16 sa[2] = {};
+				bpf_probe_read_user(sa, sizeof(sa), (void *)in.args[rule->blob_arg]);
+				remote = __builtin_bswap16(sa[1]);
+			}
+			follow = port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) || port_watched(remote);
+		}
+		if (follow && sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
 			struct vigil_header owner = {};
 			vigil_fill_header(&owner, VIGIL_KIND_TCP_STATE, task, key);
 			__u64 skey = (__u64)sk;
@@ -373,10 +391,6 @@ __noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathw
 	return path_watched(work, len, 0);
 }
 
-static __always_inline int port_watched(__u16 port)
-{
-	return port && bpf_map_lookup_elem(&vigil_ports, &port) != NULL;
-}
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)

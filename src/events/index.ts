@@ -6,6 +6,6 @@ export type { ArgType, SyscallCategory, SyscallSpec } from './syscalls.js';
 export { decodeSockaddr } from './net.js';
 export { decodeBatch, decodeRecord, DecodeError } from './decoder.js';
 export { capabilityName, capabilityNames, CAPABILITY_NAMES } from './capabilities.js';
-export { renderText } from './text.js';
+export { escapeText, renderText } from './text.js';
 export { renderJson } from './json.js';
 export * as layout from './layout.js';

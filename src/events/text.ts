@@ -14,6 +14,27 @@ export function formatLocalTime(timeNs: string): string {
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// Control characters (C0, DEL, C1, the Unicode line separators) and the backslash.
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/;
+const UNSAFE_ALL = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/g;
+
+/**
+ * A string a container controls (argv, names, comm) made safe for a one-line log: a
+ * newline in an argument must not end the event's line and start a forged one. Escapes
+ * are C-style and unambiguous: the backslash itself is doubled.
+ */
+export function escapeText(s: string): string {
+  if (!UNSAFE.test(s)) return s;
+  return s.replace(UNSAFE_ALL, (c) => {
+    if (c === '\\') return '\\\\';
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    const code = c.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+}
+
 /** key=value pairs; a name whose absolute path differs shows it as the paper does: name=passwd(/etc/passwd). */
 function renderArgs(args: VigilEvent['args']): string {
   const path = typeof args['path'] === 'string' ? args['path'] : undefined;
@@ -23,7 +44,7 @@ function renderArgs(args: VigilEvent['args']): string {
     if (k === 'path' && nameKey !== undefined) continue;
     let text = Array.isArray(v) ? v.join(' ') : String(v);
     if (k === nameKey && path !== undefined && path !== text) text = `${text}(${path})`;
-    parts.push(`${k}=${text}`);
+    parts.push(`${k}=${escapeText(text)}`);
   }
   return parts.join(' ');
 }
@@ -31,10 +52,10 @@ function renderArgs(args: VigilEvent['args']): string {
 export function renderText(e: VigilEvent): string {
   const verdict = e.verdict.level === 'INSECURE' ? `[INSECURE] Unsafe:[${e.verdict.rules.join(', ')}], ` : `[${e.verdict.level}] `;
   const ret = e.ret === null ? '' : `, ret: ${e.ret}${e.error ? `(${e.error})` : ''}`;
-  const event = `Event:{host:${e.host}, syscall: ${e.syscall}, args:${renderArgs(e.args)}${ret}, time: ${e.time}}`;
+  const event = `Event:{host:${escapeText(e.host)}, syscall: ${e.syscall}, args:${renderArgs(e.args)}${ret}, time: ${e.time}}`;
   const c = e.container;
-  const container = `Container:{image: ${c.image || '?'}, id: ${c.id ? c.id.slice(0, 12) : '?'}, name: ${c.name || '?'}}`;
+  const container = `Container:{image: ${escapeText(c.image || '?')}, id: ${c.id ? c.id.slice(0, 12) : '?'}, name: ${escapeText(c.name || '?')}}`;
   const p = e.process;
-  const proc = `Process:{proc: ${p.comm}, pid: ${p.pid}, parent: ${p.parent}, args: ${p.args.join(' ')}${p.argsTruncated ? '…' : ''}, caps: ${p.caps.join(',')}}`;
+  const proc = `Process:{proc: ${escapeText(p.comm)}, pid: ${p.pid}, parent: ${escapeText(p.parent)}, args: ${escapeText(p.args.join(' '))}${p.argsTruncated ? '…' : ''}, caps: ${p.caps.join(',')}}`;
   return `${formatLocalTime(e.time)} ${verdict}${event}, ${container}, ${proc}`;
 }
