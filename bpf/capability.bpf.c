@@ -2,25 +2,12 @@
 /*
  * Capability checks made by container tasks (capability:cap_capable), with the
  * capability and whether it was granted. With cap_dedup on, a process reports each
- * (capability, outcome) pair once: the first use is what a policy needs, and a
+ * (capability, outcome) pair once per exec: the first use is what a policy needs, and a
  * root shell checks CAP_DAC_OVERRIDE on nearly every file it touches.
  */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct cap_seen_key {
-	__u32 tgid;
-	__s32 cap;
-	__s32 ret;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct cap_seen_key);
-	__type(value, __u8);
-} vigil_cap_seen SEC(".maps");
 
 SEC("tp_btf/cap_capable")
 int BPF_PROG(vigil_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
@@ -35,11 +22,18 @@ int BPF_PROG(vigil_cap_capable, const struct cred *cred, struct user_namespace *
 	 * the kernel acting for itself, not the container process using its capabilities. */
 	if (cred != BPF_CORE_READ(task, real_cred))
 		return 0;
-	if (cfg->cap_dedup) {
-		struct cap_seen_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .cap = cap, .ret = ret };
-		__u8 one = 1;
-		if (bpf_map_update_elem(&vigil_cap_seen, &k, &one, BPF_NOEXIST) != 0)
-			return 0; /* seen already */
+	if (cfg->cap_dedup && cap >= 0 && cap < 64) {
+		/* Kept with the process (its group leader's task storage): it dies with the
+		 * process, so a reused pid starts clean, and an exec clears it. */
+		struct task_struct *leader = task->group_leader;
+		struct vigil_task_state fresh = { .key = key };
+		struct vigil_task_state *st = bpf_task_storage_get(&vigil_container_tasks, leader, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st) {
+			__u64 bit = 1ULL << cap;
+			__u64 before = __sync_fetch_and_or(&st->caps_seen[ret ? 1 : 0], bit);
+			if (before & bit)
+				return 0; /* seen already */
+		}
 	}
 	struct vigil_capability e = {};
 	vigil_fill_header(&e.hdr, VIGIL_KIND_CAPABILITY, task, key);

@@ -68,6 +68,9 @@ struct vigil_task_state {
 	__u64 key;   /* the container key it was first seen with */
 	__u32 flags; /* VIGIL_TASK_* */
 	__u32 _pad;
+	/* Of a process's group leader: capabilities reported since its last exec, [0]
+	 * granted, [1] denied, bit = capability number (cap_dedup). */
+	__u64 caps_seen[2];
 };
 #define VIGIL_TASK_SETUP (1u << 0) /* the runtime preparing the container: see VIGIL_FLAG_CONTAINER_SETUP */
 

@@ -15,6 +15,12 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
 	vigil_exec_in_container(task, cfg);
+	/* A new program: its first use of each capability is reported again. */
+	struct vigil_task_state *st = vigil_task_state(task);
+	if (st) {
+		st->caps_seen[0] = 0;
+		st->caps_seen[1] = 0;
+	}
 
 	struct vigil_exec *e = vigil_scratch_buf();
 	if (!e)

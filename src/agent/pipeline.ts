@@ -172,7 +172,9 @@ export class EventPipeline {
     const verdict = { level: NORMAL.level, rules: [], action: NORMAL.action };
     switch (r.kind) {
       case 'exec': {
-        const args: EventArgs = r.env ? { filename: r.filename, argv: r.argv, envp: r.env } : { filename: r.filename, argv: r.argv };
+        const args: EventArgs = !r.env ? { filename: r.filename, argv: r.argv }
+          : r.envTruncated ? { filename: r.filename, argv: r.argv, envp: r.env, envp_truncated: true }
+          : { filename: r.filename, argv: r.argv, envp: r.env };
         return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };
       }
       case 'fork':

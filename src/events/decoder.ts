@@ -72,7 +72,9 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       };
       const argv = nulList(o + EXEC_LAYOUT.args, argsLen);
       const env = envLen > 0 ? nulList(o + EXEC_LAYOUT.env, envLen) : undefined;
-      return { kind: 'exec', task, filename, argv, argvTruncated: argsTotal > argsLen || task.truncated, ...(env ? { env } : {}) };
+      // Each list is judged by its own total: the header's truncated flag is set for either.
+      const envTruncated = buf.readUInt32LE(o + EXEC_LAYOUT.env_total) > envLen;
+      return { kind: 'exec', task, filename, argv, argvTruncated: argsTotal > argsLen, ...(env ? { env, envTruncated } : {}) };
     }
     case RECORD_KIND.FORK:
       need(FORK_LAYOUT.size);

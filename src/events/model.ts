@@ -61,7 +61,7 @@ export interface SyscallRecord {
 }
 
 export type RawRecord =
-  | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean; env?: string[] }
+  | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean; env?: string[]; envTruncated?: boolean }
   | { kind: 'fork'; task: TaskContext; childPid: number; childNsPid: number }
   | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
   | SyscallRecord

@@ -67,3 +67,19 @@ test('a capability the container lacks: chown without CAP_CHOWN is a denied chec
   assert.equal(call.error, 'EPERM');
   assert.ok(e.seq < call.seq, 'the check is reported before the call that failed on it');
 });
+
+test("capabilities 'first': a program a process execs reports its first use again", { skip }, async () => {
+  // One process: chroot checks CAP_SYS_CHROOT, then execs chroot, which checks it again.
+  const script = 'chroot / chroot / true; true';
+  const run = await observe([[]], { image: TEST_IMAGES.busybox, script, namePrefix: 'vigil-capexec' });
+  assert.equal(run.exitCode, 0, run.logs);
+  const events = run.agents[0]!.events;
+  const checks = events.filter((e) => e.kind === 'capability' && e.args['capability'] === 'SYS_CHROOT');
+  assert.equal(checks.length, 2, `SYS_CHROOT checks: ${brief(checks)}`);
+  assert.equal(checks[0]!.process.pid, checks[1]!.process.pid, 'one process, two programs');
+  // busybox's sh runs the first chroot in a fork without exec; that chroot then execs the second.
+  const exec = events.find((e) => e.kind === 'exec' && e.process.pid === checks[0]!.process.pid && e.process.args.join(' ') === 'chroot / true');
+  assert.ok(exec, `the exec of the second chroot: ${brief(events.filter((e) => e.kind === 'exec'))}`);
+  assert.ok(checks[0]!.seq < exec.seq && exec.seq < checks[1]!.seq, 'check, exec, check');
+  assert.deepEqual(checks[1]!.process.args, ['chroot', '/', 'true']);
+});

@@ -125,16 +125,22 @@ test('with capture.environment on, exec events carry the environment', { skip },
   const name = uniqueName('vigil-env');
   let id = '';
   try {
-    id = docker('run', '-d', '--pull', 'never', '--name', name, '-e', 'VIGIL_MARK=opt-in-works', TEST_IMAGES.bash, 'cat', '/etc/hostname');
+    id = docker('run', '-d', '--pull', 'never', '--name', name, '-e', 'VIGIL_MARK=opt-in-works', TEST_IMAGES.bash, 'sh', '-c',
+      `cat /etc/hostname; VIGIL_BIG=${'x'.repeat(3000)} cat /etc/hostname; true`);
     docker('wait', name);
   } finally {
     docker('rm', '-f', name);
   }
   const { code, events } = await agent.stop();
   assert.equal(code, 0, agent.stderr());
-  const cat = events.find((e) => e.container.id === id && e.kind === 'exec' && e.process.comm === 'cat');
-  assert.ok(cat, 'no exec of cat');
+  const [cat, bigCat] = events.filter((e) => e.container.id === id && e.kind === 'exec' && e.process.comm === 'cat');
+  assert.ok(cat && bigCat, 'two execs of cat');
   assert.ok(Array.isArray(cat.args['envp']) && (cat.args['envp'] as string[]).includes('VIGIL_MARK=opt-in-works'), JSON.stringify(cat.args));
+  assert.equal(cat.args['envp_truncated'], undefined);
+  // An environment beyond its bound is cut and marked; the argv beside it is whole.
+  assert.equal(bigCat.args['envp_truncated'], true, JSON.stringify(bigCat.args).slice(0, 300));
+  assert.equal(bigCat.process.argsTruncated, false, 'argv is not marked for the environment');
+  assert.deepEqual(bigCat.process.args, ['cat', '/etc/hostname']);
 });
 
 /** The host mount namespace inode, read from this test's own process (a host process). */
