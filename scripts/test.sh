@@ -4,4 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec node --test --test-concurrency=1 --test-timeout=600000 "${@:-dist/test}"
+# Only *.test.js files: helpers and fixtures (a child process a test runs) are not tests.
+if [ "$#" -eq 0 ]; then
+  mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+  set -- "${files[@]}"
+fi
+exec node --test --test-concurrency=1 --test-timeout=600000 "$@"

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.json
-exec node --test --test-concurrency=1 dist/test/tpm dist/test/bmc "$@"
+mapfile -t files < <(find dist/test/tpm dist/test/bmc -name '*.test.js' | sort)
+exec node --test --test-concurrency=1 "$@" "${files[@]}"

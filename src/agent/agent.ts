@@ -7,7 +7,9 @@ import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
 import { renderMetrics } from './metrics.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
+import { accessSync, constants } from 'node:fs';
+import { dirname } from 'node:path';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
@@ -30,12 +32,23 @@ export class Agent {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly lostSeen = new Map<number, bigint>();
   private decodeErrors = 0;
+  private ignoreFailures = 0;
 
-  constructor(private readonly config: AgentConfig, private readonly log: (msg: string) => void) {}
+  /**
+   * onFatal hears of failures the agent cannot run on after (the ring buffer reader
+   * died): the caller stops the agent and exits non-zero rather than watching blind.
+   */
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: (msg: string) => void,
+    private readonly onFatal: (message: string) => void = () => undefined,
+  ) {}
 
   async start(): Promise<void> {
     const hierarchy = detectCgroupHierarchy();
-    // Outputs first: a bad output path is reported before any BPF work is done.
+    // Outputs and report files first: a bad path is reported before any BPF work is done.
+    checkWritableFile(this.config.countsPath, '--counts');
+    checkWritableFile(this.config.metricsPath, '--metrics');
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
@@ -50,7 +63,14 @@ export class Agent {
       host: this.config.host,
       resolver: this.resolver,
       emit: (e) => { for (const o of this.outputs) o.write(e); },
-      ignoreKey: (key) => sensor.ignoreCgroup(key),
+      ignoreKey: (key) => {
+        try {
+          sensor.ignoreCgroup(key);
+        } catch (e) {
+          // The kernel keeps sending this cgroup's records; user space still drops them.
+          if (this.ignoreFailures++ < 10) this.log(`cannot mark cgroup ${key} as the host's in the kernel: ${(e as Error).message}`);
+        }
+      },
     });
     const pipeline = this.pipeline;
     this.drain = new RingBufferDrain(
@@ -64,7 +84,7 @@ export class Agent {
         return waits.length > 0 ? Promise.all(waits).then(() => undefined) : undefined;
       },
       {},
-      (e) => this.log(e.message),
+      (e) => this.onFatal(e.message),
     );
     // Only now do the programs start sending: nothing is produced before a reader exists.
     const capture = this.config.capture;
@@ -150,7 +170,10 @@ export class Agent {
 
   /** Reopens the output files at their paths (SIGHUP after log rotation); nothing is lost or written twice. */
   async reopenOutputs(): Promise<void> {
-    await Promise.all(this.outputs.map((o) => o.reopen()));
+    // Every output is tried; one that cannot be reopened keeps writing to its old file.
+    const results = await Promise.allSettled(this.outputs.map((o) => o.reopen()));
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    if (failed.length > 0) throw new Error(failed.join('; '));
   }
 
   /** Stops the kernel side, drains what it queued, writes out every pending event. */
@@ -158,19 +181,41 @@ export class Agent {
     if (this.lostTimer) clearInterval(this.lostTimer);
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    await this.drain?.stop();
-    await this.pipeline?.flush();
-    this.reportLost();
-    if (this.sensor) {
-      this.writeSyscallCounts();
-      this.writeMetrics();
+    // Detach first: the drain then reads everything the programs produced, nothing after.
+    this.sensor?.detach();
+    try {
+      await this.drain?.stop();
+      await this.pipeline?.flush();
+      this.reportLost();
+      if (this.sensor) {
+        try {
+          this.writeSyscallCounts();
+        } catch (e) {
+          this.log(`cannot write syscall counts to ${this.config.countsPath}: ${(e as Error).message}`);
+        }
+        this.writeMetrics();
+      }
+    } finally {
+      this.resolver?.stop();
+      this.sensor?.close();
+      await Promise.all(this.outputs.map((o) => o.close()));
     }
-    this.resolver?.stop();
-    this.sensor?.close();
-    await Promise.all(this.outputs.map((o) => o.close()));
     let lost = 0;
     for (const n of this.lostSeen.values()) lost += Number(n);
     const stats = this.pipeline?.stats ?? { records: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
     return { ...stats, lost, decodeErrors: this.decodeErrors };
+  }
+}
+
+/** A report file's directory must exist (or be made) and be writable: checked at start, not at the first write. */
+function checkWritableFile(path: string | undefined, flag: string): void {
+  if (!path) return;
+  const dir = dirname(path);
+  try {
+    ensureDirectory(dir);
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code === 'EACCES' ? `directory ${dir} is not writable` : (e as Error).message;
+    throw new Error(`${flag} ${path}: ${reason}`);
   }
 }

@@ -20,7 +20,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(AGENT_USAGE + '\n');
     return 0;
   }
-  const agent = new Agent(config, log);
+  let fatal: string | undefined;
+  let onFatal: () => void = () => undefined;
+  const agent = new Agent(config, log, (message) => {
+    fatal ??= message;
+    onFatal();
+  });
   try {
     await agent.start();
   } catch (e) {
@@ -49,11 +54,17 @@ export async function main(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
+    onFatal = resolve;
+    if (fatal) resolve();
     if (config.durationSeconds > 0) setTimeout(resolve, config.durationSeconds * 1000);
   });
   process.off('SIGUSR1', dumpCounts);
   process.off('SIGHUP', reopen);
   const s = await agent.stop();
   log(`stopped: ${s.emitted} events written, ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
+  if (fatal) {
+    log(`stopped because of a failure it cannot watch through: ${fatal}`);
+    return 1;
+  }
   return 0;
 }

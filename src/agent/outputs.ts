@@ -1,8 +1,9 @@
 // Where events go: JSON lines (the log tests and tools read) or the paper's text
 // lines, to stdout or a file. Files are opened for append so a restart loses nothing.
-import { createWriteStream, existsSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { renderJson, renderText, type VigilEvent } from '../events/index.js';
+import { ensureDirectory } from './atomic-file.js';
 
 export type OutputFormat = 'jsonl' | 'text';
 export interface OutputSpec { format: OutputFormat; path: string } // path '-' is stdout
@@ -32,28 +33,22 @@ export function parseOutputSpec(spec: string, where: string): OutputSpec {
   return { format, path };
 }
 
-/**
- * mkdir -p, one level at a time. (Node 20's recursive mkdirSync never returns when the
- * kernel answers ENOENT under an existing parent, as /proc does.)
- */
-function ensureDirectory(dir: string, what: string): void {
-  if (existsSync(dir)) return;
-  const parent = dirname(dir);
-  if (parent !== dir) ensureDirectory(parent, what);
-  try {
-    mkdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new OutputSpecError(`${what}: cannot create directory ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  }
-}
-
 /** onError hears of write failures (a full disk, a removed directory): they are logged, never a crash. */
 export function openOutput(spec: OutputSpec, onError: (message: string) => void = () => undefined): EventOutput {
   const render = spec.format === 'jsonl' ? renderJson : renderText;
+  // One line per failure: a full disk must not flood the log with one line per event.
+  let failing = false;
+  const reportError = (e: Error) => {
+    if (failing) return;
+    failing = true;
+    onError(`cannot write ${spec.format} output ${spec.path === '-' ? 'stdout' : spec.path}: ${e.message}`);
+  };
   const openFile = (path: string): WriteStream => {
-    ensureDirectory(dirname(path), `${spec.format} output ${path}`);
+    try {
+      ensureDirectory(dirname(path));
+    } catch (e) {
+      throw new OutputSpecError(`${spec.format} output ${path}: ${(e as Error).message}`);
+    }
     // A 1 MiB buffer: at 100,000 events/s a 16 KiB one asks for backpressure on every batch.
     // Opened here, synchronously, so a path that cannot be written fails at start with its reason.
     let fd: number;
@@ -63,10 +58,18 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
       throw new OutputSpecError(`${spec.format} output ${path}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     const file = createWriteStream(path, { fd, highWaterMark: 1 << 20 });
-    file.on('error', (e) => onError(`cannot write ${spec.format} output ${path}: ${e.message}`));
+    file.on('error', reportError);
+    failing = false;
     return file;
   };
-  let stream: WriteStream | NodeJS.WriteStream = spec.path === '-' ? process.stdout : openFile(spec.path);
+  let stream: WriteStream | NodeJS.WriteStream;
+  if (spec.path === '-') {
+    stream = process.stdout;
+    // A closed pipe (the reader went away) is an error to report, not a crash.
+    process.stdout.on('error', reportError);
+  } else {
+    stream = openFile(spec.path);
+  }
   // Lines are gathered and written as one chunk per event-loop turn (or per 256 KiB):
   // a stream.write per event cost as much as rendering it.
   let pending = '';
@@ -76,6 +79,7 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
     if (pending === '') return;
     const chunk = pending;
     pending = '';
+    if (stream.destroyed) return; // reported when it failed
     stream.write(chunk);
   };
   return {
@@ -98,7 +102,11 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
       // Everything written so far goes to the old file; from here on lines go to the new one.
       flush();
       const old = stream as WriteStream;
-      stream = openFile(spec.path);
+      try {
+        stream = openFile(spec.path); // on failure lines keep going to the old file
+      } catch (e) {
+        return Promise.reject(e);
+      }
       if (old.destroyed) return Promise.resolve();
       return new Promise<void>((resolve) => old.end(() => resolve()));
     },

@@ -246,14 +246,21 @@ export class BpfSensor {
     if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot update BPF map ${mapName}: ${libbpfError(rc)}`);
   }
 
+  /** Detaches every program: nothing new is produced; the maps (and what the ring buffer holds) stay readable. */
+  detach(): void {
+    const { lib } = libbpf();
+    for (const o of this.objects) {
+      for (const l of o.links) lib.bpf_link__destroy(l);
+      o.links = [];
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.detach();
     const { lib } = libbpf();
-    for (const o of this.objects.reverse()) {
-      for (const l of o.links) lib.bpf_link__destroy(l);
-      lib.bpf_object__close(o.obj);
-    }
+    for (const o of this.objects.reverse()) lib.bpf_object__close(o.obj);
   }
 }
 

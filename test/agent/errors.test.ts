@@ -53,6 +53,11 @@ test('an output path that cannot be created names the output and the reason', as
   assertOneLineError(await runVigil(['agent', '--output', `text:${dir}`]), `text output ${dir}`, 'cannot open it for appending (EISDIR)');
 });
 
+test('a counts or metrics path that cannot be written is refused at start, naming the flag', async () => {
+  assertOneLineError(await runVigil(['agent', '--counts', '/proc/vigil-no-such/counts.json']), '--counts /proc/vigil-no-such/counts.json', 'cannot create directory /proc/vigil-no-such');
+  assertOneLineError(await runVigil(['agent', '--metrics', '/proc/sys/vigil.prom']), '--metrics /proc/sys/vigil.prom');
+});
+
 test('a missing kernel feature (no BTF) says what is missing and what to do', async () => {
   assertOneLineError(await runVigil(['agent', '--btf', join(dir, 'no-such-btf')]), 'BTF', '--btf');
 });
