@@ -52,6 +52,7 @@ export class Agent {
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
+    for (const note of sensor.unavailable) this.log(note);
     pushCapture(sensor, this.config.capture);
     this.resolver = new ContainerResolver(hierarchy, {
       docker: new DockerClient(this.config.dockerSocket),

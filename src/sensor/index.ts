@@ -1,7 +1,7 @@
-export { BpfSensor, DEFAULT_OBJECTS, DEFAULT_OBJECT_DIR, hostMountNamespace, namespaceInode, possibleCpuCount } from './loader.js';
+export { BpfSensor, DEFAULT_OBJECTS, OPTIONAL_OBJECTS, DEFAULT_OBJECT_DIR, hostMountNamespace, namespaceInode, possibleCpuCount } from './loader.js';
 export type { SensorOptions, CgroupMode, KernelConfig } from './loader.js';
 export { RingBufferDrain } from './drain.js';
 export type { BatchHandler, DrainOptions } from './drain.js';
 export { SensorError } from './errors.js';
 export type { SensorErrorCode } from './errors.js';
-export { checkHost, effectiveCapabilities, kernelTooOld, MIN_KERNEL } from './preflight.js';
+export { checkHost, effectiveCapabilities, kernelHasTracepoint, kernelTooOld, MIN_KERNEL } from './preflight.js';

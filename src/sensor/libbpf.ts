@@ -31,6 +31,10 @@ export interface LibBpf {
   ring_buffer__new(mapFd: number, cb: Pointer, ctx: null, opts: null): Pointer | null;
   ring_buffer__poll(rb: Pointer, timeoutMs: number): number;
   ring_buffer__free(rb: Pointer): void;
+  btf__load_vmlinux_btf(): Pointer | null;
+  btf__parse(path: string, ext: null): Pointer | null;
+  btf__find_by_name_kind(btf: Pointer, name: string, kind: number): number;
+  btf__free(btf: Pointer): void;
 }
 
 export interface ObjectOpenOptions {
@@ -66,6 +70,7 @@ export function libbpf(): { lib: LibBpf; sampleProto: TypeObject } {
   koffi.opaque('bpf_map');
   koffi.opaque('bpf_link');
   koffi.opaque('ring_buffer');
+  koffi.opaque('btf');
   // Mirrors struct bpf_object_open_opts of libbpf 1.x (the `__u32 :32` stub included).
   koffi.struct('bpf_object_open_opts', {
     sz: 'size_t',
@@ -106,6 +111,10 @@ export function libbpf(): { lib: LibBpf; sampleProto: TypeObject } {
     ring_buffer__new: f('ring_buffer *ring_buffer__new(int fd, vigil_ring_sample *cb, void *ctx, void *opts)'),
     ring_buffer__poll: f('int ring_buffer__poll(ring_buffer *rb, int timeout_ms)'),
     ring_buffer__free: f('void ring_buffer__free(ring_buffer *rb)'),
+    btf__load_vmlinux_btf: f('btf *btf__load_vmlinux_btf(void)'),
+    btf__parse: f('btf *btf__parse(const char *path, void *btf_ext)'),
+    btf__find_by_name_kind: f('int btf__find_by_name_kind(const btf *btf, const char *name, uint32_t kind)'),
+    btf__free: f('void btf__free(btf *btf)'),
   } as LibBpf;
   cached = { lib, sampleProto };
   return cached;

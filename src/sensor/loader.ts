@@ -6,13 +6,21 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
-import { checkHost } from './preflight.js';
+import { checkHost, kernelHasTracepoint } from './preflight.js';
 import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
 /** The objects the agent loads, in order; the first one creates the shared maps. */
 export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o'];
+
+/**
+ * Objects that need a tracepoint younger than the kernels vigil runs on: on a kernel
+ * without it the object is left out and the agent says what is not observed.
+ */
+export const OPTIONAL_OBJECTS: Readonly<Record<string, { tracepoint: string; what: string; since: string }>> = {
+  'capability.bpf.o': { tracepoint: 'cap_capable', what: 'capability checks', since: 'Linux 6.14' },
+};
 
 export interface SensorOptions {
   objectDir?: string;
@@ -46,6 +54,8 @@ export class BpfSensor {
   private readonly objects: LoadedObject[] = [];
   private readonly mapFds = new Map<string, number>();
   private closed = false;
+  /** What this kernel cannot show (an optional object left out), one sentence each. */
+  readonly unavailable: string[] = [];
 
   private constructor() {}
 
@@ -60,7 +70,15 @@ export class BpfSensor {
     }
     const sensor = new BpfSensor();
     try {
-      for (const [i, path] of paths.entries()) sensor.loadObjectRetrying(names[i] as string, path, opts.btfPath, ringBytes);
+      for (const [i, path] of paths.entries()) {
+        const name = names[i] as string;
+        const optional = OPTIONAL_OBJECTS[name];
+        if (optional && !kernelHasTracepoint(optional.tracepoint, opts.btfPath)) {
+          sensor.unavailable.push(`${optional.what} are not observed: this kernel has no ${optional.tracepoint} tracepoint (${optional.since} or later)`);
+          continue;
+        }
+        sensor.loadObjectRetrying(name, path, opts.btfPath, ringBytes);
+      }
     } catch (err) {
       sensor.close();
       throw err;

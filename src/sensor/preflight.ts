@@ -4,6 +4,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { SensorError } from './errors.js';
+import { libbpf } from './libbpf.js';
 
 const CAP_SYS_ADMIN = 21n;
 const CAP_PERFMON = 38n;
@@ -53,5 +54,22 @@ export function checkHost(opts: { btfPath?: string | undefined; objectPaths: str
     if (!existsSync(p)) {
       throw new SensorError('VIGIL_BPF_OBJECT_MISSING', `BPF object ${p} is missing: build it with 'make -C bpf' (scripts/bootstrap.sh does)`);
     }
+  }
+}
+
+const BTF_KIND_TYPEDEF = 8;
+
+/**
+ * Does the kernel (or the given BTF file) have the BTF-enabled tracepoint `name`? A
+ * tp_btf program attaches to the typedef btf_trace_<name> the kernel declares for each.
+ */
+export function kernelHasTracepoint(name: string, btfPath?: string): boolean {
+  const { lib } = libbpf();
+  const btf = btfPath ? lib.btf__parse(btfPath, null) : lib.btf__load_vmlinux_btf();
+  if (!btf) return false;
+  try {
+    return lib.btf__find_by_name_kind(btf, `btf_trace_${name}`, BTF_KIND_TYPEDEF) > 0;
+  } finally {
+    lib.btf__free(btf);
   }
 }
