@@ -1,7 +1,8 @@
 // Maps a container key (the kernfs id of a task's cgroup in the reference hierarchy,
 // as the BPF side reads it) to the cgroup's path, and a path to the container id the
 // runtime put in it. Works on cgroup v1 (the memory hierarchy) and v2 (unified).
-import { readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
+import { readFileSync, statSync, statfsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CgroupMode } from '../sensor/index.js';
 
@@ -60,30 +61,40 @@ export function keyOfCgroupPath(h: CgroupHierarchy, path: string): bigint | unde
   }
 }
 
-/** Walks the hierarchy for the cgroup whose key is `key` (bounded depth: runtimes nest a few levels). */
-export function findCgroupPathByKey(h: CgroupHierarchy, key: bigint, maxDepth = 8): string | undefined {
-  const walk = (rel: string, depth: number): string | undefined => {
-    let entries;
+/**
+ * Walks the hierarchy for the cgroup whose key is `key` (bounded depth: runtimes nest a
+ * few levels), breadth first. Asynchronous: a host with thousands of cgroups must not
+ * hold the event loop while it looks.
+ */
+export async function findCgroupPathByKey(h: CgroupHierarchy, key: bigint, maxDepth = 8): Promise<string | undefined> {
+  const keyOf = async (path: string): Promise<bigint | undefined> => {
     try {
-      entries = readdirSync(join(h.root, rel), { withFileTypes: true });
+      return BigInt((await stat(join(h.root, path))).ino);
     } catch {
       return undefined;
     }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const child = rel === '/' ? `/${e.name}` : `${rel}/${e.name}`;
-      if (keyOfCgroupPath(h, child) === key) return child;
-    }
-    if (depth >= maxDepth) return undefined;
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const found = walk(rel === '/' ? `/${e.name}` : `${rel}/${e.name}`, depth + 1);
-      if (found) return found;
-    }
-    return undefined;
   };
-  if (keyOfCgroupPath(h, '/') === key) return '/';
-  return walk('/', 1);
+  if ((await keyOf('/')) === key) return '/';
+  let level = ['/'];
+  for (let depth = 1; depth <= maxDepth && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const rel of level) {
+      let entries;
+      try {
+        entries = await readdir(join(h.root, rel), { withFileTypes: true });
+      } catch {
+        continue; // removed meanwhile
+      }
+      for (const e of entries) {
+        if (!e.isDirectory()) continue;
+        const child = rel === '/' ? `/${e.name}` : `${rel}/${e.name}`;
+        if ((await keyOf(child)) === key) return child;
+        next.push(child);
+      }
+    }
+    level = next;
+  }
+  return undefined;
 }
 
 export interface CgroupContainerId {

@@ -83,7 +83,7 @@ export class ContainerResolver {
 
   private async resolveUncached(key: bigint, pid: number): Promise<KeyIdentity | undefined> {
     let path = cgroupPathOfPid(this.hierarchy, pid);
-    if (path === undefined || keyOfCgroupPath(this.hierarchy, path) !== key) path = findCgroupPathByKey(this.hierarchy, key);
+    if (path === undefined || keyOfCgroupPath(this.hierarchy, path) !== key) path = await findCgroupPathByKey(this.hierarchy, key);
     if (path === undefined) return undefined;
     const parsed = containerIdFromCgroupPath(path);
     if (!parsed) {

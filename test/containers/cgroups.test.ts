@@ -3,10 +3,11 @@
 // systemd and containerd hosts as well as this machine's cgroup v1 Docker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerIdFromCgroupPath, detectCgroupHierarchy } from '../../src/containers/index.js';
+import { containerIdFromCgroupPath, detectCgroupHierarchy, findCgroupPathByKey, keyOfCgroupPath } from '../../src/containers/index.js';
+import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 
 const ID = 'a3da9f2deb4b9f0c1c7e0e0d3c8f6a1b2c3d4e5f60718293a4b5c6d7e8f90123';
 
@@ -30,7 +31,10 @@ test('container ids from the cgroup paths of each runtime and driver', () => {
   }
 });
 
-test('the reference hierarchy: the v1 memory controller, or the v2 unified tree', () => {
+// On a host whose /sys/fs/cgroup is cgroup2 the mountinfo files below are not consulted.
+const hostIsV2 = detectCgroupHierarchy().mode === 'v2';
+
+test('the reference hierarchy: the v1 memory controller, or the v2 unified tree', { skip: hostIsV2 && 'this host mounts cgroup2 at /sys/fs/cgroup, which is used before any mountinfo' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-mountinfo-'));
   const v1 = join(dir, 'v1');
   writeFileSync(v1, [
@@ -42,13 +46,25 @@ test('the reference hierarchy: the v1 memory controller, or the v2 unified tree'
   writeFileSync(v2, '30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate\n');
   const none = join(dir, 'none');
   writeFileSync(none, '22 1 0:21 / /proc rw - proc proc rw\n');
-  // These read the given mountinfo only when /sys/fs/cgroup is not itself cgroup2.
-  const here = detectCgroupHierarchy();
-  if (here.mode === 'v2') {
-    assert.equal(here.root, '/sys/fs/cgroup');
-    return;
-  }
   assert.deepEqual(detectCgroupHierarchy(v1), { mode: 'v1-memory', root: '/sys/fs/cgroup/memory' });
   assert.deepEqual(detectCgroupHierarchy(v2), { mode: 'v2', root: '/sys/fs/cgroup' });
   assert.throws(() => detectCgroupHierarchy(none), /no cgroup hierarchy found/);
+});
+
+test("a key is found back in the hierarchy: a running container's cgroup, and nothing for an unknown key", { skip: missingForContainerTests() }, async () => {
+  const h = detectCgroupHierarchy();
+  const name = uniqueName('vigil-cgkey');
+  try {
+    docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.busybox, 'sleep', '30');
+    const pid = docker('inspect', '-f', '{{.State.Pid}}', name);
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => (h.mode === 'v2' ? l.startsWith('0::') : /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l)));
+    assert.ok(line, `the container's cgroup line in /proc/${pid}/cgroup`);
+    const path = line.slice(line.lastIndexOf(':') + 1);
+    const key = keyOfCgroupPath(h, path);
+    assert.ok(key !== undefined);
+    assert.equal(await findCgroupPathByKey(h, key), path);
+    assert.equal(await findCgroupPathByKey(h, 1n << 60n), undefined);
+  } finally {
+    docker('rm', '-f', name);
+  }
 });
