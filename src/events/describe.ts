@@ -115,6 +115,17 @@ function describeBlob(spec: SyscallSpec, r: SyscallRecord, args: EventArgs): voi
   }
 }
 
+/** The second name made absolute when its directory is known (see SyscallSpec.secondPath). */
+function secondPath(spec: SyscallSpec, r: SyscallRecord): string | undefined {
+  const second = spec.secondPath;
+  const name = second ? r.strings[second.str] : undefined;
+  if (!second || name === undefined || !spec.base) return undefined;
+  if (name.startsWith('/')) return absolutePath(name, undefined);
+  if (r.base === undefined) return undefined; // the first name was absolute: no directory was read
+  const dirfd = (d: number | 'cwd') => (d === 'cwd' ? -100 : Number(BigInt.asIntN(32, r.args[d] ?? 0n)));
+  return dirfd(second.dirfdArg) === dirfd(spec.base.dirfdArg) ? absolutePath(name, r.base) : undefined;
+}
+
 function describeSyscall(r: SyscallRecord): Described {
   const name = syscallName(r.nr);
   const ret = Number(r.ret);
@@ -138,6 +149,8 @@ function describeSyscall(r: SyscallRecord): Described {
   if (r.fdPath !== undefined) path = r.fdPath;
   else if (based !== undefined && spec.base) path = absolutePath(based, r.base);
   if (path !== undefined) args['path'] = path;
+  const newPath = secondPath(spec, r);
+  if (newPath !== undefined) args['new_path'] = newPath;
   if (r.pathCut) args['path_truncated'] = true;
   if (r.notEntered) args['refused_before_entry'] = true;
   if (r.stringCut) args['string_truncated'] = true;

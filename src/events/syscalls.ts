@@ -19,6 +19,12 @@ export interface SyscallSpec {
   strings?: [number] | [number, number];
   /** The string (0 or 1) a relative path is resolved against base (a dirfd argument or the cwd). */
   base?: { str: 0 | 1; dirfdArg: number | 'cwd' };
+  /**
+   * A second path (rename's and link's new name) and its own directory. The kernel side
+   * resolves one directory only: the second name is made absolute when it is absolute
+   * already or relative to that same directory, and left out (not guessed) otherwise.
+   */
+  secondPath?: { str: 0 | 1; dirfdArg: number | 'cwd' };
   /** The fd whose kernel path or socket is described: an argument index or the return value. */
   fd?: number | 'ret';
   /** Raw bytes: argument index, and a length argument or a fixed length. */
@@ -44,9 +50,9 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   ftruncate: { category: 'file', args: [['fd', 'fd'], ['length', 'int']], fd: 0, pathFilter: true, defaultOn: true },
   unlink: { category: 'file', args: [['name', 'str0']], strings: [0], base: cwd, defaultOn: true },
   unlinkat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'atflags']], strings: [1], base: at0, defaultOn: true },
-  rename: { category: 'file', args: [['oldname', 'str0'], ['newname', 'str1']], strings: [0, 1], base: cwd, defaultOn: true },
-  renameat: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1']], strings: [1, 3], base: at0, defaultOn: true },
-  renameat2: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1'], ['flags', 'renameflags']], strings: [1, 3], base: at0, defaultOn: true },
+  rename: { category: 'file', args: [['oldname', 'str0'], ['newname', 'str1']], strings: [0, 1], base: cwd, secondPath: { str: 1, dirfdArg: 'cwd' }, defaultOn: true },
+  renameat: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1']], strings: [1, 3], base: at0, secondPath: { str: 1, dirfdArg: 2 }, defaultOn: true },
+  renameat2: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1'], ['flags', 'renameflags']], strings: [1, 3], base: at0, secondPath: { str: 1, dirfdArg: 2 }, defaultOn: true },
   chmod: { category: 'file', args: [['name', 'str0'], ['mode', 'mode']], strings: [0], base: cwd, defaultOn: true },
   fchmod: { category: 'file', args: [['fd', 'fd'], ['mode', 'mode']], fd: 0, defaultOn: true },
   fchmodat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['mode', 'mode']], strings: [1], base: at0, defaultOn: true },
@@ -55,8 +61,8 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   lchown: { category: 'file', args: [['name', 'str0'], ['uid', 'int'], ['gid', 'int']], strings: [0], base: cwd, defaultOn: true },
   fchown: { category: 'file', args: [['fd', 'fd'], ['uid', 'int'], ['gid', 'int']], fd: 0, defaultOn: true },
   fchownat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['uid', 'int'], ['gid', 'int'], ['flags', 'atflags']], strings: [1], base: at0, defaultOn: true },
-  link: { category: 'file', args: [['oldname', 'str0'], ['newname', 'str1']], strings: [0, 1], base: cwd, defaultOn: true },
-  linkat: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1'], ['flags', 'atflags']], strings: [1, 3], base: at0, defaultOn: true },
+  link: { category: 'file', args: [['oldname', 'str0'], ['newname', 'str1']], strings: [0, 1], base: cwd, secondPath: { str: 1, dirfdArg: 'cwd' }, defaultOn: true },
+  linkat: { category: 'file', args: [['olddirfd', 'dirfd'], ['oldname', 'str0'], ['newdirfd', 'dirfd'], ['newname', 'str1'], ['flags', 'atflags']], strings: [1, 3], base: at0, secondPath: { str: 1, dirfdArg: 2 }, defaultOn: true },
   symlink: { category: 'file', args: [['target', 'str0'], ['linkpath', 'str1']], strings: [0, 1], base: { str: 1, dirfdArg: 'cwd' }, defaultOn: true },
   symlinkat: { category: 'file', args: [['target', 'str0'], ['newdirfd', 'dirfd'], ['linkpath', 'str1']], strings: [0, 2], base: { str: 1, dirfdArg: 1 }, defaultOn: true },
   mount: { category: 'file', args: [['source', 'str0'], ['target', 'str1'], ['fstype', 'skip'], ['flags', 'mountflags'], ['data', 'hex']], strings: [0, 1], base: { str: 1, dirfdArg: 'cwd' }, blob: { arg: 2, fixedLen: 32, as: 'cstring' }, defaultOn: true },
