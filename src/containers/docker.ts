@@ -53,21 +53,26 @@ export class DockerClient {
   }
 
   async inspect(id: string, timeoutMs?: number): Promise<DockerContainerInfo> {
-    const j = (await this.request(`/containers/${encodeURIComponent(id)}/json`, timeoutMs)) as InspectJson;
+    const path = `/containers/${encodeURIComponent(id)}/json`;
+    const j = record(await this.request(path, timeoutMs), path);
+    const config = j['Config'] === null || j['Config'] === undefined ? {} : record(j['Config'], `${path} Config`);
+    const state = j['State'] === undefined ? {} : record(j['State'], `${path} State`);
+    const labels = config['Labels'] === null || config['Labels'] === undefined ? {} : record(config['Labels'], `${path} Config.Labels`);
     return {
-      id: j.Id,
-      name: (j.Name ?? '').replace(/^\//, ''),
-      image: j.Config?.Image ?? '',
-      imageId: j.Image ?? '',
-      labels: j.Config?.Labels ?? {},
-      pid: j.State?.Pid ?? 0,
-      running: j.State?.Running ?? false,
+      id: field(j, 'Id', 'string', path, undefined),
+      name: field(j, 'Name', 'string', path, '').replace(/^\//, ''),
+      image: field(config, 'Image', 'string', `${path} Config`, ''),
+      imageId: field(j, 'Image', 'string', path, ''),
+      labels: Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string')),
+      pid: field(state, 'Pid', 'number', `${path} State`, 0),
+      running: field(state, 'Running', 'boolean', `${path} State`, false),
     };
   }
 
   async runningContainerIds(): Promise<string[]> {
-    const list = (await this.request('/containers/json')) as Array<{ Id: string }>;
-    return list.map((c) => c.Id);
+    const list = await this.request('/containers/json');
+    if (!Array.isArray(list)) throw new DockerApiError('Docker API /containers/json did not answer a list');
+    return list.map((c, i) => field(record(c, `/containers/json[${i}]`), 'Id', 'string', `/containers/json[${i}]`, undefined));
   }
 
   /**
@@ -119,10 +124,17 @@ export class DockerClient {
   }
 }
 
-interface InspectJson {
-  Id: string;
-  Name?: string;
-  Image?: string;
-  Config?: { Image?: string; Labels?: Record<string, string> | null } | null;
-  State?: { Pid?: number; Running?: boolean };
+// The Docker API's answers are checked where they are read: a daemon (or something
+// else on its socket) that answers another shape gets an error naming the field.
+function record(v: unknown, where: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DockerApiError(`Docker API ${where} is not an object`);
+  return v as Record<string, unknown>;
+}
+
+interface FieldTypes { string: string; number: number; boolean: boolean }
+function field<K extends keyof FieldTypes>(o: Record<string, unknown>, name: string, type: K, where: string, fallback: FieldTypes[K] | undefined): FieldTypes[K] {
+  const v = o[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== type) throw new DockerApiError(`Docker API ${where}: ${name} is ${v === undefined ? 'missing' : `a ${typeof v}`}, not a ${type}`);
+  return v as FieldTypes[K];
 }
