@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runVigil } from '../helpers/agent-process.js';
+import { spawnSync } from 'node:child_process';
+import { runVigil, VIGIL_BIN } from '../helpers/agent-process.js';
 import { kernelTooOld } from '../../src/sensor/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vigil-config-'));
@@ -56,6 +57,12 @@ test('an output path that cannot be created names the output and the reason', as
 test('a counts or metrics path that cannot be written is refused at start, naming the flag', async () => {
   assertOneLineError(await runVigil(['agent', '--counts', '/proc/vigil-no-such/counts.json']), '--counts /proc/vigil-no-such/counts.json', 'cannot create directory /proc/vigil-no-such');
   assertOneLineError(await runVigil(['agent', '--metrics', '/proc/sys/vigil.prom']), '--metrics /proc/sys/vigil.prom');
+});
+
+test('without root or CAP_BPF with CAP_PERFMON: one line saying what privilege is needed', { skip: process.getuid?.() !== 0 && 'needs root to drop to another user' }, async () => {
+  // The same command as an unprivileged user with no capabilities.
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, VIGIL_BIN, 'agent'], { encoding: 'utf8' });
+  assertOneLineError({ code: r.status, stderr: r.stderr }, 'needs root, or CAP_BPF with CAP_PERFMON');
 });
 
 test('a missing kernel feature (no BTF) says what is missing and what to do', async () => {
