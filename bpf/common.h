@@ -63,16 +63,6 @@ struct {
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
 
-/* What the kernel remembers of a container task. */
-struct vigil_task_state {
-	__u64 key;   /* the container key it was first seen with */
-	__u32 flags; /* VIGIL_TASK_* */
-	__u32 _pad;
-	/* Of a process's group leader: capabilities reported since its last exec, [0]
-	 * granted, [1] denied, bit = capability number (cap_dedup). */
-	__u64 caps_seen[2];
-};
-#define VIGIL_TASK_SETUP (1u << 0) /* the runtime preparing the container: see VIGIL_FLAG_CONTAINER_SETUP */
 
 /* Tasks known to be containers' (task-local storage: it lives and dies with the task, so
  * a reused pid starts clean, and a task without it costs one pointer check). A task stays

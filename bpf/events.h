@@ -176,6 +176,21 @@ struct vigil_config {
 	__u64 started_ns;    /* CLOCK_MONOTONIC when the agent enabled the programs */
 };
 
+/*
+ * What the kernel remembers of a container task (task storage vigil_container_tasks).
+ * User space writes one too, through a pidfd, for a process that left its container's
+ * mount namespace before the agent started.
+ */
+struct vigil_task_state {
+	__u64 key;   /* the container key it was first seen with */
+	__u32 flags; /* VIGIL_TASK_* */
+	__u32 _pad;
+	/* Of a process's group leader: capabilities reported since its last exec, [0]
+	 * granted, [1] denied, bit = capability number (cap_dedup). */
+	__u64 caps_seen[2];
+};
+#define VIGIL_TASK_SETUP (1u << 0) /* the runtime preparing the container: see VIGIL_FLAG_CONTAINER_SETUP */
+
 /* Key of vigil_syscall_counts. */
 struct vigil_count_key {
 	__u64 container_key;

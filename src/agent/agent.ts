@@ -1,11 +1,12 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
 import { BpfSensor, RingBufferDrain, hostMountNamespace } from '../sensor/index.js';
 import { decodeBatch, layout, syscallName, type ContainerRef } from '../events/index.js';
-import { ContainerResolver, DockerClient, detectCgroupHierarchy } from '../containers/index.js';
+import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
+import { commandOf, findEscapedProcesses, hostPidNamespace } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { accessSync, constants } from 'node:fs';
@@ -87,10 +88,12 @@ export class Agent {
       {},
       (e) => this.onFatal(e.message),
     );
+    const hostMountNs = hostMountNamespace();
+    this.rememberEscapedProcesses(hierarchy, hostMountNs);
     // Only now do the programs start sending: nothing is produced before a reader exists.
     const capture = this.config.capture;
     sensor.configure({
-      hostMountNs: hostMountNamespace(),
+      hostMountNs,
       cgroupMode: hierarchy.mode,
       pathFilter: !capture.paths.all,
       portFilter: capture.ports.length > 0,
@@ -106,6 +109,18 @@ export class Agent {
     if (this.config.metricsPath) {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
+    }
+  }
+
+  /** Hands the kernel side the container processes that were in the host's mount namespace before it started. */
+  private rememberEscapedProcesses(hierarchy: CgroupHierarchy, hostMountNs: number): void {
+    if (!this.sensor) return;
+    for (const p of findEscapedProcesses(hierarchy, hostMountNs, hostPidNamespace())) {
+      if (!this.sensor.rememberTask(p.pid, p.key, false)) continue; // gone meanwhile
+      // Threads are tasks of their own; naming one needs PIDFD_THREAD (Linux 6.9).
+      const missed = p.threads.filter((t) => !this.sensor!.rememberTask(t, p.key, true)).length;
+      this.log(`process ${p.pid} (${commandOf(p.pid).slice(0, 80)}) left its container (known by its ${p.by}) before the agent started: watching it` +
+        (missed > 0 ? `; ${missed} of its threads could not be named and stay unwatched` : ''));
     }
   }
 

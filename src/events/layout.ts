@@ -93,7 +93,11 @@ export const COUNT_KEY_LAYOUT = { size: 16, container_key: 0, nr: 8 } as const;
 export const PATH_KEY_LAYOUT = { size: 260, prefixlen: 0, path: 4 } as const;
 
 /** Every struct this module mirrors, by C name, for the layout test. */
+/** struct vigil_task_state: the value of the task storage map vigil_container_tasks. */
+export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, caps_seen: 16 } as const;
+
 export const LAYOUTS: Record<string, Record<string, number>> = {
+  vigil_task_state: TASK_STATE_LAYOUT,
   vigil_header: { ...HEADER_LAYOUT, size: HEADER_LAYOUT.size },
   vigil_exec: EXEC_LAYOUT,
   vigil_fork: FORK_LAYOUT,

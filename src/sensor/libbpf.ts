@@ -130,3 +130,14 @@ export function libbpfError(err: number): string {
 }
 
 export { koffi };
+
+let pidfdOpenFn: ((pid: number, flags: number) => number) | undefined;
+
+/** pidfd_open(2) through glibc (2.36+): a file descriptor for a process, or for a thread with PIDFD_THREAD. */
+export function pidfdOpen(pid: number, flags: number): number {
+  if (!pidfdOpenFn) {
+    const libc = koffi.load('libc.so.6');
+    pidfdOpenFn = libc.func('int pidfd_open(int pid, unsigned int flags)') as (pid: number, flags: number) => number;
+  }
+  return pidfdOpenFn(pid, flags);
+}

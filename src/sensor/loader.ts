@@ -1,13 +1,13 @@
 // Loads vigil's BPF objects, shares their common maps, attaches every program and
 // gives typed access to the maps user space drives (config, lost counters, ignored
 // cgroups). One BpfSensor per agent.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { koffi, libbpf, libbpfError, type ObjectOpenOptions, type Pointer } from './libbpf.js';
+import { koffi, libbpf, libbpfError, pidfdOpen, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
 import { checkHost, kernelHasTracepoint } from './preflight.js';
-import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX } from '../events/layout.js';
+import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
@@ -235,6 +235,29 @@ export class BpfSensor {
     const k = Buffer.alloc(8);
     k.writeBigUInt64LE(key);
     this.update('vigil_ignored_cgroups', k, Buffer.from([1]));
+  }
+
+  /**
+   * Remembers a task as a container's under `key`, as the kernel does for the tasks it
+   * sees in a container (task storage, written through a pidfd): for a process that
+   * left its container's mount namespace before the agent started. `thread` names a
+   * thread id rather than a process (needs PIDFD_THREAD, Linux 6.9). False when the
+   * task is gone or cannot be named; a task the kernel remembers already is left as is.
+   */
+  rememberTask(id: number, key: bigint, thread: boolean): boolean {
+    const PIDFD_THREAD = 0o200; // O_EXCL
+    const BPF_NOEXIST = 1;
+    const pidfd = pidfdOpen(id, thread ? PIDFD_THREAD : 0);
+    if (pidfd < 0) return false;
+    try {
+      const k = Buffer.alloc(4);
+      k.writeInt32LE(pidfd);
+      const v = Buffer.alloc(TASK_STATE_LAYOUT.size);
+      v.writeBigUInt64LE(key, TASK_STATE_LAYOUT.key);
+      return libbpf().lib.bpf_map_update_elem(this.mapFd('vigil_container_tasks'), k, v, BPF_NOEXIST) === 0;
+    } finally {
+      closeSync(pidfd);
+    }
   }
 
   /** Records lost because the ring buffer was full, by record kind, one count per CPU. */

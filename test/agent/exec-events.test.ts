@@ -212,6 +212,44 @@ test('a process that moves itself into a host cgroup after escaping stays watche
   assert.equal(ls.namespaces.containerKey, sh.namespaces.containerKey, 'under the key it was first seen with');
 });
 
+test('processes that left their container before the agent started are found at start and watched', { skip }, async () => {
+  const { hostPid, hostMnt } = hostMountNamespace();
+  const rootProcs = existsSync('/sys/fs/cgroup/memory/cgroup.procs') ? '/sys/fs/cgroup/memory/cgroup.procs' : '/sys/fs/cgroup/cgroup.procs';
+  const name = uniqueName('vigil-early-escape');
+  // nsenter needs the host's pids (--pid host); the escapees still get a pid namespace of
+  // their own (which no process can leave) whose init stays in the container.
+  const enter = `nsenter -t ${hostPid} -m --`;
+  const loop = (cmd: string) => `while :; do ${cmd} >/dev/null; sleep 0.2; done`;
+  // The init stays in the container; one child escapes into the host's mount namespace and
+  // keeps its cgroup, another also moves itself into the host's root cgroup.
+  const id = docker('run', '-d', '--pull', 'never', '--cap-add', 'SYS_ADMIN', '--cap-add', 'SYS_PTRACE',
+    '--security-opt', 'apparmor=unconfined', '--security-opt', 'seccomp=unconfined', '--pid', 'host', '--name', name, TEST_IMAGES.bash,
+    'unshare', '--pid', '--fork', 'sh', '-c', [
+      `${enter} sh -c '${loop('cat /etc/hostname')}' &`,
+      `${enter} sh -c 'echo $$ > ${rootProcs}; ${loop('ls /etc/hostname')}' &`,
+      'sleep 60',
+    ].join(' '));
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // both have escaped
+    agent = await startAgent();
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  assert.match(agent.stderr(), /left its container \(known by its cgroup\) before the agent started: watching it/);
+  assert.match(agent.stderr(), /left its container \(known by its pid namespace\) before the agent started: watching it/);
+  const mine = events.filter((e) => e.container.id === id && e.kind === 'exec');
+  for (const comm of ['cat', 'ls']) {
+    const e = mine.find((x) => x.process.comm === comm);
+    assert.ok(e, `the escaped loop's ${comm} is reported: ${JSON.stringify(mine.map((x) => x.process.args))}`);
+    assert.equal(e.namespaces.mnt, hostMnt, 'in the host mount namespace');
+    assert.equal(e.container.name, name);
+  }
+});
+
 test('a container process that moves itself into a host cgroup without leaving its mount namespace stays watched', { skip }, async () => {
   const v1 = existsSync('/sys/fs/cgroup/memory/cgroup.procs');
   const agent = await startAgent();
