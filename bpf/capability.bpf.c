@@ -23,11 +23,13 @@ int BPF_PROG(vigil_cap_capable, const struct cred *cred, struct user_namespace *
 	if (cred != BPF_CORE_READ(task, real_cred))
 		return 0;
 	if (cfg->cap_dedup && cap >= 0 && cap < 64) {
-		/* Kept with the process (its group leader's task storage): it dies with the
-		 * process, so a reused pid starts clean, and an exec clears it. */
-		struct task_struct *leader = task->group_leader;
-		struct vigil_task_state fresh = { .key = key };
-		struct vigil_task_state *st = bpf_task_storage_get(&vigil_container_tasks, leader, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		/* Kept with the process (its group leader's task storage, or the thread's own
+		 * when the leader has none: storage is never created for a leader that may be a
+		 * host task): it dies with the task, so a reused pid starts clean, and an exec
+		 * clears it. */
+		struct vigil_task_state *st = vigil_task_state(task->group_leader);
+		if (!st)
+			st = vigil_task_state(task);
 		if (st) {
 			__u64 bit = 1ULL << cap;
 			__u64 before = __sync_fetch_and_or(&st->caps_seen[ret ? 1 : 0], bit);

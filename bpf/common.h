@@ -132,6 +132,17 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 		known->key = *key;
 	} else if (known) {
 		*key = known->key;
+		/* Remembered under a cgroup user space has since marked as the host's: it was
+		 * first seen in a host service with a private mount namespace (a runtime so
+		 * confined starts its containers from there). Outside the host's mount namespace
+		 * its key follows its cgroup again; a container task's own key is never marked,
+		 * so one that moves into a host cgroup keeps it. */
+		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key)) {
+			if (mnt == cfg->host_mnt_ns)
+				return 0;
+			*key = vigil_container_key(task, cfg->cgroup_mode);
+			known->key = *key;
+		}
 	} else {
 		if (mnt == cfg->host_mnt_ns)
 			return 0;

@@ -186,6 +186,7 @@ struct walk_ctx {
 	struct vfsmount *root_mnt;
 	__u32 off;
 	__u32 cut;
+	__u32 done; /* the walk reached the root */
 };
 
 /* One directory level of resolve_path (a bpf_loop callback: verified once, not per level). */
@@ -199,14 +200,18 @@ static long walk_one(__u64 index, void *data)
 	struct dentry *dentry = w->dentry;
 	struct vfsmount *vfsmnt = w->vfsmnt;
 	struct mount *mnt = w->mnt;
-	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt) {
+		w->done = 1;
 		return 1;
+	}
 	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 	if (dentry == mnt_root || dentry == parent) {
 		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-		if (mp == mnt || dentry != mnt_root)
+		if (mp == mnt || dentry != mnt_root) {
+			w->done = 1;
 			return 1; /* the global root, or an unlinked dentry */
+		}
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mp;
 		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
@@ -243,6 +248,8 @@ static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct pa
 	};
 	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
 	bpf_loop(VIGIL_PATH_DEPTH, walk_one, &w, 0);
+	if (!w.done)
+		w.cut = 1; /* deeper than VIGIL_PATH_DEPTH levels: the leading ones are missing */
 	if (w.cut)
 		*sflags |= VIGIL_SC_PATH_CUT;
 	__u32 off = w.off;
@@ -343,14 +350,20 @@ static __always_inline int path_watched(struct vigil_pathwork *work, __u32 len, 
 		if (s.odd)
 			return 1;
 	}
-	/* Prefixes are at most VIGIL_STR_MAX bytes: the subject's first bytes decide. */
+	/* Prefixes are at most VIGIL_STR_MAX bytes: the subject's first bytes decide. A NUL
+	 * after a subject that fits lets an entry ending in NUL match that exact path only. */
 	__u32 plen = len > VIGIL_STR_MAX ? VIGIL_STR_MAX : len;
-	work->key.prefixlen = plen * 8;
 	barrier_var(plen);
 	plen &= 2 * VIGIL_STR_MAX - 1;
 	if (plen > VIGIL_STR_MAX)
 		return 0;
 	bpf_probe_read_kernel(work->key.path, plen, work->buf);
+	if (plen < VIGIL_STR_MAX) {
+		work->key.path[plen & (VIGIL_STR_MAX - 1)] = 0;
+		work->key.prefixlen = (plen + 1) * 8;
+	} else {
+		work->key.prefixlen = plen * 8;
+	}
 	/* The longest watched prefix decides: value 1 watches, 0 excludes (/etc/ld.so.cache under /etc/). */
 	__u8 *verdict = bpf_map_lookup_elem(&vigil_path_prefixes, &work->key);
 	if (verdict)

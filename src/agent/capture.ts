@@ -31,7 +31,8 @@ export const DEFAULT_CAPTURE: CaptureConfig = {
       '/boot/', '/dev/', '/proc/sys/', '/proc/sysrq-trigger', '/sys/kernel/', '/sys/fs/cgroup/', '/var/run/docker.sock',
       '/run/docker.sock', '/var/run/containerd/', '/run/containerd/', '/var/spool/cron/', '/var/log/',
     ],
-    // Opened by nearly every program start: noise, not signal.
+    // Opened by nearly every program start: noise, not signal. Entries ending in '/' are
+    // directory trees; the others are exact paths.
     exclude: ['/etc/ld.so.cache', '/etc/ld.so.preload.d/', '/etc/localtime', '/dev/null', '/dev/tty', '/dev/urandom', '/dev/random', '/dev/pts/'],
     suffixes: ['/.ssh/authorized_keys', '/.ssh/id_rsa', '/.ssh/id_ed25519', '/.bash_history', '.pem', '.key'],
     all: false,
@@ -75,8 +76,10 @@ export function parseCapture(doc: unknown, where: string): CaptureConfig {
             out.paths.all = pv;
           } else if (pk === 'watch' || pk === 'exclude' || pk === 'suffixes') {
             const list = stringList(pv, pat);
-            const bad = list.find((p) => Buffer.byteLength(p) > 256 || (pk !== 'suffixes' && !p.startsWith('/')));
-            if (bad !== undefined) throw new CaptureError(`${pat}: '${bad}' must be ${pk === 'suffixes' ? '' : 'absolute and '}at most 256 bytes`);
+            // An exact exclude is stored with a NUL after it: one byte less room.
+            const room = (p: string) => (pk === 'exclude' && !p.endsWith('/') ? 255 : 256);
+            const bad = list.find((p) => Buffer.byteLength(p) > room(p) || (pk !== 'suffixes' && !p.startsWith('/')));
+            if (bad !== undefined) throw new CaptureError(`${pat}: '${bad}' must be ${pk === 'suffixes' ? '' : 'absolute and '}at most ${room(bad)} bytes`);
             out.paths[pk] = list;
           } else {
             throw new CaptureError(`${pat}: unknown key; known keys are ${PATH_KEYS.join(', ')}`);
@@ -121,7 +124,10 @@ export function pushCapture(sensor: BpfSensor, capture: CaptureConfig): void {
   sensor.setSyscallRules(rules);
   const prefixes = new Map<string, boolean>();
   for (const p of capture.paths.watch) prefixes.set(p, true);
-  for (const p of capture.paths.exclude) prefixes.set(p, false);
+  // An exclude ending in '/' drops a directory's tree; any other drops that exact path
+  // (a NUL after it, which the kernel side puts after the path it judges), so excluding
+  // /etc/localtime does not also hide a write to /etc/localtime2.
+  for (const p of capture.paths.exclude) prefixes.set(p.endsWith('/') ? p : `${p}\0`, false);
   sensor.setWatchedPaths(prefixes, capture.paths.suffixes);
   sensor.setWatchedPorts(capture.ports);
 }

@@ -73,6 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     process.stdout.write(`vigil bmc: listening on ${service.url} (anchor PCR ${service.anchorPcr}, AK ${service.tpm.ak.name.toString('hex')})\n`
       + `vigil bmc: host token ${service.tokenFiles.host}, verifier token ${service.tokenFiles.verifier}\n`);
+    if (service.unsettled) process.stderr.write(`vigil bmc: anchors and quotes are refused: ${service.unsettled}\n`);
     await stopped;
     await service.close();
     process.stdout.write('vigil bmc: stopped\n');

@@ -30,6 +30,12 @@ export interface BmcService {
   tokenFiles: { host: string; verifier: string };
   tpm: BmcTpm;
   anchorPcr: number;
+  /**
+   * Why anchors and quotes are refused from the start: a pending anchor the PCR cannot
+   * explain (BMC_STATE). The service still answers everything else (the anchor list,
+   * the EK certificate) so an operator can see what happened.
+   */
+  unsettled?: string;
   close(): Promise<void>;
 }
 
@@ -46,12 +52,19 @@ export async function startBmcService(options: BmcServiceOptions): Promise<BmcSe
   } catch (e) { anchors.close(); throw e; }
   // An anchor left pending by a crash is settled before anyone can quote or anchor, so
   // the list served from the first request on replays to the PCR.
+  let unsettled: string | undefined;
   try {
     await settlePendingAnchor(tpm, anchors);
   } catch (e) {
-    anchors.close(); await tpm.close();
-    if (e instanceof BmcError) throw e;
-    throw new BmcError('BMC_TPM', `cannot settle the pending anchor of ${anchors.path}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof BmcError && e.code === 'BMC_STATE') {
+      // A PCR that holds neither value refuses anchors and quotes (each settles first and
+      // fails the same way), but not the service: its list is what an operator needs.
+      unsettled = e.message;
+    } else {
+      anchors.close(); await tpm.close();
+      if (e instanceof BmcError) throw e;
+      throw new BmcError('BMC_TPM', `cannot settle the pending anchor of ${anchors.path}: ${(e as Error).message}`, { cause: e });
+    }
   }
   const app = buildBmcApi({ tpm, anchors, tokens, anchorPcr, logger: options.logger, faultHooks: options.faults?.anchoring });
   try {
@@ -70,6 +83,7 @@ export async function startBmcService(options: BmcServiceOptions): Promise<BmcSe
     tokenFiles: { host: tokenPath(options.stateDir, 'host'), verifier: tokenPath(options.stateDir, 'verifier') },
     tpm,
     anchorPcr,
+    ...(unsettled !== undefined ? { unsettled } : {}),
     async close() {
       if (closed) return;
       closed = true;

@@ -102,6 +102,29 @@ test('capture.paths: an excluded prefix under a watched one is dropped; a watche
   assert.deepEqual(files.filter((e) => e.args['path'] === '/tmp/plain').map((e) => [e.syscall, e.args]), []);
 });
 
+test("the default excludes: an exact path drops only itself, a directory entry its tree; a path deeper than the walk is reported cut", { skip }, async () => {
+  const deep = `/etc/${Array.from({ length: 45 }, (_, i) => `d${i}`).join('/')}`;
+  const script = [
+    'cat /etc/localtime /etc/ld.so.cache >/dev/null 2>&1',
+    'echo x > /etc/localtime2 && echo x > /etc/ld.so.cache.x',
+    'cat /etc/localtime2 /etc/ld.so.cache.x >/dev/null',
+    `mkdir -p ${deep} && echo x > ${deep}/f && cat ${deep}/f >/dev/null`,
+    'true',
+  ].join('; ');
+  const run = await observe([[]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-exact' });
+  assert.equal(run.exitCode, 0, run.logs);
+  const opens = run.agents[0]!.events.filter((e) => e.syscall === 'openat' && e.process.comm === 'cat');
+  const paths = opens.map((e) => String(e.args['path']));
+  assert.ok(!paths.includes('/etc/localtime') && !paths.includes('/etc/ld.so.cache'), `excluded exactly: ${paths.join(' ')}`);
+  assert.ok(paths.includes('/etc/localtime2'), `a name that merely starts with an excluded path is reported: ${paths.join(' ')}`);
+  assert.ok(paths.includes('/etc/ld.so.cache.x'), `/etc/ld.so.cache.x is reported: ${paths.join(' ')}`);
+  // 47 levels: more than the kernel side walks, so the path loses its leading levels and is marked.
+  const cut = opens.find((e) => String(e.args['name']) === `${deep}/f`);
+  assert.ok(cut, `the open of the deep file is reported: ${brief(opens)}`);
+  assert.equal(cut.args['path_truncated'], true);
+  assert.ok(String(cut.args['path']).endsWith('/d44/f'));
+});
+
 test('--all-paths and capture.paths.all: an open of an ordinary unwatched path is reported', { skip }, async () => {
   const config = agentConfig('capture:\n  paths:\n    all: true\n');
   const script = 'echo x > /tmp/plain; cat /tmp/plain >/dev/null; cat /var/tmp/missing-plain 2>/dev/null; true';

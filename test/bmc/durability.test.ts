@@ -199,3 +199,32 @@ test('an anchor still pending when its TPM epoch ends (the BMC\'s own swtpm rest
   const list = await assertListExplainsPcr(second);
   assert.deepEqual(list.map((m) => m.anchor), [sha('one')], 'the earlier epoch keeps its one settled anchor');
 });
+
+test('a pending anchor the PCR cannot explain (something else extended it): the BMC starts, serves its list, and refuses anchors and quotes saying why', async (t) => {
+  if (skip) return t.skip(skip);
+  const env = await startSwtpm({ provision: true });
+  cleanups.push(() => env.close());
+  await env.client.close();
+  const stateDir = mkdtempSync(join(tmpdir(), 'vigil-bmc-foreign-'));
+  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const bmc = await startCrashingBmc(stateDir, env, 'pendingRecorded', 2);
+  const host = new BmcApiClient(bmc.url, bmc.hostToken);
+  await host.anchor(sha('first'));
+  await assert.rejects(host.anchor(sha('second')), (e: unknown) => e instanceof BmcApiError && e.status === 0);
+  await bmc.exited;
+  // Another user of the TPM extends the anchor PCR while anchor 2 is pending.
+  await env.client.pcrExtend(PCR, [{ hashAlg: Alg.SHA256, digest: Buffer.from(sha('foreign'), 'hex') }]);
+  await env.client.close();
+
+  const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, source: { kind: 'swtpm-tcp', host: env.swtpm.host, port: env.swtpm.port } });
+  try {
+    assert.match(service.unsettled ?? '', /PCR 23 holds [0-9a-f]{64}, which is neither the value before pending anchor 2/);
+    const verifier = new BmcApiClient(service.url, service.tokens.verifier);
+    const list = (await verifier.anchors()).Members;
+    assert.equal(list[0]?.anchor, sha('first'), 'the list is served');
+    assert.match((await verifier.endorsementKey()).certificatePem ?? '', /BEGIN CERTIFICATE/, 'the EK certificate is served');
+    const refused = (e: unknown) => e instanceof BmcApiError && e.status === 500 && /neither the value before pending anchor 2/.test(e.message);
+    await assert.rejects(new BmcApiClient(service.url, service.tokens.host).anchor(sha('third')), refused);
+    await assert.rejects(verifier.signedMeasurements(randomBytes(32), [{ hashAlg: Alg.SHA256, pcrs: [PCR] }]), refused);
+  } finally { await service.close(); }
+});
