@@ -3,8 +3,9 @@
 // and host processes must never appear.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -247,6 +248,43 @@ test('processes that left their container before the agent started are found at 
     assert.ok(e, `the escaped loop's ${comm} is reported: ${JSON.stringify(mine.map((x) => x.process.args))}`);
     assert.equal(e.namespaces.mnt, hostMnt, 'in the host mount namespace');
     assert.equal(e.container.name, name);
+  }
+});
+
+test('a runtime confined to a private mount namespace: the container init it forked before its cgroup was known as the host\'s is keyed by its container cgroup', { skip }, async () => {
+  const root = existsSync('/sys/fs/cgroup/memory/cgroup.procs') ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup';
+  const service = `${root}/vigil-svc-${process.pid}`;
+  const fakeId = randomBytes(32).toString('hex');
+  if (!existsSync(`${root}/docker`)) mkdirSync(`${root}/docker`);
+  const container = `${root}/docker/${fakeId}`;
+  mkdirSync(service);
+  mkdirSync(container);
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-confined-'));
+  const [go1, go2] = [join(dir, 'go1'), join(dir, 'go2')];
+  execFileSync('mkfifo', [go1, go2]);
+  // The "runtime": a host service with a private mount namespace. Once it runs again it
+  // forks the container's init at once, before user space can have marked the service's
+  // cgroup; the init moves into the container's cgroup and execs the entrypoint.
+  const script = `echo $$ > ${service}/cgroup.procs; read x < ${go1}; sh -c 'read y < ${go2}; echo $$ > ${container}/cgroup.procs; exec cat /etc/hostname'`;
+  const runtime = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: 'ignore' });
+  const done = new Promise((r) => runtime.once('exit', r));
+  try {
+    await new Promise((r) => setTimeout(r, 300)); // blocked on go1, unseen by any agent
+    const agent = await startAgent();
+    writeFileSync(go1, 'go\n');
+    await new Promise((r) => setTimeout(r, 1500)); // the service's cgroup is marked as the host's meanwhile
+    writeFileSync(go2, 'go\n');
+    await done;
+    const { code, events } = await agent.stop();
+    assert.equal(code, 0, agent.stderr());
+    const cat = events.find((e) => e.kind === 'exec' && e.process.comm === 'cat' && e.container.id === fakeId);
+    assert.ok(cat, `the entrypoint's exec is reported under its container: ${JSON.stringify(events.filter((e) => e.process.comm === 'cat' || e.container.id === fakeId).map((e) => [e.kind, e.process.comm, e.container.id.slice(0, 12)]))}`);
+    assert.deepEqual(cat.process.args, ['cat', '/etc/hostname']);
+  } finally {
+    runtime.kill('SIGKILL');
+    await done;
+    rmdirSync(container);
+    rmdirSync(service);
   }
 });
 
