@@ -13,6 +13,7 @@
 #define VIGIL_COMM_LEN 16
 #define VIGIL_FILENAME_MAX 256
 #define VIGIL_ARGS_MAX 2048
+#define VIGIL_PATH_MAX 512      /* a path the kernel resolved */
 
 /* Record kinds. Values are part of the record format: append, never renumber. */
 enum vigil_kind {
@@ -31,6 +32,8 @@ enum vigil_kind {
  * its exec): it entered the container from the host after the agent started and has not
  * exec'd there since. Nothing inside a container can make a task look like this. */
 #define VIGIL_FLAG_CONTAINER_SETUP (1u << 1)
+/* exec: the executable's path was longer or deeper than the room for it (leading levels missing). */
+#define VIGIL_FLAG_EXE_CUT (1u << 2)
 
 struct vigil_header {
 	__u16 kind;
@@ -61,8 +64,9 @@ struct vigil_exec {
 	__u32 args_total;    /* bytes of the full argv in the process; > args_len when cut */
 	__u32 env_len;       /* bytes of env carried (only with capture_env) */
 	__u32 env_total;     /* bytes of the full environment */
-	__u32 _pad0;
-	char filename[VIGIL_FILENAME_MAX];
+	__u32 exe_len;       /* bytes of exe, 0 when the kernel's path could not be read */
+	char filename[VIGIL_FILENAME_MAX]; /* as passed to execve: /proc/self/exe, /dev/fd/3 */
+	char exe[VIGIL_PATH_MAX];          /* the file executed, by the kernel: /bin/busybox, /memfd:x */
 	char args[VIGIL_ARGS_MAX]; /* the record ends after args_len bytes, or after env_len bytes of env */
 	char env[VIGIL_ARGS_MAX];
 };
@@ -80,7 +84,6 @@ struct vigil_exit {
 };
 
 #define VIGIL_STR_MAX 256       /* a string argument copied from user memory */
-#define VIGIL_PATH_MAX 512      /* a path the kernel resolved */
 #define VIGIL_BLOB_MAX 128      /* raw bytes of an argument: a sockaddr, an open_how */
 #define VIGIL_DATA_MAX (2 * VIGIL_STR_MAX + 2 * VIGIL_PATH_MAX + VIGIL_BLOB_MAX)
 

@@ -4,6 +4,7 @@
  * new process (threads are left out) and exit of a whole process.
  */
 #include "common.h"
+#include "paths.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -30,6 +31,22 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	e->filename_len = n > 0 ? n - 1 : 0;
 
+	/* The file the kernel executes, whatever name it was given (/proc/self/exe, an fd, a
+	 * memfd): walked from its dentry up to the task's root. */
+	e->exe_len = 0;
+	struct vigil_pathwork *work = vigil_pathwork_buf();
+	struct file *file = BPF_CORE_READ(bprm, file);
+	if (work && file) {
+		struct path fp = BPF_CORE_READ(file, f_path);
+		int cut = 0;
+		__u32 start = resolve_path(work, &fp, task, &cut);
+		__u32 elen = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
+		if (cut)
+			e->hdr.flags |= VIGIL_FLAG_EXE_CUT;
+		if (elen <= VIGIL_PATH_MAX && bpf_probe_read_kernel(e->exe, elen, &work->buf[start & (VIGIL_PATHBUF - 1)]) == 0)
+			e->exe_len = elen;
+	}
+
 	/* argv lives at [arg_start, arg_end) of the new image's stack. */
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	unsigned long start = BPF_CORE_READ(mm, arg_start);
@@ -48,7 +65,6 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	len &= 2 * VIGIL_ARGS_MAX - 1;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
 		e->args_len = len;
-	e->_pad0 = 0;
 	e->env_len = 0;
 	e->env_total = 0;
 

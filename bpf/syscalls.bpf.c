@@ -7,12 +7,11 @@
  * argument bytes (a sockaddr), then applies the watched path and port filters.
  */
 #include "common.h"
+#include "paths.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define VIGIL_MAX_SYSCALL 512
-#define VIGIL_PATHBUF 1024  /* a path is assembled backwards ending here */
-#define VIGIL_PATH_DEPTH 40 /* directory levels walked */
 #define VIGIL_AT_FDCWD -100
 
 struct {
@@ -81,18 +80,6 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } vigil_ports SEC(".maps");
-
-struct vigil_pathwork {
-	char buf[2 * VIGIL_PATHBUF];
-	struct vigil_path_key key;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vigil_pathwork);
-} vigil_pathwork SEC(".maps");
 
 static __always_inline int port_watched(__u16 port)
 {
@@ -172,99 +159,14 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-static __always_inline struct vigil_pathwork *vigil_pathwork_buf(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&vigil_pathwork, &zero);
-}
-
-struct walk_ctx {
-	struct dentry *dentry;
-	struct vfsmount *vfsmnt;
-	struct mount *mnt;
-	struct dentry *root_dentry;
-	struct vfsmount *root_mnt;
-	__u32 off;
-	__u32 cut;
-	__u32 done; /* the walk reached the root */
-};
-
-/* One directory level of resolve_path (a bpf_loop callback: verified once, not per level). */
-static long walk_one(__u64 index, void *data)
-{
-	struct walk_ctx *w = data;
-	struct vigil_pathwork *work = vigil_pathwork_buf();
-	if (!work)
-		return 1;
-	/* Locals, not w->x: CO-RE relocations apply to kernel types only. */
-	struct dentry *dentry = w->dentry;
-	struct vfsmount *vfsmnt = w->vfsmnt;
-	struct mount *mnt = w->mnt;
-	if (dentry == w->root_dentry && vfsmnt == w->root_mnt) {
-		w->done = 1;
-		return 1;
-	}
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	if (dentry == mnt_root || dentry == parent) {
-		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-		if (mp == mnt || dentry != mnt_root) {
-			w->done = 1;
-			return 1; /* the global root, or an unlinked dentry */
-		}
-		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mp;
-		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
-		return 0;
-	}
-	struct qstr name = BPF_CORE_READ(dentry, d_name);
-	__u32 len = name.len & 0xff;
-	__u32 off = w->off;
-	if (off > VIGIL_PATHBUF || len + 1 > off - (VIGIL_PATHBUF - VIGIL_PATH_MAX)) {
-		w->cut = 1;
-		return 1;
-	}
-	off -= len;
-	bpf_probe_read_kernel(&work->buf[off & (VIGIL_PATHBUF - 1)], len, name.name);
-	off -= 1;
-	work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
-	w->off = off;
-	w->dentry = parent;
-	return 0;
-}
-
-/*
- * Writes the path of `p` as seen from the task's root into work->buf, ending at
- * VIGIL_PATHBUF; returns its first byte's offset (VIGIL_PATHBUF - length).
- */
-static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct path *p, struct task_struct *task, __u16 *sflags)
-{
-	struct walk_ctx w = {
-		.dentry = BPF_CORE_READ(p, dentry),
-		.vfsmnt = BPF_CORE_READ(p, mnt),
-		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
-		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
-		.off = VIGIL_PATHBUF,
-	};
-	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	bpf_loop(VIGIL_PATH_DEPTH, walk_one, &w, 0);
-	if (!w.done)
-		w.cut = 1; /* deeper than VIGIL_PATH_DEPTH levels: the leading ones are missing */
-	if (w.cut)
-		*sflags |= VIGIL_SC_PATH_CUT;
-	__u32 off = w.off;
-	if (off >= VIGIL_PATHBUF) {
-		off = VIGIL_PATHBUF - 1;
-		work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
-	}
-	return off;
-}
-
 /* Copies the path of `p` into the record at *pos; returns its length. */
 static __always_inline __u16 put_path(struct vigil_syscall *e, __u32 *pos, struct vigil_pathwork *work, struct path *p,
 				      struct task_struct *task)
 {
-	__u32 start = resolve_path(work, p, task, &e->sflags);
+	int cut = 0;
+	__u32 start = resolve_path(work, p, task, &cut);
+	if (cut)
+		e->sflags |= VIGIL_SC_PATH_CUT;
 	__u32 len = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
 	__u32 at = *pos;
 	if (len > VIGIL_PATH_MAX || at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)

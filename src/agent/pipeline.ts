@@ -175,6 +175,7 @@ export class EventPipeline {
         const args: EventArgs = !r.env ? { filename: r.filename, argv: r.argv }
           : r.envTruncated ? { filename: r.filename, argv: r.argv, envp: r.env, envp_truncated: true }
           : { filename: r.filename, argv: r.argv, envp: r.env };
+        if (r.exeTruncated) args['exe_truncated'] = true;
         return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };
       }
       case 'fork':

@@ -2,7 +2,7 @@
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
-  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
   PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, SyscallRecord, TaskContext } from './model.js';
@@ -65,6 +65,10 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       if (argsLen > ARGS_MAX || EXEC_LAYOUT.args + argsLen > len) throw new DecodeError(`exec record carries ${argsLen} argv bytes, more than its size allows`, o);
       if (envLen > ARGS_MAX || (envLen > 0 && EXEC_LAYOUT.env + envLen !== len)) throw new DecodeError(`exec record carries ${envLen} environment bytes, more than its size allows`, o);
       const filename = buf.toString('utf8', o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
+      const exeLen = buf.readUInt32LE(o + EXEC_LAYOUT.exe_len);
+      if (exeLen > PATH_MAX) throw new DecodeError(`exec record carries a ${exeLen}-byte executable path, more than ${PATH_MAX}`, o);
+      const exe = buf.toString('utf8', o + EXEC_LAYOUT.exe, o + EXEC_LAYOUT.exe + exeLen);
+      const exeTruncated = (buf.readUInt16LE(o + HEADER_LAYOUT.flags) & FLAG_EXE_CUT) !== 0;
       const nulList = (start: number, n: number) => {
         const list = buf.subarray(start, start + n).toString('utf8').split('\0');
         if (list.length > 0 && list[list.length - 1] === '') list.pop();
@@ -74,7 +78,7 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const env = envLen > 0 ? nulList(o + EXEC_LAYOUT.env, envLen) : undefined;
       // Each list is judged by its own total: the header's truncated flag is set for either.
       const envTruncated = buf.readUInt32LE(o + EXEC_LAYOUT.env_total) > envLen;
-      return { kind: 'exec', task, filename, argv, argvTruncated: argsTotal > argsLen, ...(env ? { env, envTruncated } : {}) };
+      return { kind: 'exec', task, filename, exe, exeTruncated, argv, argvTruncated: argsTotal > argsLen, ...(env ? { env, envTruncated } : {}) };
     }
     case RECORD_KIND.FORK:
       need(FORK_LAYOUT.size);

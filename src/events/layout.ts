@@ -19,6 +19,7 @@ export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 
 export const FLAG_TRUNCATED = 1;
 export const FLAG_CONTAINER_SETUP = 2;
+export const FLAG_EXE_CUT = 4;
 
 export const CGROUP_MODE = { V2: 0, V1_MEMORY: 1 } as const;
 
@@ -45,15 +46,17 @@ export const HEADER_LAYOUT = {
 } as const;
 
 export const EXEC_LAYOUT = {
-  size: 4488,
+  size: 5000,
   filename_len: 112,
   args_len: 116,
   args_total: 120,
   env_len: 124,
   env_total: 128,
+  exe_len: 132,
   filename: 136,
-  args: 392,
-  env: 2440,
+  exe: 392,
+  args: 904,
+  env: 2952,
 } as const;
 
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;

@@ -61,7 +61,8 @@ export interface SyscallRecord {
 }
 
 export type RawRecord =
-  | { kind: 'exec'; task: TaskContext; filename: string; argv: string[]; argvTruncated: boolean; env?: string[]; envTruncated?: boolean }
+  /** filename as passed to execve; exe the file the kernel executed ('' when it could not be read). */
+  | { kind: 'exec'; task: TaskContext; filename: string; exe: string; exeTruncated: boolean; argv: string[]; argvTruncated: boolean; env?: string[]; envTruncated?: boolean }
   | { kind: 'fork'; task: TaskContext; childPid: number; childNsPid: number }
   | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
   | SyscallRecord

@@ -121,6 +121,27 @@ test('containers started before and after the agent are both attributed', { skip
   assert.equal(events.filter((e) => e.container.id === '' && e.kind !== 'lost').length, 0, 'every event has a container');
 });
 
+test('the executable is the file the kernel ran: a symlink and /proc/self/exe name busybox', { skip }, async () => {
+  const agent = await startAgent();
+  const name = uniqueName('vigil-exe');
+  let id = '';
+  try {
+    id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.busybox, 'sh', '-c', 'cat /etc/hostname >/dev/null; true');
+    docker('wait', name);
+  } finally {
+    docker('rm', '-f', name);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const mine = execs(events, id);
+  const sh = mine.find((e) => e.process.args[0] === 'sh');
+  const cat = mine.find((e) => e.process.args[0] === 'cat');
+  assert.ok(sh && cat, JSON.stringify(mine.map((e) => [e.args['filename'], e.process.exe])));
+  // /bin/sh is a symlink to busybox, which runs its applets by re-executing /proc/self/exe.
+  assert.deepEqual([sh.args['filename'], sh.process.exe], ['/bin/sh', '/bin/busybox']);
+  assert.deepEqual([cat.args['filename'], cat.process.exe], ['/proc/self/exe', '/bin/busybox']);
+});
+
 test('with capture.environment on, exec events carry the environment', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-env-'));
   const config = join(dir, 'agent.yaml');

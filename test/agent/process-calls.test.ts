@@ -19,6 +19,7 @@ const skip = missingForContainerTests() ?? (hasCc ? undefined : 'no C compiler (
 
 describe('file, process and network calls in a real container', { skip }, () => {
   let events: VigilEvent[] = [];
+  let all: VigilEvent[] = [];
   let id = '';
 
   before(async () => {
@@ -38,7 +39,8 @@ describe('file, process and network calls in a real container', { skip }, () => 
     const stopped = await agent.stop();
     assert.equal(stopped.code, 0, agent.stderr());
     // The fixture's own events: the runtime's set-up (runc mounting, chmod-ing) is left out.
-    events = stopped.events.filter((e) => e.container.id === id && e.process.exe === '/zoo');
+    all = stopped.events.filter((e) => e.container.id === id);
+    events = all.filter((e) => e.process.exe === '/zoo');
   });
 
   const one = (syscall: string, pred: (e: VigilEvent) => boolean = () => true): VigilEvent => {
@@ -93,6 +95,14 @@ describe('file, process and network calls in a real container', { skip }, () => 
     assert.doesNotMatch(JSON.stringify(capset.args), /NET_RAW/);
     const later = one('memfd_create');
     assert.ok(!later.process.caps.includes('NET_RAW'), later.process.caps.join(','));
+  });
+
+  test('an exec from a memfd: the name passed is an fd, the executable is the memfd', () => {
+    const exec = all.find((e) => e.kind === 'exec' && e.process.args[0] === 'zoo-memfd-child');
+    assert.ok(exec, `no exec of the memfd copy: ${JSON.stringify(all.filter((e) => e.kind === 'exec').map((e) => [e.args['filename'], e.process.exe]))}`);
+    assert.match(String(exec.args['filename']), /^\/dev\/fd\/\d+$/);
+    assert.equal(exec.process.exe, '/memfd:zoo-exec');
+    assert.ok(exec.process.exe !== exec.args['filename']);
   });
 
   test('prctl, memfd_create and ptrace are reported, decoded', () => {

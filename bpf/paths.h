@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The path of a file as the kernel holds it (dentry and mount), walked up to the task's
+ * root: what a successful open opened, what an exec executes. Shared by the objects that
+ * report paths; vigil_pathwork is one map across them (the loader shares maps by name).
+ */
+#ifndef VIGIL_PATHS_H
+#define VIGIL_PATHS_H
+
+#include "common.h"
+
+#define VIGIL_PATHBUF 1024  /* a path is assembled backwards ending here */
+#define VIGIL_PATH_DEPTH 40 /* directory levels walked */
+
+struct vigil_pathwork {
+	char buf[2 * VIGIL_PATHBUF];
+	struct vigil_path_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_pathwork);
+} vigil_pathwork SEC(".maps");
+
+static __always_inline struct vigil_pathwork *vigil_pathwork_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&vigil_pathwork, &zero);
+}
+
+struct walk_ctx {
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 off;
+	__u32 cut;
+	__u32 done; /* the walk reached the root */
+};
+
+/* One directory level of resolve_path (a bpf_loop callback: verified once, not per level). */
+static long walk_one(__u64 index, void *data)
+{
+	struct walk_ctx *w = data;
+	struct vigil_pathwork *work = vigil_pathwork_buf();
+	if (!work)
+		return 1;
+	/* Locals, not w->x: CO-RE relocations apply to kernel types only. */
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	int last = 0;
+	if (dentry == mnt_root) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt) {
+			w->done = 1;
+			return 1; /* the global root */
+		}
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	if (dentry == parent)
+		last = 1; /* a file of no directory (memfd:x, pipe:[n]) or one cut loose: its name ends the walk */
+	struct qstr name = BPF_CORE_READ(dentry, d_name);
+	__u32 len = name.len & 0xff;
+	__u32 off = w->off;
+	if (off > VIGIL_PATHBUF || len + 1 > off - (VIGIL_PATHBUF - VIGIL_PATH_MAX)) {
+		w->cut = 1;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&work->buf[off & (VIGIL_PATHBUF - 1)], len, name.name);
+	off -= 1;
+	work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
+	w->off = off;
+	w->dentry = parent;
+	if (last) {
+		w->done = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Writes the path of `p` as seen from the task's root into work->buf, ending at
+ * VIGIL_PATHBUF; returns its first byte's offset (VIGIL_PATHBUF - length). *cut is set
+ * when the path was longer than VIGIL_PATH_MAX or deeper than VIGIL_PATH_DEPTH levels
+ * (its leading levels are then missing).
+ */
+static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct path *p, struct task_struct *task, int *cut)
+{
+	struct walk_ctx w = {
+		.dentry = BPF_CORE_READ(p, dentry),
+		.vfsmnt = BPF_CORE_READ(p, mnt),
+		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.off = VIGIL_PATHBUF,
+	};
+	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	bpf_loop(VIGIL_PATH_DEPTH, walk_one, &w, 0);
+	if (!w.done)
+		w.cut = 1; /* deeper than VIGIL_PATH_DEPTH levels: the leading ones are missing */
+	*cut = w.cut;
+	__u32 off = w.off;
+	if (off >= VIGIL_PATHBUF) {
+		off = VIGIL_PATHBUF - 1;
+		work->buf[off & (VIGIL_PATHBUF - 1)] = '/';
+	}
+	return off;
+}
+
+#endif
