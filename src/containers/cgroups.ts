@@ -117,6 +117,9 @@ export function containerIdFromCgroupPath(path: string): CgroupContainerId | und
     const m = HEX64.exec(part);
     if (!m) continue;
     const id = m[1] as string;
+    // A container's monitor (podman's and CRI-O's conmon) has a scope named after the
+    // container but is a host process: its cgroup is not the container's.
+    if (part.startsWith('libpod-conmon-') || part.startsWith('crio-conmon-')) return undefined;
     if (part.startsWith('docker-') || parts[i - 1] === 'docker') return { id, runtime: 'docker' };
     if (part.startsWith('cri-containerd-')) return { id, runtime: 'containerd' };
     if (part.startsWith('crio-')) return { id, runtime: 'cri-o' };

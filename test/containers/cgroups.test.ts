@@ -20,6 +20,8 @@ test('container ids from the cgroup paths of each runtime and driver', () => {
     [`/kubepods/besteffort/pod0f1e2d3c-0000-1111-2222-333344445555/${ID}`, ID, 'containerd'],
     [`/machine.slice/libpod-${ID}.scope`, ID, 'podman'],
     [`/kubepods.slice/kubepods-pod1.slice/crio-${ID}.scope`, ID, 'cri-o'],
+    [`/machine.slice/libpod-conmon-${ID}.scope`, undefined],                    // podman's monitor, a host process
+    [`/kubepods.slice/kubepods-pod1.slice/crio-conmon-${ID}.scope`, undefined],  // CRI-O's monitor
     ['/user.slice/user-0.slice/session-1.scope', undefined],
     ['/system.slice/ssh.service', undefined],
     ['/', undefined],
