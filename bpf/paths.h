@@ -70,10 +70,23 @@ static long walk_one(__u64 index, void *data)
 		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
-	if (dentry == parent)
-		last = 1; /* a file of no directory (memfd:x, pipe:[n]) or one cut loose: its name ends the walk */
 	struct qstr name = BPF_CORE_READ(dentry, d_name);
 	__u32 len = name.len & 0xff;
+	if (dentry == parent) {
+		/* A dentry of no directory that is not a mount's root. A pseudo file's name ends
+		 * the walk (memfd:x); any other such dentry (a pipe's, nameless; a file system's
+		 * root reached outside its mount, named "/", as open_by_handle_at gives) leaves
+		 * the path incomplete: marked cut, so the path filter cannot be steered by it. */
+		char first = 0;
+		if (len > 0)
+			bpf_probe_read_kernel(&first, 1, name.name);
+		if (len == 0 || first == '/') {
+			w->cut = 1;
+			w->done = 1;
+			return 1;
+		}
+		last = 1;
+	}
 	__u32 off = w->off;
 	if (off > VIGIL_PATHBUF || len + 1 > off - (VIGIL_PATHBUF - VIGIL_PATH_MAX)) {
 		w->cut = 1;

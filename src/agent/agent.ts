@@ -6,7 +6,7 @@ import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
-import { commandOf, findEscapedProcesses, hostPidNamespace } from './escapees.js';
+import { commandOf, findEscapedProcesses, hostPidNamespace, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { accessSync, constants } from 'node:fs';
@@ -89,7 +89,6 @@ export class Agent {
       (e) => this.onFatal(e.message),
     );
     const hostMountNs = hostMountNamespace();
-    this.rememberEscapedProcesses(hierarchy, hostMountNs);
     // Only now do the programs start sending: nothing is produced before a reader exists.
     const capture = this.config.capture;
     sensor.configure({
@@ -101,6 +100,9 @@ export class Agent {
       countSyscalls: capture.countSyscalls,
       captureEnvironment: capture.environment,
     });
+    // After the programs are on: what an escapee forks from here on is followed by the
+    // kernel, and what it forked before is in /proc for the scan.
+    this.rememberEscapedProcesses(hierarchy, hostMountNs);
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
@@ -116,11 +118,23 @@ export class Agent {
   private rememberEscapedProcesses(hierarchy: CgroupHierarchy, hostMountNs: number): void {
     if (!this.sensor) return;
     for (const p of findEscapedProcesses(hierarchy, hostMountNs, hostPidNamespace())) {
-      if (!this.sensor.rememberTask(p.pid, p.key, false)) continue; // gone meanwhile
-      // Threads are tasks of their own; naming one needs PIDFD_THREAD (Linux 6.9).
-      const missed = p.threads.filter((t) => !this.sensor!.rememberTask(t, p.key, true)).length;
-      this.log(`process ${p.pid} (${commandOf(p.pid).slice(0, 80)}) left its container (known by its ${p.by}) before the agent started: watching it` +
-        (missed > 0 ? `; ${missed} of its threads could not be named and stay unwatched` : ''));
+      const same = () => statOf(p.pid)?.startTime === p.startTime;
+      try {
+        if (this.sensor.rememberTask(p.pid, p.key, false, same) === 'gone') continue;
+        // Threads are tasks of their own; naming one needs PIDFD_THREAD (Linux 6.9).
+        let missed = 0;
+        for (const t of p.threads) {
+          try {
+            this.sensor.rememberTask(t, p.key, true, same);
+          } catch {
+            missed++;
+          }
+        }
+        this.log(`process ${p.pid} (${commandOf(p.pid).slice(0, 80)}) left its container (known by its ${p.by}) before the agent started: watching it` +
+          (missed > 0 ? `; ${missed} of its threads could not be named and stay unwatched` : ''));
+      } catch (e) {
+        this.log(`process ${p.pid} left its container before the agent started, but cannot be watched: ${(e as Error).message}`);
+      }
     }
   }
 

@@ -9,6 +9,8 @@ import { namespaceInode } from '../sensor/index.js';
 
 export interface EscapedProcess {
   pid: number;
+  /** Start time from /proc/PID/stat: the pid still names this process when it is unchanged. */
+  startTime: string;
   /** Its threads other than the leader. */
   threads: number[];
   /** The container key it is remembered under. */
@@ -17,7 +19,19 @@ export interface EscapedProcess {
   by: 'cgroup' | 'pid namespace';
 }
 
-interface ProcInfo { pid: number; mnt: number; pidNs: number; cgroup: string | undefined }
+interface ProcInfo { pid: number; ppid: number; startTime: string; mnt: number; pidNs: number; cgroup: string | undefined }
+
+/** Parent pid and start time (clock ticks since boot) from /proc/PID/stat; undefined when gone. */
+export function statOf(pid: number, proc = '/proc'): { ppid: number; startTime: string } | undefined {
+  try {
+    const text = readFileSync(`${proc}/${pid}/stat`, 'utf8');
+    // comm, in parentheses, may hold spaces and parentheses: fields follow the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), startTime: fields[19] ?? '' };
+  } catch {
+    return undefined;
+  }
+}
 
 function inode(path: string): number | undefined {
   try {
@@ -29,9 +43,10 @@ function inode(path: string): number | undefined {
 
 /**
  * Processes in the host's mount namespace that belong to a container: their cgroup is a
- * container's, or they are in a pid namespace (which no process can leave) whose other
- * members are in a container. A host process in a pid namespace of no container (an
- * `unshare --pid` on the host) is left alone.
+ * container's and they descend from a task inside it, or they are in a pid namespace
+ * (which no process can leave) whose other members are in a container. A host process in
+ * a pid namespace of no container (an `unshare --pid` on the host) is left alone. The
+ * members of a pod's shared pid namespace are credited to the first container found.
  */
 export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPidNs: number, proc = '/proc'): EscapedProcess[] {
   const infos: ProcInfo[] = [];
@@ -40,9 +55,11 @@ export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPi
     const pid = Number(name);
     const mnt = inode(`${proc}/${pid}/ns/mnt`);
     const pidNs = inode(`${proc}/${pid}/ns/pid`);
-    if (mnt === undefined || pidNs === undefined) continue;
-    infos.push({ pid, mnt, pidNs, cgroup: cgroupPathOfPid(h, pid) });
+    const stat = statOf(pid, proc);
+    if (mnt === undefined || pidNs === undefined || stat === undefined) continue;
+    infos.push({ pid, ...stat, mnt, pidNs, cgroup: cgroupPathOfPid(h, pid) });
   }
+  const byPid = new Map(infos.map((p) => [p.pid, p]));
   const containerKey = (cgroup: string | undefined) => (cgroup !== undefined && containerIdFromCgroupPath(cgroup) ? keyOfCgroupPath(h, cgroup) : undefined);
   const keyOfPidNs = new Map<number, bigint>();
   for (const p of infos) {
@@ -50,14 +67,26 @@ export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPi
     const key = containerKey(p.cgroup);
     if (key !== undefined) keyOfPidNs.set(p.pidNs, key);
   }
+  // A container cgroup alone is not enough: a runtime may keep host processes in the
+  // container's cgroup (a sandbox's shim and VMM, runc's init on its way in). An escapee
+  // also descends from a task inside the container, or shares its pid namespace.
+  const descendsFromContainer = (p: ProcInfo, key: bigint): boolean => {
+    let at = byPid.get(p.ppid);
+    for (let depth = 0; at && depth < 64; depth++, at = byPid.get(at.ppid)) {
+      if (at.mnt !== hostMnt && containerKey(at.cgroup) === key) return true;
+      if (at.pid <= 1) break;
+    }
+    return false;
+  };
   const found: EscapedProcess[] = [];
   for (const p of infos) {
     if (p.mnt !== hostMnt) continue;
-    const byCgroup = containerKey(p.cgroup);
     const byPidNs = p.pidNs !== hostPidNs ? keyOfPidNs.get(p.pidNs) : undefined;
+    const cgroupKey = containerKey(p.cgroup);
+    const byCgroup = cgroupKey !== undefined && (byPidNs === cgroupKey || descendsFromContainer(p, cgroupKey)) ? cgroupKey : undefined;
     const key = byCgroup ?? byPidNs;
     if (key === undefined) continue;
-    found.push({ pid: p.pid, threads: threadsOf(proc, p.pid), key, by: byCgroup !== undefined ? 'cgroup' : 'pid namespace' });
+    found.push({ pid: p.pid, startTime: p.startTime, threads: threadsOf(proc, p.pid), key, by: byCgroup !== undefined ? 'cgroup' : 'pid namespace' });
   }
   return found;
 }

@@ -24,7 +24,8 @@ export class ProcessTable {
       // Frozen: every event of the process shares this array, and its JSON is cached.
       // The kernel's path of the executed file when it has one: a name such as
       // /proc/self/exe or /dev/fd/3 says nothing about what ran.
-      entry = { exe: r.exe || r.filename, args: Object.freeze(r.argv), argsTruncated: r.argvTruncated };
+      // A cut path lacks its leading levels: the name passed is then the better guess.
+      entry = { exe: r.exe && !r.exeTruncated ? r.exe : r.filename, args: Object.freeze(r.argv), argsTruncated: r.argvTruncated };
       this.entries.set(t.tgid, entry);
     } else {
       entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid);

@@ -131,13 +131,15 @@ export function libbpfError(err: number): string {
 
 export { koffi };
 
-let pidfdOpenFn: ((pid: number, flags: number) => number) | undefined;
+type SyscallFn = (nr: number, ...typedArgs: unknown[]) => number | bigint;
+let syscallFn: SyscallFn | undefined;
 
-/** pidfd_open(2) through glibc (2.36+): a file descriptor for a process, or for a thread with PIDFD_THREAD. */
+/**
+ * pidfd_open(2), through libc's syscall(2) (glibc has a wrapper only from 2.36): a file
+ * descriptor for a process, or for a thread with PIDFD_THREAD. -1 with errno on failure.
+ */
 export function pidfdOpen(pid: number, flags: number): number {
-  if (!pidfdOpenFn) {
-    const libc = koffi.load('libc.so.6');
-    pidfdOpenFn = libc.func('int pidfd_open(int pid, unsigned int flags)') as (pid: number, flags: number) => number;
-  }
-  return pidfdOpenFn(pid, flags);
+  const SYS_PIDFD_OPEN = 434; // the same number on every architecture (a new-style syscall)
+  if (!syscallFn) syscallFn = koffi.load('libc.so.6').func('long syscall(long number, ...)') as SyscallFn;
+  return Number(syscallFn(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', flags));
 }

@@ -241,20 +241,33 @@ export class BpfSensor {
    * Remembers a task as a container's under `key`, as the kernel does for the tasks it
    * sees in a container (task storage, written through a pidfd): for a process that
    * left its container's mount namespace before the agent started. `thread` names a
-   * thread id rather than a process (needs PIDFD_THREAD, Linux 6.9). False when the
-   * task is gone or cannot be named; a task the kernel remembers already is left as is.
+   * thread id rather than a process (needs PIDFD_THREAD, Linux 6.9). 'gone' when the
+   * task ended (or stillSame says its pid now names another), 'known' when the kernel
+   * remembers it already (left as is); other failures throw.
    */
-  rememberTask(id: number, key: bigint, thread: boolean): boolean {
+  rememberTask(id: number, key: bigint, thread: boolean, stillSame: () => boolean = () => true): 'remembered' | 'gone' | 'known' {
     const PIDFD_THREAD = 0o200; // O_EXCL
     const BPF_NOEXIST = 1;
+    const [ESRCH, EEXIST] = [3, 17];
     const pidfd = pidfdOpen(id, thread ? PIDFD_THREAD : 0);
-    if (pidfd < 0) return false;
+    if (pidfd < 0) {
+      const errno = koffi.errno();
+      if (errno === ESRCH) return 'gone';
+      throw new SensorError('VIGIL_BPF_MAP', `cannot open a pidfd for ${thread ? 'thread' : 'process'} ${id}: ${libbpfError(errno)}`);
+    }
     try {
+      // The pidfd names whatever holds the pid now: a process that ended since the scan
+      // and left its pid to another must not be remembered in its place.
+      if (!stillSame()) return 'gone';
       const k = Buffer.alloc(4);
       k.writeInt32LE(pidfd);
       const v = Buffer.alloc(TASK_STATE_LAYOUT.size);
       v.writeBigUInt64LE(key, TASK_STATE_LAYOUT.key);
-      return libbpf().lib.bpf_map_update_elem(this.mapFd('vigil_container_tasks'), k, v, BPF_NOEXIST) === 0;
+      const rc = libbpf().lib.bpf_map_update_elem(this.mapFd('vigil_container_tasks'), k, v, BPF_NOEXIST);
+      if (rc === 0) return 'remembered';
+      if (-rc === EEXIST) return 'known';
+      if (-rc === ESRCH) return 'gone';
+      throw new SensorError('VIGIL_BPF_MAP', `cannot remember ${thread ? 'thread' : 'process'} ${id} in vigil_container_tasks: ${libbpfError(rc)}`);
     } finally {
       closeSync(pidfd);
     }
