@@ -132,7 +132,8 @@ function describeSyscall(r: SyscallRecord): Described {
   const error = errnoName(ret);
   const spec = specOf(name);
   if (r.raw || !spec) {
-    const args: EventArgs = {};
+    // The number too: the name table is x86_64's, and a policy may key on either.
+    const args: EventArgs = { nr: r.nr };
     r.args.forEach((v, i) => (args[`arg${i}`] = `0x${v.toString(16)}`));
     return { kind: 'syscall', syscall: name, args, ret, ...(error ? { error } : {}) };
   }
