@@ -125,21 +125,17 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 	if (mnt == 0)
 		return 0;
 	struct vigil_task_state *known = vigil_task_state(task);
-	if (known && (known->flags & VIGIL_TASK_SETUP) && mnt != cfg->host_mnt_ns) {
-		/* The runtime moves its init into the container's cgroup after it made its
-		 * namespaces: until it execs the container's code, its key follows its cgroup. */
-		*key = vigil_container_key(task, cfg->cgroup_mode);
-		known->key = *key;
-	} else if (known) {
+	if (known) {
 		*key = known->key;
-		/* Remembered under a cgroup user space has since marked as the host's: it was
-		 * first seen in a host service with a private mount namespace (a runtime so
-		 * confined starts its containers from there). Outside the host's mount namespace
-		 * its key follows its cgroup again; a container task's own key is never marked,
+		/* Outside the host's mount namespace a remembered key follows the task's cgroup
+		 * again in two cases: the runtime's init (VIGIL_TASK_SETUP), moved into the
+		 * container's cgroup after it made its namespaces, until it execs there; and a
+		 * task remembered under a cgroup user space has since marked as the host's (first
+		 * seen in a host service with a private mount namespace: a runtime so confined
+		 * starts its containers from there). A container task's own key is never marked,
 		 * so one that moves into a host cgroup keeps it. */
-		if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key)) {
-			if (mnt == cfg->host_mnt_ns)
-				return 0;
+		if (mnt != cfg->host_mnt_ns &&
+		    ((known->flags & VIGIL_TASK_SETUP) || bpf_map_lookup_elem(&vigil_ignored_cgroups, key))) {
 			*key = vigil_container_key(task, cfg->cgroup_mode);
 			known->key = *key;
 		}
@@ -148,8 +144,8 @@ static __always_inline int vigil_watched(struct task_struct *task, struct vigil_
 			return 0;
 		*key = vigil_container_key(task, cfg->cgroup_mode);
 	}
-	/* A host service first seen before user space had marked its cgroup is remembered
-	 * too: the mark still applies to it, by the key it was remembered with. */
+	/* A marked cgroup's tasks are dropped under whichever key they hold now: a host
+	 * service's task, remembered before the mark or not, stays the host's. */
 	if (bpf_map_lookup_elem(&vigil_ignored_cgroups, key))
 		return 0;
 	if (!known) {

@@ -133,4 +133,14 @@ static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct pa
 	return off;
 }
 
+/* Resolves `p` into dst (room for VIGIL_PATH_MAX bytes); returns its length, 0 when it could not be copied. */
+static __always_inline __u32 copy_path(struct vigil_pathwork *work, struct path *p, struct task_struct *task, void *dst, int *cut)
+{
+	__u32 start = resolve_path(work, p, task, cut);
+	__u32 len = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
+	if (len > VIGIL_PATH_MAX || bpf_probe_read_kernel(dst, len, &work->buf[start & (VIGIL_PATHBUF - 1)]) != 0)
+		return 0;
+	return len;
+}
+
 #endif

@@ -39,12 +39,9 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	if (work && file) {
 		struct path fp = BPF_CORE_READ(file, f_path);
 		int cut = 0;
-		__u32 start = resolve_path(work, &fp, task, &cut);
-		__u32 elen = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
+		e->exe_len = copy_path(work, &fp, task, e->exe, &cut);
 		if (cut)
 			e->hdr.flags |= VIGIL_FLAG_EXE_CUT;
-		if (elen <= VIGIL_PATH_MAX && bpf_probe_read_kernel(e->exe, elen, &work->buf[start & (VIGIL_PATHBUF - 1)]) == 0)
-			e->exe_len = elen;
 	}
 
 	/* argv lives at [arg_start, arg_end) of the new image's stack. */

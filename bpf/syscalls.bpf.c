@@ -163,15 +163,13 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 static __always_inline __u16 put_path(struct vigil_syscall *e, __u32 *pos, struct vigil_pathwork *work, struct path *p,
 				      struct task_struct *task)
 {
+	__u32 at = *pos;
+	if (at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
+		return 0;
 	int cut = 0;
-	__u32 start = resolve_path(work, p, task, &cut);
+	__u32 len = copy_path(work, p, task, &e->data[at & (2 * VIGIL_PATH_MAX - 1)], &cut);
 	if (cut)
 		e->sflags |= VIGIL_SC_PATH_CUT;
-	__u32 len = (VIGIL_PATHBUF - start) & (VIGIL_PATHBUF - 1);
-	__u32 at = *pos;
-	if (len > VIGIL_PATH_MAX || at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
-		return 0;
-	bpf_probe_read_kernel(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], len, &work->buf[start & (VIGIL_PATHBUF - 1)]);
 	*pos = at + len;
 	return len;
 }
@@ -305,7 +303,6 @@ __noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathw
 		len = put_subject(e, work, len, 0, s0);
 	return path_watched(work, len, 0);
 }
-
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
