@@ -1,12 +1,12 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
-import { BpfSensor, RingBufferDrain, hostMountNamespace } from '../sensor/index.js';
+import { BpfSensor, RingBufferDrain, hostNamespace } from '../sensor/index.js';
 import { decodeBatch, layout, syscallName, type ContainerRef } from '../events/index.js';
 import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
 import { pushCapture } from './capture.js';
-import { commandOf, findEscapedProcesses, hostPidNamespace, statOf } from './escapees.js';
+import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { accessSync, constants } from 'node:fs';
@@ -88,7 +88,7 @@ export class Agent {
       {},
       (e) => this.onFatal(e.message),
     );
-    const hostMountNs = hostMountNamespace();
+    const hostMountNs = hostNamespace('mnt');
     // Only now do the programs start sending: nothing is produced before a reader exists.
     const capture = this.config.capture;
     sensor.configure({
@@ -117,7 +117,7 @@ export class Agent {
   /** Hands the kernel side the container processes that were in the host's mount namespace before it started. */
   private rememberEscapedProcesses(hierarchy: CgroupHierarchy, hostMountNs: number): void {
     if (!this.sensor) return;
-    for (const p of findEscapedProcesses(hierarchy, hostMountNs, hostPidNamespace())) {
+    for (const p of findEscapedProcesses(hierarchy, hostMountNs, hostNamespace('pid'))) {
       const same = () => statOf(p.pid)?.startTime === p.startTime;
       try {
         if (this.sensor.rememberTask(p.pid, p.key, false, same) === 'gone') continue;

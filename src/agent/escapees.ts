@@ -19,7 +19,7 @@ export interface EscapedProcess {
   by: 'cgroup' | 'pid namespace';
 }
 
-interface ProcInfo { pid: number; ppid: number; startTime: string; mnt: number; pidNs: number; cgroup: string | undefined }
+interface ProcInfo { pid: number; ppid: number; startTime: string; mnt: number; pidNs: number; containerKey: bigint | undefined }
 
 /** Parent pid and start time (clock ticks since boot) from /proc/PID/stat; undefined when gone. */
 export function statOf(pid: number, proc = '/proc'): { ppid: number; startTime: string } | undefined {
@@ -57,15 +57,15 @@ export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPi
     const pidNs = inode(`${proc}/${pid}/ns/pid`);
     const stat = statOf(pid, proc);
     if (mnt === undefined || pidNs === undefined || stat === undefined) continue;
-    infos.push({ pid, ...stat, mnt, pidNs, cgroup: cgroupPathOfPid(h, pid) });
+    const cgroup = cgroupPathOfPid(h, pid);
+    const containerKey = cgroup !== undefined && containerIdFromCgroupPath(cgroup) ? keyOfCgroupPath(h, cgroup) : undefined;
+    infos.push({ pid, ...stat, mnt, pidNs, containerKey });
   }
   const byPid = new Map(infos.map((p) => [p.pid, p]));
-  const containerKey = (cgroup: string | undefined) => (cgroup !== undefined && containerIdFromCgroupPath(cgroup) ? keyOfCgroupPath(h, cgroup) : undefined);
   const keyOfPidNs = new Map<number, bigint>();
   for (const p of infos) {
-    if (p.mnt === hostMnt || p.pidNs === hostPidNs || keyOfPidNs.has(p.pidNs)) continue;
-    const key = containerKey(p.cgroup);
-    if (key !== undefined) keyOfPidNs.set(p.pidNs, key);
+    if (p.mnt === hostMnt || p.pidNs === hostPidNs || keyOfPidNs.has(p.pidNs) || p.containerKey === undefined) continue;
+    keyOfPidNs.set(p.pidNs, p.containerKey);
   }
   // A container cgroup alone is not enough: a runtime may keep host processes in the
   // container's cgroup (a sandbox's shim and VMM, runc's init on its way in). An escapee
@@ -73,7 +73,7 @@ export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPi
   const descendsFromContainer = (p: ProcInfo, key: bigint): boolean => {
     let at = byPid.get(p.ppid);
     for (let depth = 0; at && depth < 64; depth++, at = byPid.get(at.ppid)) {
-      if (at.mnt !== hostMnt && containerKey(at.cgroup) === key) return true;
+      if (at.mnt !== hostMnt && at.containerKey === key) return true;
       if (at.pid <= 1) break;
     }
     return false;
@@ -82,7 +82,7 @@ export function findEscapedProcesses(h: CgroupHierarchy, hostMnt: number, hostPi
   for (const p of infos) {
     if (p.mnt !== hostMnt) continue;
     const byPidNs = p.pidNs !== hostPidNs ? keyOfPidNs.get(p.pidNs) : undefined;
-    const cgroupKey = containerKey(p.cgroup);
+    const cgroupKey = p.containerKey;
     const byCgroup = cgroupKey !== undefined && (byPidNs === cgroupKey || descendsFromContainer(p, cgroupKey)) ? cgroupKey : undefined;
     const key = byCgroup ?? byPidNs;
     if (key === undefined) continue;
@@ -96,15 +96,6 @@ function threadsOf(proc: string, pid: number): number[] {
     return readdirSync(`${proc}/${pid}/task`).map(Number).filter((t) => t !== pid && Number.isInteger(t));
   } catch {
     return [];
-  }
-}
-
-/** The host's pid namespace: init's, or the agent's own where init's cannot be read. */
-export function hostPidNamespace(): number {
-  try {
-    return namespaceInode('/proc/1/ns/pid');
-  } catch {
-    return namespaceInode('/proc/self/ns/pid');
   }
 }
 

@@ -172,9 +172,9 @@ export class EventPipeline {
     const verdict = { level: NORMAL.level, rules: [], action: NORMAL.action };
     switch (r.kind) {
       case 'exec': {
-        const args: EventArgs = !r.env ? { filename: r.filename, argv: r.argv }
-          : r.envTruncated ? { filename: r.filename, argv: r.argv, envp: r.env, envp_truncated: true }
-          : { filename: r.filename, argv: r.argv, envp: r.env };
+        const args: EventArgs = { filename: r.filename, argv: r.argv };
+        if (r.env) args['envp'] = r.env;
+        if (r.envTruncated) args['envp_truncated'] = true;
         if (r.exeTruncated) args['exe_truncated'] = true;
         return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };
       }

@@ -27,8 +27,6 @@ export interface AnchorFaultHooks {
 
 export type Settlement = 'none' | 'extended' | 'dropped';
 
-const sameBytes = (a: Buffer, b: Buffer): boolean => a.length === b.length && a.equals(b);
-
 /**
  * The values the PCR may have held just before `p` was extended: the value after the last
  * extended anchor of the same PCR and reset epoch, or the PCR's reset value when the
@@ -62,7 +60,7 @@ export async function settlePendingAnchor(tpm: BmcTpm, log: AnchorLog): Promise<
   const current = await tpm.readPcr(p.pcr);
   const anchor = Buffer.from(p.anchor, 'hex');
   const before = valuesBefore(log.list(), p);
-  if (before.some((b) => sameBytes(extendPcrValue(Alg.SHA256, b, anchor), current))) {
+  if (before.some((b) => extendPcrValue(Alg.SHA256, b, anchor).equals(current))) {
     // Extended in the epoch it was recorded in (the PCR has kept it since), so the
     // entry carries that epoch's counters, as a verifier selects entries by them.
     log.recordExtended({ ...p, pcrValue: current.toString('hex') });
@@ -76,7 +74,7 @@ export async function settlePendingAnchor(tpm: BmcTpm, log: AnchorLog): Promise<
     log.recordDropped(`the TPM was reset or restarted (reset ${p.resetCount}→${clock.resetCount}, restart ${p.restartCount}→${clock.restartCount}) before the anchor was settled; no quote covered it`);
     return 'dropped';
   }
-  if (before.some((b) => sameBytes(b, current))) {
+  if (before.some((b) => b.equals(current))) {
     log.recordDropped('the PCR does not hold it: the BMC stopped before PCR_Extend, or the TPM refused it');
     return 'dropped';
   }

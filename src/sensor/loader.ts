@@ -349,14 +349,14 @@ export function namespaceInode(path: string): number {
 }
 
 /**
- * The host's mount namespace: init's, or the agent's own where init's cannot be read
- * (some sandboxes make pid 1 non-dumpable). The agent must then run in the host's
- * mount namespace, which is where it has to run anyway to see /proc and the runtime.
+ * A namespace of the host (mnt or pid): init's, or the agent's own where init's cannot be
+ * read (some sandboxes make pid 1 non-dumpable). The agent must then run in the host's
+ * namespaces, which is where it has to run anyway to see /proc and the runtime.
  */
-export function hostMountNamespace(): number {
+export function hostNamespace(type: 'mnt' | 'pid'): number {
   try {
-    return namespaceInode('/proc/1/ns/mnt');
+    return namespaceInode(`/proc/1/ns/${type}`);
   } catch {
-    return namespaceInode('/proc/self/ns/mnt');
+    return namespaceInode(`/proc/self/ns/${type}`);
   }
 }
