@@ -19,7 +19,10 @@ APT_PACKAGES=(
   swtpm swtpm-tools tpm2-tools                # TPM for the BMC service and its tests
   gcc libc6-dev                               # static test fixtures, the layout probe, bench loops
   strace
+  nginx redis-server python3                  # the workload test images (files copied, services unused)
 )
+# Packages whose service must not run (or start at boot) on the host: only their files are used.
+HOST_SERVICES_OFF=(nginx redis-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -27,7 +30,24 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
+  # Their services do not start during the install: a policy-rc.d of our own for the time of
+  # it (unless one is in place) denies them (invoke-rc.d passes "nginx", deb-systemd-invoke
+  # "nginx.service") and allows the rest (docker.io).
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    { echo '#!/bin/sh'; echo 'case "${1%.service}" in'
+      echo "  $(IFS='|'; echo "${HOST_SERVICES_OFF[*]}")) exit 101 ;;"
+      echo 'esac'; echo 'exit 0'; } >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d; own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  for svc in "${HOST_SERVICES_OFF[@]}"; do
+    if printf '%s\n' "${missing[@]}" | grep -qx "$svc" && command -v systemctl >/dev/null; then
+      systemctl disable "$svc" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 # --- npm packages ----------------------------------------------------------

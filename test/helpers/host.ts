@@ -15,6 +15,19 @@ export function missingForContainerTests(): string | undefined {
   return undefined;
 }
 
+/** Realistic workloads (scripts/build-test-images.sh) for the noise-budget and image tests; not in
+ * TEST_IMAGES, so the tests that need only those do not skip when these are missing. */
+export const WORKLOAD_IMAGES = { nginx: 'vigil-test/nginx:1', redis: 'vigil-test/redis:1', python: 'vigil-test/python:1' } as const;
+
+/** Why the workload images cannot be run here, or undefined when they can. */
+export function missingWorkloadImages(): string | undefined {
+  if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) return 'no Docker engine answers (run scripts/bootstrap.sh)';
+  for (const image of Object.values(WORKLOAD_IMAGES)) {
+    if (spawnSync('docker', ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) return `workload image ${image} missing (run scripts/build-test-images.sh)`;
+  }
+  return undefined;
+}
+
 export function docker(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
