@@ -9,7 +9,9 @@ import { pushCapture } from './capture.js';
 import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
-import { accessSync, constants } from 'node:fs';
+import { loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
+import { accessSync, constants, existsSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
 import { dirname } from 'node:path';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
@@ -34,6 +36,9 @@ export class Agent {
   private readonly lostSeen = new Map<number, bigint>();
   private decodeErrors = 0;
   private ignoreFailures = 0;
+  private policy: PolicySet | undefined;
+  private policyWatchers: FSWatcher[] = [];
+  private reloadTimer: NodeJS.Timeout | undefined;
 
   /**
    * onFatal hears of failures the agent cannot run on after (the ring buffer reader
@@ -50,6 +55,9 @@ export class Agent {
     // Outputs and report files first: a bad path is reported before any BPF work is done.
     checkWritableFile(this.config.countsPath, '--counts');
     checkWritableFile(this.config.metricsPath, '--metrics');
+    // Policies next: a bad one stops the start with every problem as FILE:LINE:COL.
+    this.policy = this.loadPolicy();
+    this.log(`policy: ${this.policy.size} rules from ${this.config.defaultPolicy ? 'the default rule set' : 'no default rules'}${this.config.policies.length ? ` and ${this.config.policies.join(', ')}` : ''}`);
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
@@ -64,7 +72,16 @@ export class Agent {
     this.pipeline = new EventPipeline({
       host: this.config.host,
       resolver: this.resolver,
-      emit: (e) => { for (const o of this.outputs) o.write(e); },
+      // The verdict is decided here, in kernel order, before the event is written anywhere;
+      // a reload swaps this.policy between two events, never during one.
+      emit: (e) => {
+        if (this.policy) e.verdict = this.policy.judge(e);
+        for (const o of this.outputs) o.write(e);
+      },
+      exeWritten: (id, exe) => {
+        const upper = this.resolver?.facts(id)?.upperDir;
+        return upper !== undefined && upper !== '' && exe.startsWith('/') && existsSync(join(upper, exe));
+      },
       ignoreKey: (key) => {
         try {
           sensor.ignoreCgroup(key);
@@ -103,6 +120,7 @@ export class Agent {
     // After the programs are on: what an escapee forks from here on is followed by the
     // kernel, and what it forked before is in /proc for the scan.
     this.rememberEscapedProcesses(hierarchy, hostMountNs);
+    this.watchPolicies();
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
@@ -111,6 +129,53 @@ export class Agent {
     if (this.config.metricsPath) {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
+    }
+  }
+
+  private loadPolicy(): PolicySet {
+    return loadPolicies(this.config.policies, {
+      defaults: this.config.defaultPolicy,
+      facts: (c) => (c.id ? this.resolver?.facts(c.id) : undefined),
+    }).set;
+  }
+
+  /** The rules in force. */
+  rules(): RuleInfo[] {
+    return this.policy?.list() ?? [];
+  }
+
+  /**
+   * Loads the policies again (SIGHUP, or a policy file changed). A set with problems is
+   * refused whole and the last good one stays in force; events are never held or lost:
+   * the swap happens between two events.
+   */
+  reloadPolicy(why: string): boolean {
+    try {
+      const next = this.loadPolicy();
+      this.policy = next;
+      this.log(`policy reloaded (${why}): ${next.size} rules in force`);
+      return true;
+    } catch (e) {
+      if (e instanceof PolicyError) this.log(`policy not reloaded (${why}); keeping the last good one (${this.policy?.size ?? 0} rules):\n${e.message}`);
+      else this.log(`policy not reloaded (${why}); keeping the last good one: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  /** Reloads when a policy file or directory changes (editors write in several steps: debounced). */
+  private watchPolicies(): void {
+    for (const path of this.config.policies) {
+      try {
+        const w = watch(path, { persistent: false }, () => {
+          if (this.reloadTimer) clearTimeout(this.reloadTimer);
+          this.reloadTimer = setTimeout(() => this.reloadPolicy(`${path} changed`), 200);
+          this.reloadTimer.unref();
+        });
+        w.on('error', () => undefined);
+        this.policyWatchers.push(w);
+      } catch (e) {
+        this.log(`cannot watch ${path} for changes (${(e as Error).message}); SIGHUP reloads it`);
+      }
     }
   }
 
@@ -192,6 +257,7 @@ export class Agent {
       if (total > before) {
         this.lostSeen.set(kind, total);
         const e = this.pipeline.lostEvent(KIND_NAMES[kind] ?? `kind-${kind}`, total - before);
+        if (this.policy) e.verdict = this.policy.judge(e);
         for (const o of this.outputs) o.write(e);
         this.log(`the kernel ring buffer was full: ${total - before} ${KIND_NAMES[kind] ?? kind} records lost`);
       }
@@ -208,6 +274,8 @@ export class Agent {
 
   /** Stops the kernel side, drains what it queued, writes out every pending event. */
   async stop(): Promise<AgentSummary> {
+    for (const w of this.policyWatchers) w.close();
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
     if (this.lostTimer) clearInterval(this.lostTimer);
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);

@@ -3,6 +3,7 @@
 import { Agent } from './agent.js';
 import { AGENT_USAGE, ConfigError, parseAgentArgs } from './config.js';
 import { OutputSpecError } from './outputs.js';
+import { PolicyError } from '../policy/index.js';
 
 export async function main(argv: string[]): Promise<number> {
   const log = (msg: string) => process.stderr.write(`vigil agent: ${msg}\n`);
@@ -30,6 +31,11 @@ export async function main(argv: string[]): Promise<number> {
     await agent.start();
   } catch (e) {
     await agent.stop().catch(() => undefined);
+    if (e instanceof PolicyError) {
+      log(`the policy has ${e.problems.length} problem${e.problems.length === 1 ? '' : 's'}; nothing started:`);
+      process.stderr.write(e.message + '\n');
+      return 2;
+    }
     log(e instanceof Error ? e.message : String(e));
     return 1;
   }
@@ -44,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
   const reopen = () => {
+    agent.reloadPolicy('SIGHUP');
     agent.reopenOutputs().then(
       () => log('reopened the output files'),
       (e: unknown) => log(`cannot reopen the output files: ${(e as Error).message}`),

@@ -20,6 +20,10 @@ export interface AgentConfig {
   countsPath: string;
   /** Prometheus text file of the agent's counters, rewritten every 5 s ('' : none). */
   metricsPath: string;
+  /** Policy files and directories, loaded after the default rules, in this order. */
+  policies: string[];
+  /** Load vigil's default rule set first (--no-default-policy turns it off). */
+  defaultPolicy: boolean;
 }
 
 export class ConfigError extends Error {
@@ -36,9 +40,11 @@ export const DEFAULT_CONFIG: AgentConfig = {
   capture: DEFAULT_CAPTURE,
   countsPath: '',
   metricsPath: '',
+  policies: [],
+  defaultPolicy: true,
 };
 
-const FILE_KEYS = ['host', 'outputs', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -71,10 +77,22 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         out.host = value;
         break;
       case 'outputs':
-        if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string')) {
-          throw new ConfigError(`${where}: must be a non-empty list of FORMAT:PATH strings such as jsonl:/var/log/vigil/events.jsonl`);
+      case 'alerts': {
+        if (!Array.isArray(value) || (key === 'outputs' && value.length === 0) || !value.every((v) => typeof v === 'string')) {
+          throw new ConfigError(`${where}: must be a ${key === 'outputs' ? 'non-empty ' : ''}list of FORMAT:PATH strings such as jsonl:/var/log/vigil/events.jsonl`);
         }
-        out.outputs = (value as string[]).map((v, i) => parseOutputSpec(v, `${where}[${i}]`));
+        const specs = (value as string[]).map((v, i) => parseOutputSpec(v, `${where}[${i}]`, key === 'alerts'));
+        // Alerts are outputs that carry only INSECURE events; both lists are kept, in that order.
+        out.outputs = key === 'outputs' ? [...specs, ...(out.outputs ?? []).filter((o) => o.insecureOnly)] : [...(out.outputs ?? []).filter((o) => !o.insecureOnly), ...specs];
+        break;
+      }
+      case 'policies':
+        if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) throw new ConfigError(`${where}: must be a list of policy files or directories`);
+        out.policies = value as string[];
+        break;
+      case 'defaultPolicy':
+        if (typeof value !== 'boolean') throw new ConfigError(`${where}: must be true or false`);
+        out.defaultPolicy = value;
         break;
       case 'btf':
         if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of a BTF file`);
@@ -114,7 +132,10 @@ Watches every container on this host with eBPF and writes one event per line.
 options:
   --config FILE          YAML file with keys: ${FILE_KEYS.join(', ')}
   --output FORMAT:PATH   jsonl or text, to a file or '-' for stdout; repeatable
-                         (default: text:-)
+                         (default: text:- when neither --output nor --alerts is given)
+  --alerts FORMAT:PATH   an output that carries only INSECURE events; repeatable
+  --policy FILE|DIR      policy documents loaded after the default rules; repeatable
+  --no-default-policy    do not load vigil's default rule set
   --host NAME            host name written in every event (default: this host's)
   --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 8 MiB)
@@ -131,6 +152,9 @@ The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a containe
 /** Parses flags over the config file over the defaults. Returns null for --help. */
 export function parseAgentArgs(argv: string[]): AgentConfig | null {
   const flagOutputs: OutputSpec[] = [];
+  const flagAlerts: OutputSpec[] = [];
+  const flagPolicies: string[] = [];
+  let noDefaultPolicy = false;
   const flags: Partial<AgentConfig> = {};
   let configPath: string | undefined;
   const streams: string[] = [];
@@ -149,6 +173,9 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
         return null;
       case '--config': configPath = value(); break;
       case '--output': flagOutputs.push(parseOutputSpec(value(), 'option --output')); break;
+      case '--alerts': flagAlerts.push(parseOutputSpec(value(), 'option --alerts', true)); break;
+      case '--policy': flagPolicies.push(value()); break;
+      case '--no-default-policy': noDefaultPolicy = true; break;
       case '--host': flags.host = value(); break;
       case '--btf': flags.btfPath = value(); break;
       case '--docker-socket': flags.dockerSocket = value(); break;
@@ -174,7 +201,15 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   }
   const fromFile = configPath ? loadConfigFile(configPath) : {};
   const merged: AgentConfig = { ...DEFAULT_CONFIG, ...fromFile, ...flags };
-  if (flagOutputs.length > 0) merged.outputs = flagOutputs;
+  // Flags replace the file's outputs (and alerts) of the same kind.
+  if (flagOutputs.length > 0 || flagAlerts.length > 0) {
+    const fileOutputs = fromFile.outputs ?? [];
+    const all = flagOutputs.length > 0 ? flagOutputs : fileOutputs.filter((o) => !o.insecureOnly);
+    const alerts = flagAlerts.length > 0 ? flagAlerts : fileOutputs.filter((o) => o.insecureOnly);
+    merged.outputs = [...all, ...alerts];
+  }
+  if (flagPolicies.length > 0) merged.policies = [...(fromFile.policies ?? []), ...flagPolicies];
+  if (noDefaultPolicy) merged.defaultPolicy = false;
   if (streams.length > 0 || allPaths) {
     merged.capture = structuredClone(merged.capture);
     merged.capture.stream.push(...streams);

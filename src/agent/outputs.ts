@@ -6,7 +6,8 @@ import { renderJson, renderText, type VigilEvent } from '../events/index.js';
 import { ensureDirectory } from './atomic-file.js';
 
 export type OutputFormat = 'jsonl' | 'text';
-export interface OutputSpec { format: OutputFormat; path: string } // path '-' is stdout
+/** path '-' is stdout; insecureOnly: the output carries only INSECURE events (alerts). */
+export interface OutputSpec { format: OutputFormat; path: string; insecureOnly?: boolean }
 
 export interface EventOutput {
   write(e: VigilEvent): void;
@@ -22,7 +23,7 @@ export class OutputSpecError extends Error {
 }
 
 /** Parses FORMAT:PATH, e.g. jsonl:/var/log/vigil/events.jsonl or text:- */
-export function parseOutputSpec(spec: string, where: string): OutputSpec {
+export function parseOutputSpec(spec: string, where: string, insecureOnly = false): OutputSpec {
   const i = spec.indexOf(':');
   const format = i < 0 ? spec : spec.slice(0, i);
   const path = i < 0 ? '-' : spec.slice(i + 1);
@@ -30,7 +31,7 @@ export function parseOutputSpec(spec: string, where: string): OutputSpec {
     throw new OutputSpecError(`${where}: output '${spec}' has unknown format '${format}'; use jsonl:PATH or text:PATH (PATH '-' is stdout)`);
   }
   if (path === '') throw new OutputSpecError(`${where}: output '${spec}' has an empty path; use '-' for stdout`);
-  return { format, path };
+  return insecureOnly ? { format, path, insecureOnly } : { format, path };
 }
 
 /** onError hears of write failures (a full disk, a removed directory): they are logged, never a crash. */
@@ -84,6 +85,7 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
   };
   return {
     write: (e) => {
+      if (spec.insecureOnly && e.verdict.level !== 'INSECURE') return;
       pending += render(e) + '\n';
       if (pending.length >= 256 * 1024) flush();
       else if (!scheduled) {

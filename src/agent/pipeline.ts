@@ -19,6 +19,8 @@ export interface PipelineOptions {
   emit: (e: VigilEvent) => void;
   /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
   ignoreKey: (key: bigint) => void;
+  /** Is this executable in the container's writable layer (written or changed since it started)? */
+  exeWritten?: (containerId: string, exe: string) => boolean;
   /** Longest a record waits for its container to be resolved. */
   resolveTimeoutMs?: number;
 }
@@ -159,6 +161,10 @@ export class EventPipeline {
     if (!identity) this.stats.unresolved++;
     const container = identity?.container ?? UNKNOWN_CONTAINER;
     this.stats.emitted++;
+    if (record.kind === 'exec' && container.id !== '' && this.opts.exeWritten?.(container.id, process.exe)) {
+      process.exeWritten = true;
+      this.processes.markExeWritten(record.task.tgid);
+    }
     this.opts.emit(this.toEvent(record, process, container));
   }
 
@@ -202,7 +208,7 @@ export class EventPipeline {
       args: { record_kind: recordKind, lost: count.toString() },
       ret: null,
       container: UNKNOWN_CONTAINER,
-      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false },
+      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false },
       namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
       verdict: { ...NORMAL, rules: [] },
     };

@@ -5,7 +5,20 @@ import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import type { RawRecord, ProcessRef } from '../events/index.js';
 import { capabilityNames } from '../events/index.js';
 
-interface ProcessEntry { exe: string; args: readonly string[]; argsTruncated: boolean }
+interface ProcessEntry {
+  exe: string;
+  args: readonly string[];
+  argsTruncated: boolean;
+  comm: string;
+  /** Parent first, frozen: the lineage at birth (a reparented process keeps it). */
+  ancestors: readonly string[];
+  entered: boolean;
+  stdio: readonly string[];
+  exeWritten: boolean;
+}
+
+const MAX_ANCESTORS = 8;
+const NONE: readonly string[] = Object.freeze([]);
 
 export class ProcessTable {
   private readonly entries = new Map<number, ProcessEntry>();
@@ -25,12 +38,29 @@ export class ProcessTable {
       // The kernel's path of the executed file when it has one: a name such as
       // /proc/self/exe or /dev/fd/3 says nothing about what ran.
       // A cut path lacks its leading levels: the name passed is then the better guess.
-      entry = { exe: r.exe && !r.exeTruncated ? r.exe : r.filename, args: Object.freeze(r.argv), argsTruncated: r.argvTruncated };
+      const before = this.entries.get(t.tgid);
+      // A process whose parent is outside the container's pid namespace, and that is not
+      // the container's init, was put there from outside: `docker exec` (runc's init
+      // joins the namespaces, its child is reparented to the runtime's shim).
+      const entered = (before?.entered ?? false) || (t.nsPpid === 0 && t.nsPid !== 1 && !t.containerSetup);
+      const stdio = (r as { stdio?: readonly string[] }).stdio;
+      entry = {
+        exe: r.exe && !r.exeTruncated ? r.exe : r.filename,
+        args: Object.freeze(r.argv),
+        argsTruncated: r.argvTruncated,
+        comm: t.comm,
+        ancestors: before?.ancestors ?? this.lineage(t.ppid, t.parentComm),
+        entered,
+        stdio: stdio ? Object.freeze([...stdio]) : NONE,
+        exeWritten: false,
+      };
       this.entries.set(t.tgid, entry);
     } else {
-      entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid);
-      if (r.kind === 'fork') this.entries.set(r.childPid, { ...entry });
-      else if (r.kind === 'exit') this.entries.delete(t.tgid);
+      entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid, t.ppid, t.parentComm, t.comm);
+      if (r.kind === 'fork') {
+        const ancestors = Object.freeze([t.comm, ...entry.ancestors].slice(0, MAX_ANCESTORS));
+        this.entries.set(r.childPid, { ...entry, comm: t.comm, ancestors });
+      } else if (r.kind === 'exit') this.entries.delete(t.tgid);
     }
     return {
       pid: t.tgid,
@@ -45,7 +75,23 @@ export class ProcessTable {
       gid: t.gid,
       caps: capabilityNames(t.capEffective),
       containerSetup: t.containerSetup,
+      ancestors: entry.ancestors,
+      entered: entry.entered,
+      stdio: entry.stdio,
+      exeWritten: entry.exeWritten,
     };
+  }
+
+  /** Records that a process's executable came from the container's writable layer (decided once per exec). */
+  markExeWritten(pid: number): void {
+    const e = this.entries.get(pid);
+    if (e) e.exeWritten = true;
+  }
+
+  /** The ancestors of a process whose parent is ppid, as far as the table knows them. */
+  private lineage(ppid: number, parentComm: string): readonly string[] {
+    const parent = this.entries.get(ppid);
+    return Object.freeze([parentComm, ...(parent?.ancestors ?? [])].slice(0, MAX_ANCESTORS));
   }
 
   /**
@@ -71,8 +117,8 @@ export class ProcessTable {
   }
 
   /** A process the table has not seen (it started before the agent): ask /proc once. */
-  private fromProc(pid: number): ProcessEntry {
-    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false };
+  private fromProc(pid: number, ppid: number, parentComm: string, comm: string): ProcessEntry {
+    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false };
     try {
       entry.args = Object.freeze(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1));
       entry.exe = readlinkSync(`/proc/${pid}/exe`);

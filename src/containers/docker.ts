@@ -11,6 +11,8 @@ export interface DockerContainerInfo {
   labels: Record<string, string>;
   pid: number;         // host pid of the container's init, 0 when not running
   running: boolean;
+  /** The container's writable layer on the host (overlay2's UpperDir), '' when the driver has none. */
+  upperDir: string;
 }
 
 export interface DockerEvent {
@@ -66,6 +68,7 @@ export class DockerClient {
       labels: Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string')),
       pid: field(state, 'Pid', 'number', `${path} State`, 0),
       running: field(state, 'Running', 'boolean', `${path} State`, false),
+      upperDir: upperDirOf(j, path),
     };
   }
 
@@ -137,4 +140,14 @@ function field<K extends keyof FieldTypes>(o: Record<string, unknown>, name: str
   if (v === undefined && fallback !== undefined) return fallback;
   if (typeof v !== type) throw new DockerApiError(`Docker API ${where}: ${name} is ${v === undefined ? 'missing' : `a ${typeof v}`}, not a ${type}`);
   return v as FieldTypes[K];
+}
+
+/** GraphDriver.Data.UpperDir of an inspect answer, when the storage driver has one. */
+function upperDirOf(j: Record<string, unknown>, path: string): string {
+  const driver = j['GraphDriver'];
+  if (driver === null || driver === undefined) return '';
+  const data = record(driver, `${path} GraphDriver`)['Data'];
+  if (data === null || data === undefined) return '';
+  const upper = record(data, `${path} GraphDriver.Data`)['UpperDir'];
+  return typeof upper === 'string' ? upper : '';
 }

@@ -1,5 +1,5 @@
 export { ContainerResolver } from './resolver.js';
-export type { KeyIdentity, ResolverOptions } from './resolver.js';
+export type { ContainerFacts, KeyIdentity, ResolverOptions } from './resolver.js';
 export { DockerClient, DockerApiError } from './docker.js';
 export type { DockerContainerInfo, DockerEvent } from './docker.js';
 export {

@@ -2,6 +2,13 @@
 // lookup(), which answers from the cache at once; a miss starts resolve() in the
 // background and the pipeline holds that key's events (in order) until it settles.
 import type { ContainerRef } from '../events/index.js';
+
+/** What the runtime says of a container that events do not carry, for the policy and enrichment. */
+export interface ContainerFacts {
+  labels: Readonly<Record<string, string>>;
+  /** The writable layer's directory on the host ('' when unknown). */
+  upperDir: string;
+}
 import {
   cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupHierarchy,
 } from './cgroups.js';
@@ -23,6 +30,8 @@ export class ContainerResolver {
   private readonly byKey = new Map<bigint, KeyIdentity>();
   private readonly pending = new Map<bigint, Promise<KeyIdentity | undefined>>();
   private readonly keysById = new Map<string, bigint>();
+  /** What the runtime said of a container beyond its ref: labels and writable layer, by id. */
+  private readonly factsById = new Map<string, ContainerFacts>();
   private readonly docker: DockerClient | null;
   private readonly forgetAfterMs: number;
   private readonly inspectTimeoutMs = 2000;
@@ -62,6 +71,11 @@ export class ContainerResolver {
   }
 
   /** The cached identity of a key, without waiting. */
+  /** Labels and writable layer of a container the runtime described (undefined for others). */
+  facts(id: string): ContainerFacts | undefined {
+    return this.factsById.get(id);
+  }
+
   lookup(key: bigint): KeyIdentity | undefined {
     return this.byKey.get(key);
   }
@@ -94,7 +108,7 @@ export class ContainerResolver {
     let container: ContainerRef = Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
     if (this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
       try {
-        container = toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
+        container = this.toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
       } catch (err) {
         // The id from the cgroup is the identity that matters; name and image follow
         // when the runtime answers, so a slow daemon never holds the events back.
@@ -115,8 +129,8 @@ export class ContainerResolver {
         (info) => {
           const known = this.byKey.get(key);
           if (known?.type === 'container' && known.container.id === info.id) {
-            this.byKey.set(key, { type: 'container', container: toRef(info) });
-            this.onContainer?.(key, toRef(info));
+            this.byKey.set(key, { type: 'container', container: this.toRef(info) });
+            this.onContainer?.(key, this.toRef(info));
           }
         },
         () => this.inspectLater(key, id, attempt + 1),
@@ -132,7 +146,7 @@ export class ContainerResolver {
     if (path === undefined) return;
     const key = keyOfCgroupPath(this.hierarchy, path);
     if (key === undefined) return;
-    this.remember(key, { type: 'container', container: toRef(info) });
+    this.remember(key, { type: 'container', container: this.toRef(info) });
   }
 
   private remember(key: bigint, identity: KeyIdentity): void {
@@ -144,6 +158,12 @@ export class ContainerResolver {
     }
   }
 
+  private toRef(info: DockerContainerInfo): ContainerRef {
+    this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir }));
+    // Frozen: events share it and its JSON is cached (a change is a new object).
+    return Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
+  }
+
   private forgetLater(id: string): void {
     const key = this.keysById.get(id);
     if (key === undefined) return;
@@ -151,12 +171,8 @@ export class ContainerResolver {
       if (this.keysById.get(id) === key) {
         this.keysById.delete(id);
         this.byKey.delete(key);
+        this.factsById.delete(id);
       }
     }, this.forgetAfterMs).unref();
   }
-}
-
-function toRef(info: DockerContainerInfo): ContainerRef {
-  // Frozen: events share it and its JSON is cached (a change is a new object).
-  return Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
 }

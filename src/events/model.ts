@@ -93,12 +93,24 @@ export interface ProcessRef {
   /** The container runtime setting the container up (runc's init, a `docker exec` before its
    * exec), not code from the container: marked in the kernel, not by name. */
   containerSetup: boolean;
+  /** Enrichment the rules read. The comm of each ancestor at this process's birth, parent first (at most 8). */
+  ancestors: readonly string[];
+  /** The process, or one it descends from, came into the container from outside (`docker exec`), not from its init. */
+  entered: boolean;
+  /** What fd 0, 1 and 2 were at the process's last exec (tty, pipe, inet, unix, file, chr, none, ...); [] when unknown. */
+  stdio: readonly string[];
+  /** The executable was written or changed in the container since it started (its writable layer holds it). */
+  exeWritten: boolean;
 }
 
 export interface Verdict {
   level: 'NORMAL' | 'INSECURE';
+  /** Names of every rule that matched (a `log` rule's name too, on a NORMAL event). */
   rules: string[];
+  /** The strongest action decided: none, log, alert, pause, stop or kill. */
   action: string;
+  /** Of an INSECURE verdict: the highest severity among the rules that made it so. */
+  severity?: string;
 }
 
 /** One line of the JSON-lines log. Field order here is the order written. */

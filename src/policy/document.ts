@@ -1,0 +1,474 @@
+// Policy documents: YAML (apiVersion vigil.dev/v1, kind Policy) read into typed
+// values that remember where each part was written, so every later error (a CEL type
+// error, an unknown list, a duplicate rule) can name FILE:LINE:COL.
+import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Node, type Pair, type Scalar, type YAMLMap } from 'yaml';
+import type { EventKind } from '../events/index.js';
+import type { PolicyProblem, SourcePos } from './errors.js';
+
+export const API_VERSION = 'vigil.dev/v1';
+export const ACTIONS = ['log', 'alert', 'pause', 'stop', 'kill'] as const;
+export type RuleAction = (typeof ACTIONS)[number];
+export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const EVENT_KINDS: readonly EventKind[] = ['exec', 'fork', 'exit', 'file', 'process', 'network', 'capability', 'tcp', 'syscall', 'lost'];
+
+/** A CEL expression as written, with the way back from an offset in it to the file. */
+export interface CelSource {
+  text: string;
+  pos: SourcePos;
+  at(offset: number): SourcePos;
+}
+
+export interface Selector {
+  /** Globs on the image as the container was started with it (`*` any run, `?` one character). */
+  image: string[];
+  name: string[];
+  /** Label key → glob of its value; every one must match. */
+  labels: Record<string, string>;
+}
+
+export interface ExceptionDoc {
+  name: string;
+  condition: CelSource;
+}
+
+export interface RuleDoc {
+  name: string;
+  description: string;
+  kinds: EventKind[] | undefined; // undefined: every kind
+  condition: CelSource;
+  severity: Severity;
+  tags: string[];
+  action: RuleAction;
+  exceptions: ExceptionDoc[];
+  enabled: boolean;
+  /** Alert once per container and value of this expression (e.g. args.capability); later matches are left out. */
+  once: CelSource | undefined;
+  /** Match only when the condition held this many times within the window, per process. */
+  threshold: { count: number; seconds: number } | undefined;
+  pos: SourcePos;
+}
+
+/** Changes a rule defined elsewhere (a default rule) without copying it, for the policy's selector. */
+export interface OverrideDoc {
+  rule: string;
+  enabled: boolean | undefined;
+  action: RuleAction | undefined;
+  severity: Severity | undefined;
+  exceptions: ExceptionDoc[];
+  pos: SourcePos;
+}
+
+export interface ListDoc {
+  name: string;
+  items: Array<string | number>;
+  /** Extends a list defined by an earlier file instead of replacing it. */
+  append: boolean;
+  pos: SourcePos;
+}
+
+export interface MacroDoc {
+  name: string;
+  condition: CelSource;
+  pos: SourcePos;
+}
+
+export interface PolicyDoc {
+  name: string;
+  file: string;
+  pos: SourcePos;
+  selector: Selector;
+  /** True when the selector is empty: the policy applies to every container. */
+  everyContainer: boolean;
+  rules: RuleDoc[];
+  overrides: OverrideDoc[];
+  lists: ListDoc[];
+  macros: MacroDoc[];
+}
+
+const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
+const SPEC_KEYS = ['selector', 'rules', 'overrides', 'lists', 'macros'];
+const RULE_KEYS = ['name', 'description', 'kinds', 'condition', 'severity', 'tags', 'action', 'exceptions', 'enabled', 'once', 'threshold'];
+const OVERRIDE_KEYS = ['rule', 'enabled', 'action', 'severity', 'exceptions'];
+const SELECTOR_KEYS = ['image', 'name', 'labels'];
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+class Reader {
+  constructor(readonly file: string, private readonly lines: LineCounter, readonly problems: PolicyProblem[]) {}
+
+  posOf(offset: number): SourcePos {
+    const p = this.lines.linePos(offset);
+    return { file: this.file, line: p.line, col: p.col };
+  }
+
+  at(node: Node | Pair | null | undefined, fallback: SourcePos): SourcePos {
+    const n = node && 'range' in node ? node : node && 'key' in node ? (node.key as Node | null) : undefined;
+    const range = n && 'range' in n ? n.range : undefined;
+    return range ? this.posOf(range[0]) : fallback;
+  }
+
+  problem(pos: SourcePos, message: string): void {
+    this.problems.push({ ...pos, message });
+  }
+
+  /** The pairs of a mapping; reports keys not in `known`. */
+  mapping(node: unknown, where: string, pos: SourcePos, known: readonly string[]): Map<string, { pair: Pair; pos: SourcePos }> | undefined {
+    if (!isMap(node)) {
+      this.problem(this.at(node as Node, pos), `${where} must be a mapping with keys ${known.join(', ')}`);
+      return undefined;
+    }
+    const out = new Map<string, { pair: Pair; pos: SourcePos }>();
+    for (const pair of (node as YAMLMap).items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      const kpos = this.at(pair.key as Node, pos);
+      if (key === undefined) {
+        this.problem(kpos, `${where}: keys must be plain names`);
+        continue;
+      }
+      if (!known.includes(key)) {
+        this.problem(kpos, `${where}: unknown key '${key}'; known keys are ${known.join(', ')}`);
+        continue;
+      }
+      if (out.has(key)) {
+        this.problem(kpos, `${where}: key '${key}' given twice`);
+        continue;
+      }
+      out.set(key, { pair, pos: kpos });
+    }
+    return out;
+  }
+
+  string(entry: { pair: Pair; pos: SourcePos } | undefined, where: string, required = false): string | undefined {
+    if (!entry) {
+      return undefined;
+    }
+    const v = entry.pair.value;
+    if (!isScalar(v) || typeof v.value !== 'string' || (required && v.value === '')) {
+      this.problem(this.at(v as Node, entry.pos), `${where} must be ${required ? 'a non-empty' : 'a'} string`);
+      return undefined;
+    }
+    return v.value;
+  }
+
+  bool(entry: { pair: Pair; pos: SourcePos } | undefined, where: string): boolean | undefined {
+    if (!entry) return undefined;
+    const v = entry.pair.value;
+    if (!isScalar(v) || typeof v.value !== 'boolean') {
+      this.problem(this.at(v as Node, entry.pos), `${where} must be true or false`);
+      return undefined;
+    }
+    return v.value;
+  }
+
+  stringList(entry: { pair: Pair; pos: SourcePos } | undefined, where: string, allowScalar = false): string[] | undefined {
+    if (!entry) return undefined;
+    const v = entry.pair.value;
+    if (allowScalar && isScalar(v) && typeof v.value === 'string') return [v.value];
+    if (!isSeq(v) || !v.items.every((i) => isScalar(i) && typeof i.value === 'string' && i.value !== '')) {
+      this.problem(this.at(v as Node, entry.pos), `${where} must be a list of non-empty strings`);
+      return undefined;
+    }
+    return v.items.map((i) => String((i as Scalar).value));
+  }
+
+  oneOf<T extends string>(entry: { pair: Pair; pos: SourcePos } | undefined, where: string, allowed: readonly T[]): T | undefined {
+    const s = this.string(entry, where);
+    if (s === undefined) return undefined;
+    if (!(allowed as readonly string[]).includes(s)) {
+      this.problem(this.at(entry!.pair.value as Node, entry!.pos), `${where} must be one of ${allowed.join(', ')}, not '${s}'`);
+      return undefined;
+    }
+    return s as T;
+  }
+
+  /** A CEL expression from a scalar, with offsets mapped back to the file. */
+  cel(entry: { pair: Pair; pos: SourcePos } | undefined, where: string): CelSource | undefined {
+    if (!entry) return undefined;
+    const node = entry.pair.value;
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
+      this.problem(this.at(node as Node, entry.pos), `${where} must be a CEL expression (a non-empty string)`);
+      return undefined;
+    }
+    return this.celOf(node as Scalar, node.value);
+  }
+
+  celOf(node: Scalar, text: string): CelSource {
+    const range = node.range ?? [0, 0, 0];
+    const start = range[0];
+    const pos = this.posOf(start);
+    const type = node.type;
+    let at: (offset: number) => SourcePos;
+    if (type === 'PLAIN') {
+      at = (o) => this.posOf(start + o);
+    } else if (type === 'QUOTE_DOUBLE' || type === 'QUOTE_SINGLE') {
+      // Exact unless an escape comes before the offset: then close enough to find it.
+      at = (o) => this.posOf(start + 1 + o);
+    } else {
+      // Block scalar: the value's line k is the file's line after the header, plus k, at the block's indentation.
+      const first = pos.line + 1;
+      at = (o) => {
+        const before = text.slice(0, o);
+        const k = before.split('\n').length - 1;
+        const colInLine = o - (before.lastIndexOf('\n') + 1);
+        const lineStart = this.lines.lineStarts[first - 1 + k];
+        return lineStart === undefined ? pos : this.posOf(lineStart + this.indentAt(lineStart) + colInLine);
+      };
+    }
+    return { text, pos, at };
+  }
+
+  private source = '';
+  setSource(s: string): void {
+    this.source = s;
+  }
+
+  private indentAt(offset: number): number {
+    let n = 0;
+    while (this.source[offset + n] === ' ') n++;
+    return n;
+  }
+}
+
+/** Reads every policy document of one YAML file (documents separated by `---`). */
+export function readPolicyText(text: string, file: string, problems: PolicyProblem[]): PolicyDoc[] {
+  const lines = new LineCounter();
+  const r = new Reader(file, lines, problems);
+  r.setSource(text);
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const out: PolicyDoc[] = [];
+  const list = Array.isArray(docs) ? docs : [docs];
+  for (const doc of list) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) r.problem(r.posOf(e.pos[0]), `YAML: ${e.message.split('\n')[0]}`);
+      continue;
+    }
+    if (doc.contents === null) continue; // an empty document
+    const policy = readPolicy(r, doc.contents as Node);
+    if (policy) out.push(policy);
+  }
+  return out;
+}
+
+function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
+  const start = r.at(root, { file: r.file, line: 1, col: 1 });
+  const before = r.problems.length;
+  const top = r.mapping(root, 'a policy document', start, TOP_KEYS);
+  if (!top) return undefined;
+  const api = r.string(top.get('apiVersion'), 'apiVersion');
+  if (!top.has('apiVersion')) r.problem(start, `missing apiVersion: ${API_VERSION}`);
+  else if (api !== undefined && api !== API_VERSION) r.problem(top.get('apiVersion')!.pos, `apiVersion must be ${API_VERSION}, not '${api}'`);
+  const kind = r.string(top.get('kind'), 'kind');
+  if (!top.has('kind')) r.problem(start, 'missing kind: Policy');
+  else if (kind !== undefined && kind !== 'Policy') r.problem(top.get('kind')!.pos, `kind must be Policy, not '${kind}'`);
+  let name = '';
+  const meta = top.get('metadata');
+  if (!meta) r.problem(start, 'missing metadata.name');
+  else {
+    const m = r.mapping(meta.pair.value, 'metadata', meta.pos, ['name', 'description']);
+    if (m) {
+      name = r.string(m.get('name'), 'metadata.name', true) ?? '';
+      if (!m.has('name')) r.problem(meta.pos, 'missing metadata.name');
+      r.string(m.get('description'), 'metadata.description');
+    }
+  }
+  const policy: PolicyDoc = { name, file: r.file, pos: start, selector: { image: [], name: [], labels: {} }, everyContainer: true, rules: [], overrides: [], lists: [], macros: [] };
+  const specEntry = top.get('spec');
+  if (!specEntry) {
+    r.problem(start, 'missing spec');
+    return undefined;
+  }
+  const spec = r.mapping(specEntry.pair.value, 'spec', specEntry.pos, SPEC_KEYS);
+  if (!spec) return undefined;
+  const sel = spec.get('selector');
+  if (sel && !(isScalar(sel.pair.value) && sel.pair.value.value === null)) {
+    const s = r.mapping(sel.pair.value, 'spec.selector', sel.pos, SELECTOR_KEYS);
+    if (s) {
+      policy.selector.image = r.stringList(s.get('image'), 'spec.selector.image', true) ?? [];
+      policy.selector.name = r.stringList(s.get('name'), 'spec.selector.name', true) ?? [];
+      const labels = s.get('labels');
+      if (labels) {
+        const lm = labels.pair.value;
+        if (!isMap(lm)) r.problem(labels.pos, 'spec.selector.labels must be a mapping of label → value glob');
+        else {
+          for (const pair of lm.items) {
+            const k = isScalar(pair.key) ? String(pair.key.value) : '';
+            const v = pair.value;
+            if (!k || !isScalar(v) || (typeof v.value !== 'string' && typeof v.value !== 'number' && typeof v.value !== 'boolean')) {
+              r.problem(r.at(pair.key as Node, labels.pos), 'spec.selector.labels: each label needs a string value (a glob)');
+              continue;
+            }
+            policy.selector.labels[k] = String(v.value);
+          }
+        }
+      }
+    }
+    policy.everyContainer = policy.selector.image.length === 0 && policy.selector.name.length === 0 && Object.keys(policy.selector.labels).length === 0;
+  }
+  readLists(r, spec.get('lists'), policy);
+  readMacros(r, spec.get('macros'), policy);
+  const rules = spec.get('rules');
+  if (rules) {
+    if (!isSeq(rules.pair.value)) r.problem(rules.pos, 'spec.rules must be a list of rules');
+    else for (const item of rules.pair.value.items) {
+      const rule = readRule(r, item as Node, rules.pos);
+      if (rule) policy.rules.push(rule);
+    }
+  }
+  const overrides = spec.get('overrides');
+  if (overrides) {
+    if (!isSeq(overrides.pair.value)) r.problem(overrides.pos, 'spec.overrides must be a list');
+    else for (const item of overrides.pair.value.items) {
+      const o = readOverride(r, item as Node, overrides.pos);
+      if (o) policy.overrides.push(o);
+    }
+  }
+  return r.problems.length === before ? policy : undefined;
+}
+
+function readLists(r: Reader, entry: { pair: Pair; pos: SourcePos } | undefined, policy: PolicyDoc): void {
+  if (!entry) return;
+  const node = entry.pair.value;
+  if (!isMap(node)) {
+    r.problem(entry.pos, 'spec.lists must be a mapping of list name → items (or {append: [items]})');
+    return;
+  }
+  for (const pair of node.items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : '';
+    const pos = r.at(pair.key as Node, entry.pos);
+    if (!NAME_RE.test(name)) {
+      r.problem(pos, `list name '${name}' must be an identifier (letters, digits, _), as conditions name it`);
+      continue;
+    }
+    let seq: unknown = pair.value;
+    let append = false;
+    if (isMap(pair.value)) {
+      const m = r.mapping(pair.value, `list ${name}`, pos, ['append']);
+      if (!m || !m.has('append')) {
+        if (m) r.problem(pos, `list ${name}: a mapping must be {append: [items]}`);
+        continue;
+      }
+      seq = m.get('append')!.pair.value;
+      append = true;
+    }
+    if (!isSeq(seq)) {
+      r.problem(pos, `list ${name} must be a list of strings or numbers`);
+      continue;
+    }
+    const items: Array<string | number> = [];
+    let ok = true;
+    for (const it of seq.items) {
+      if (isScalar(it) && (typeof it.value === 'string' || typeof it.value === 'number')) items.push(it.value);
+      else {
+        r.problem(r.at(it as Node, pos), `list ${name}: items must be strings or numbers`);
+        ok = false;
+      }
+    }
+    if (ok && items.length > 0 && !items.every((i) => typeof i === typeof items[0])) {
+      r.problem(pos, `list ${name}: items must be all strings or all numbers`);
+      ok = false;
+    }
+    if (ok) policy.lists.push({ name, items, append, pos });
+  }
+}
+
+function readMacros(r: Reader, entry: { pair: Pair; pos: SourcePos } | undefined, policy: PolicyDoc): void {
+  if (!entry) return;
+  const node = entry.pair.value;
+  if (!isMap(node)) {
+    r.problem(entry.pos, 'spec.macros must be a mapping of macro name → CEL condition');
+    return;
+  }
+  for (const pair of node.items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : '';
+    const pos = r.at(pair.key as Node, entry.pos);
+    if (!NAME_RE.test(name)) {
+      r.problem(pos, `macro name '${name}' must be an identifier (letters, digits, _)`);
+      continue;
+    }
+    const cel = r.cel({ pair, pos }, `macro ${name}`);
+    if (cel) policy.macros.push({ name, condition: cel, pos });
+  }
+}
+
+function readExceptions(r: Reader, entry: { pair: Pair; pos: SourcePos } | undefined, where: string): ExceptionDoc[] {
+  if (!entry) return [];
+  const node = entry.pair.value;
+  if (!isSeq(node)) {
+    r.problem(entry.pos, `${where}.exceptions must be a list of CEL conditions or {name, condition}`);
+    return [];
+  }
+  const out: ExceptionDoc[] = [];
+  node.items.forEach((item, i) => {
+    const ipos = r.at(item as Node, entry.pos);
+    if (isScalar(item) && typeof item.value === 'string') {
+      out.push({ name: `#${i + 1}`, condition: r.celOf(item as Scalar, item.value) });
+      return;
+    }
+    const m = r.mapping(item, `${where}.exceptions[${i}]`, ipos, ['name', 'condition']);
+    if (!m) return;
+    const name = r.string(m.get('name'), `${where}.exceptions[${i}].name`, true) ?? `#${i + 1}`;
+    const cond = r.cel(m.get('condition'), `${where}.exceptions[${i}].condition`);
+    if (!m.has('condition')) r.problem(ipos, `${where}.exceptions[${i}]: missing condition`);
+    if (cond) out.push({ name, condition: cond });
+  });
+  return out;
+}
+
+function readRule(r: Reader, node: Node, fallback: SourcePos): RuleDoc | undefined {
+  const pos = r.at(node, fallback);
+  const before = r.problems.length;
+  const m = r.mapping(node, 'a rule', pos, RULE_KEYS);
+  if (!m) return undefined;
+  const name = r.string(m.get('name'), 'rule name', true);
+  if (!m.has('name')) r.problem(pos, 'a rule needs a name');
+  const where = `rule '${name ?? '?'}'`;
+  const condition = r.cel(m.get('condition'), `${where}: condition`);
+  if (!m.has('condition')) r.problem(pos, `${where}: missing condition`);
+  const kinds = r.stringList(m.get('kinds'), `${where}: kinds`, true);
+  if (kinds) {
+    const bad = kinds.filter((k) => !(EVENT_KINDS as readonly string[]).includes(k));
+    if (bad.length) r.problem(m.get('kinds')!.pos, `${where}: unknown event kind ${bad.map((b) => `'${b}'`).join(', ')}; kinds are ${EVENT_KINDS.join(', ')}`);
+  }
+  const severity = m.has('severity') ? r.oneOf(m.get('severity'), `${where}: severity`, SEVERITIES) : 'medium';
+  const action = m.has('action') ? r.oneOf(m.get('action'), `${where}: action`, ACTIONS) : 'alert';
+  const tags = r.stringList(m.get('tags'), `${where}: tags`) ?? [];
+  const description = r.string(m.get('description'), `${where}: description`) ?? '';
+  const enabled = r.bool(m.get('enabled'), `${where}: enabled`) ?? true;
+  const exceptions = readExceptions(r, m.get('exceptions'), where);
+  const once = r.cel(m.get('once'), `${where}: once`);
+  let threshold: RuleDoc['threshold'];
+  const t = m.get('threshold');
+  if (t) {
+    const tm = r.mapping(t.pair.value, `${where}: threshold`, t.pos, ['count', 'seconds']);
+    if (tm) {
+      const num = (k: string, max: number) => {
+        const e = tm.get(k);
+        const v = e && isScalar(e.pair.value) ? e.pair.value.value : undefined;
+        if (typeof v !== 'number' || !(v > 0) || v > max || (k === 'count' && !Number.isInteger(v))) {
+          r.problem(e?.pos ?? t.pos, `${where}: threshold.${k} must be a ${k === 'count' ? 'whole ' : ''}number from 1 to ${max}`);
+          return 0;
+        }
+        return v;
+      };
+      threshold = { count: num('count', 100000), seconds: num('seconds', 3600) };
+    }
+  }
+  if (r.problems.length !== before || !name || !condition || !severity || !action) return undefined;
+  return { name, description, kinds: kinds as EventKind[] | undefined, condition, severity, tags, action, exceptions, enabled, once, threshold, pos };
+}
+
+function readOverride(r: Reader, node: Node, fallback: SourcePos): OverrideDoc | undefined {
+  const pos = r.at(node, fallback);
+  const before = r.problems.length;
+  const m = r.mapping(node, 'an override', pos, OVERRIDE_KEYS);
+  if (!m) return undefined;
+  const rule = r.string(m.get('rule'), 'override rule', true);
+  if (!m.has('rule')) r.problem(pos, 'an override names the rule it changes (rule: NAME)');
+  const where = `override of '${rule ?? '?'}'`;
+  const enabled = r.bool(m.get('enabled'), `${where}: enabled`);
+  const action = m.has('action') ? r.oneOf(m.get('action'), `${where}: action`, ACTIONS) : undefined;
+  const severity = m.has('severity') ? r.oneOf(m.get('severity'), `${where}: severity`, SEVERITIES) : undefined;
+  const exceptions = readExceptions(r, m.get('exceptions'), where);
+  if (r.problems.length !== before || !rule) return undefined;
+  return { rule, enabled, action, severity, exceptions, pos };
+}

@@ -1,0 +1,11 @@
+export { loadPolicies, policyFiles, DEFAULT_POLICY_DIR } from './loader.js';
+export type { LoadOptions, LoadedPolicies } from './loader.js';
+export { PolicySet, selectorMatches, pinnedSyscalls } from './engine.js';
+export type { RuleInfo } from './engine.js';
+export { readPolicyText, API_VERSION, ACTIONS, SEVERITIES } from './document.js';
+export type { PolicyDoc, RuleDoc, RuleAction, Severity, Selector } from './document.js';
+export { PolicyError, formatProblem } from './errors.js';
+export type { PolicyProblem, SourcePos } from './errors.js';
+export { EVENT_SCHEMA } from './cel.js';
+export type { CelNode } from './cel.js';
+export type { ContainerFacts } from './activation.js';
