@@ -65,10 +65,28 @@ struct vigil_exec {
 	__u32 env_len;       /* bytes of env carried (only with capture_env) */
 	__u32 env_total;     /* bytes of the full environment */
 	__u32 exe_len;       /* bytes of exe, 0 when the kernel's path could not be read */
+	__u8 stdio[3];       /* what fds 0, 1, 2 of the new program are: VIGIL_STDIO_* */
+	__u8 _pad1[5];       /* keeps filename 8-byte aligned */
 	char filename[VIGIL_FILENAME_MAX]; /* as passed to execve: /proc/self/exe, /dev/fd/3 */
 	char exe[VIGIL_PATH_MAX];          /* the file executed, by the kernel: /bin/busybox, /memfd:x */
 	char args[VIGIL_ARGS_MAX]; /* the record ends after args_len bytes, or after env_len bytes of env */
 	char env[VIGIL_ARGS_MAX];
+};
+
+/* struct vigil_exec.stdio: what a standard stream of the new program is (close-on-exec
+ * fds already closed). Values are part of the record format: append, never renumber. */
+enum vigil_stdio_kind {
+	VIGIL_STDIO_NONE = 0,   /* fd not open */
+	VIGIL_STDIO_FILE = 1,   /* regular file */
+	VIGIL_STDIO_DIR = 2,
+	VIGIL_STDIO_TTY = 3,    /* a terminal: /dev/pts/N (136-143), tty/ttyS (4), /dev/tty, console, ptmx (5) */
+	VIGIL_STDIO_CHR = 4,    /* another character device: /dev/null, /dev/zero */
+	VIGIL_STDIO_PIPE = 5,   /* pipe or FIFO */
+	VIGIL_STDIO_UNIX = 6,   /* AF_UNIX socket */
+	VIGIL_STDIO_INET = 7,   /* AF_INET socket */
+	VIGIL_STDIO_INET6 = 8,  /* AF_INET6 socket */
+	VIGIL_STDIO_SOCKET = 9, /* a socket of another family: netlink, packet, vsock */
+	VIGIL_STDIO_OTHER = 10, /* anything else: anon inode (eventfd, epoll), pidfd, block device */
 };
 
 struct vigil_fork {

@@ -3,9 +3,9 @@
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
   ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
-  PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
+  PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
-import type { RawRecord, SockInfo, SyscallRecord, TaskContext } from './model.js';
+import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
 import { ipv4, ipv6 } from './net.js';
 
 export class DecodeError extends Error {
@@ -15,6 +15,13 @@ export class DecodeError extends Error {
     this.name = 'DecodeError';
   }
 }
+
+/** StdioKind by the kernel's code (enum vigil_stdio_kind); a code this side does not know is 'other'. */
+const STDIO_NAMES: readonly StdioKind[] = (() => {
+  const names: StdioKind[] = [];
+  for (const [name, code] of Object.entries(STDIO_KIND)) names[code] = name.toLowerCase() as StdioKind;
+  return names;
+})();
 
 function cString(buf: Buffer, start: number, max: number): string {
   const end = buf.indexOf(0, start);
@@ -78,7 +85,8 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const env = envLen > 0 ? nulList(o + EXEC_LAYOUT.env, envLen) : undefined;
       // Each list is judged by its own total: the header's truncated flag is set for either.
       const envTruncated = buf.readUInt32LE(o + EXEC_LAYOUT.env_total) > envLen;
-      return { kind: 'exec', task, filename, exe, exeTruncated, argv, argvTruncated: argsTotal > argsLen, ...(env ? { env, envTruncated } : {}) };
+      const stdio: StdioKind[] = [0, 1, 2].map((i) => STDIO_NAMES[buf.readUInt8(o + EXEC_LAYOUT.stdio + i)] ?? 'other');
+      return { kind: 'exec', task, filename, exe, exeTruncated, argv, argvTruncated: argsTotal > argsLen, stdio, ...(env ? { env, envTruncated } : {}) };
     }
     case RECORD_KIND.FORK:
       need(FORK_LAYOUT.size);

@@ -46,17 +46,33 @@ export const HEADER_LAYOUT = {
 } as const;
 
 export const EXEC_LAYOUT = {
-  size: 5000,
+  size: 5008,
   filename_len: 112,
   args_len: 116,
   args_total: 120,
   env_len: 124,
   env_total: 128,
   exe_len: 132,
-  filename: 136,
-  exe: 392,
-  args: 904,
-  env: 2952,
+  stdio: 136,
+  filename: 144,
+  exe: 400,
+  args: 912,
+  env: 2960,
+} as const;
+
+/** enum vigil_stdio_kind: what each of fds 0, 1, 2 of an exec'd program is (vigil_exec.stdio). */
+export const STDIO_KIND = {
+  NONE: 0,
+  FILE: 1,
+  DIR: 2,
+  TTY: 3,
+  CHR: 4,
+  PIPE: 5,
+  UNIX: 6,
+  INET: 7,
+  INET6: 8,
+  SOCKET: 9,
+  OTHER: 10,
 } as const;
 
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;

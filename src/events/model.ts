@@ -60,9 +60,19 @@ export interface SyscallRecord {
   stringCut: boolean;        // a user string was longer than the room for it
 }
 
+/**
+ * What a standard stream (fd 0, 1 or 2) of a newly exec'd program is: not open, a
+ * regular file, a directory, a terminal (/dev/pts/N, a tty or serial line, /dev/tty,
+ * /dev/console, /dev/ptmx), another character device (/dev/null), a pipe or FIFO, a
+ * socket (unix, IPv4, IPv6, or another family: netlink, packet), or anything else (an
+ * anon inode such as an eventfd, a pidfd, a block device).
+ */
+export type StdioKind = 'none' | 'file' | 'dir' | 'tty' | 'chr' | 'pipe' | 'unix' | 'inet' | 'inet6' | 'socket' | 'other';
+
 export type RawRecord =
-  /** filename as passed to execve; exe the file the kernel executed ('' when it could not be read). */
-  | { kind: 'exec'; task: TaskContext; filename: string; exe: string; exeTruncated: boolean; argv: string[]; argvTruncated: boolean; env?: string[]; envTruncated?: boolean }
+  /** filename as passed to execve; exe the file the kernel executed ('' when it could not be read);
+   * stdio what fds 0, 1 and 2 of the new program are (three entries). */
+  | { kind: 'exec'; task: TaskContext; filename: string; exe: string; exeTruncated: boolean; argv: string[]; argvTruncated: boolean; stdio: StdioKind[]; env?: string[]; envTruncated?: boolean }
   | { kind: 'fork'; task: TaskContext; childPid: number; childNsPid: number }
   | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
   | SyscallRecord

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeBatch, decodeRecord, DecodeError, renderText, type RawRecord, type VigilEvent } from '../../src/events/index.js';
-import { EXEC_LAYOUT, EXIT_LAYOUT, FLAG_CONTAINER_SETUP, HEADER_LAYOUT, RECORD_KIND } from '../../src/events/layout.js';
+import { EXEC_LAYOUT, EXIT_LAYOUT, FLAG_CONTAINER_SETUP, HEADER_LAYOUT, RECORD_KIND, STDIO_KIND } from '../../src/events/layout.js';
 
 function header(kind: number, size: number): Buffer {
   const b = Buffer.alloc(size);
@@ -51,6 +51,24 @@ test('an exec record decodes every field', () => {
   const setup = decodeRecord(buf, 0, buf.length);
   assert.equal(setup.task.containerSetup, true, 'the header flag marks the runtime setting the container up');
   assert.equal(setup.task.truncated, false);
+});
+
+test("an exec record's stdio codes decode to names; a code this side does not know is 'other'", () => {
+  const buf = execRecord(['sh'], '/bin/sh');
+  const none = decodeRecord(buf, 0, buf.length);
+  assert.deepEqual(none.kind === 'exec' && none.stdio, ['none', 'none', 'none']);
+  const names = ['none', 'file', 'dir', 'tty', 'chr', 'pipe', 'unix', 'inet', 'inet6', 'socket', 'other'];
+  assert.deepEqual(Object.keys(STDIO_KIND).map((k) => k.toLowerCase()), names);
+  for (const [name, code] of Object.entries(STDIO_KIND)) {
+    buf.fill(code, EXEC_LAYOUT.stdio, EXEC_LAYOUT.stdio + 3);
+    const r = decodeRecord(buf, 0, buf.length);
+    assert.deepEqual(r.kind === 'exec' && r.stdio, [name.toLowerCase(), name.toLowerCase(), name.toLowerCase()]);
+  }
+  buf.writeUInt8(STDIO_KIND.INET, EXEC_LAYOUT.stdio);
+  buf.writeUInt8(STDIO_KIND.TTY, EXEC_LAYOUT.stdio + 1);
+  buf.writeUInt8(200, EXEC_LAYOUT.stdio + 2);
+  const mixed = decodeRecord(buf, 0, buf.length);
+  assert.deepEqual(mixed.kind === 'exec' && mixed.stdio, ['inet', 'tty', 'other']);
 });
 
 test('a batch with a bad record in the middle keeps the good ones', () => {

@@ -10,7 +10,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   LAYOUTS, RECORD_KIND, KIND_MAX, ARGS_MAX, FILENAME_MAX, COMM_LEN, CGROUP_MODE, FLAG_TRUNCATED, FLAG_CONTAINER_SETUP, STR_MAX, PATH_MAX, BLOB_MAX,
-  ARG, EMIT, RULE_FLAG, SYSCALL_FLAG,
+  ARG, EMIT, RULE_FLAG, SYSCALL_FLAG, STDIO_KIND,
 } from '../../src/events/layout.js';
 
 const bpfDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bpf');
@@ -36,6 +36,7 @@ test('record layouts in layout.ts match bpf/events.h', { skip: cc ? undefined : 
     VIGIL_RULE_PATH_FILTER: RULE_FLAG.PATH_FILTER, VIGIL_RULE_PORT_FILTER: RULE_FLAG.PORT_FILTER,
     VIGIL_RULE_BLOB_LEN_PTR: RULE_FLAG.BLOB_LEN_PTR, VIGIL_RULE_TRACK_SOCK: RULE_FLAG.TRACK_SOCK,
     VIGIL_SC_RAW: SYSCALL_FLAG.RAW, VIGIL_SC_FD_PATH: SYSCALL_FLAG.FD_PATH, VIGIL_SC_SOCK: SYSCALL_FLAG.SOCK, VIGIL_SC_PATH_CUT: SYSCALL_FLAG.PATH_CUT, VIGIL_SC_NOT_ENTERED: SYSCALL_FLAG.NOT_ENTERED, VIGIL_SC_STR_CUT: SYSCALL_FLAG.STR_CUT,
+    ...Object.fromEntries(Object.entries(STDIO_KIND).map(([n, v]) => [`VIGIL_STDIO_${n}`, v])),
   };
   for (const name of Object.keys(constants)) lines.push(`  printf("const.%s=%lld\\n", "${name}", (long long)(${name}));`);
   const dir = mkdtempSync(join(tmpdir(), 'vigil-layout-'));
