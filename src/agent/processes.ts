@@ -2,7 +2,7 @@
 // every event can name the executable and arguments of the process that caused it,
 // including processes that forked without exec and ones that ran before the agent.
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import type { RawRecord, ProcessRef } from '../events/index.js';
+import type { RawRecord, ProcessRef, StdioKind } from '../events/index.js';
 import { capabilityNames } from '../events/index.js';
 
 interface ProcessEntry {
@@ -13,12 +13,12 @@ interface ProcessEntry {
   /** Parent first, frozen: the lineage at birth (a reparented process keeps it). */
   ancestors: readonly string[];
   entered: boolean;
-  stdio: readonly string[];
+  stdio: readonly StdioKind[];
   exeWritten: boolean;
 }
 
 const MAX_ANCESTORS = 8;
-const NONE: readonly string[] = Object.freeze([]);
+const NONE: readonly StdioKind[] = Object.freeze([]);
 
 export class ProcessTable {
   private readonly entries = new Map<number, ProcessEntry>();
@@ -43,7 +43,6 @@ export class ProcessTable {
       // the container's init, was put there from outside: `docker exec` (runc's init
       // joins the namespaces, its child is reparented to the runtime's shim).
       const entered = (before?.entered ?? false) || (t.nsPpid === 0 && t.nsPid !== 1 && !t.containerSetup);
-      const stdio = (r as { stdio?: readonly string[] }).stdio;
       entry = {
         exe: r.exe && !r.exeTruncated ? r.exe : r.filename,
         args: Object.freeze(r.argv),
@@ -51,7 +50,7 @@ export class ProcessTable {
         comm: t.comm,
         ancestors: before?.ancestors ?? this.lineage(t.ppid, t.parentComm),
         entered,
-        stdio: stdio ? Object.freeze([...stdio]) : NONE,
+        stdio: Object.freeze([...r.stdio]),
         exeWritten: false,
       };
       this.entries.set(t.tgid, entry);

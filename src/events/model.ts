@@ -108,7 +108,7 @@ export interface ProcessRef {
   /** The process, or one it descends from, came into the container from outside (`docker exec`), not from its init. */
   entered: boolean;
   /** What fd 0, 1 and 2 were at the process's last exec (tty, pipe, inet, unix, file, chr, none, ...); [] when unknown. */
-  stdio: readonly string[];
+  stdio: readonly StdioKind[];
   /** The executable was written or changed in the container since it started (its writable layer holds it). */
   exeWritten: boolean;
 }
