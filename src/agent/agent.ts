@@ -5,11 +5,11 @@ import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHier
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
-import { pushCapture } from './capture.js';
+import { captureForPolicy, pushCapture, type CaptureConfig } from './capture.js';
 import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
-import { loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
+import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
 import { accessSync, constants, existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
@@ -39,6 +39,9 @@ export class Agent {
   private policy: PolicySet | undefined;
   private policyWatchers: FSWatcher[] = [];
   private reloadTimer: NodeJS.Timeout | undefined;
+  /** What the kernel was last told to send (the configured capture with the policy's needs). */
+  private capture: CaptureConfig | undefined;
+  private kernelSettings: { hostMountNs: number; cgroupMode: CgroupHierarchy['mode']; startedNs: bigint } | undefined;
 
   /**
    * onFatal hears of failures the agent cannot run on after (the ring buffer reader
@@ -62,7 +65,8 @@ export class Agent {
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
     for (const note of sensor.unavailable) this.log(note);
-    pushCapture(sensor, this.config.capture);
+    this.capture = this.captureFor(this.policy);
+    pushCapture(sensor, this.capture);
     this.resolver = new ContainerResolver(hierarchy, {
       docker: new DockerClient(this.config.dockerSocket),
       log: (m) => this.log(m),
@@ -107,16 +111,8 @@ export class Agent {
     );
     const hostMountNs = hostNamespace('mnt');
     // Only now do the programs start sending: nothing is produced before a reader exists.
-    const capture = this.config.capture;
-    sensor.configure({
-      hostMountNs,
-      cgroupMode: hierarchy.mode,
-      pathFilter: !capture.paths.all,
-      portFilter: capture.ports.length > 0,
-      capabilityDedup: capture.capabilities === 'first',
-      countSyscalls: capture.countSyscalls,
-      captureEnvironment: capture.environment,
-    });
+    this.kernelSettings = { hostMountNs, cgroupMode: hierarchy.mode, startedNs: process.hrtime.bigint() };
+    this.configureKernel();
     // After the programs are on: what an escapee forks from here on is followed by the
     // kernel, and what it forked before is in /proc for the scan.
     this.rememberEscapedProcesses(hierarchy, hostMountNs);
@@ -130,6 +126,27 @@ export class Agent {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
     }
+  }
+
+  /** The configured capture plus what the policy's rules need (only those, when every output is alerts-only). */
+  private captureFor(policy: PolicySet): CaptureConfig {
+    const alertsOnly = this.config.outputs.length > 0 && this.config.outputs.every((o) => o.insecureOnly);
+    const needs = captureNeeds(policy);
+    for (const b of needs.broad) this.log(`rule '${b.rule}' ${b.reason}`);
+    return captureForPolicy(this.config.capture, needs, alertsOnly);
+  }
+
+  private configureKernel(): void {
+    if (!this.sensor || !this.kernelSettings || !this.capture) return;
+    const capture = this.capture;
+    this.sensor.configure({
+      ...this.kernelSettings,
+      pathFilter: !capture.paths.all,
+      portFilter: capture.ports.length > 0,
+      capabilityDedup: capture.capabilities === 'first',
+      countSyscalls: capture.countSyscalls,
+      captureEnvironment: capture.environment,
+    });
   }
 
   private loadPolicy(): PolicySet {
@@ -152,6 +169,15 @@ export class Agent {
   reloadPolicy(why: string): boolean {
     try {
       const next = this.loadPolicy();
+      // The kernel first widens or narrows what it sends, then the new rules judge: an event
+      // captured under the old settings is still judged, by the new rules.
+      if (this.sensor && this.capture) {
+        const capture = this.captureFor(next);
+        pushCapture(this.sensor, capture);
+        const reconfigure = capture.paths.all !== this.capture.paths.all;
+        this.capture = capture;
+        if (reconfigure) this.configureKernel();
+      }
       this.policy = next;
       this.log(`policy reloaded (${why}): ${next.size} rules in force`);
       return true;
@@ -243,7 +269,10 @@ export class Agent {
     const lostByCpu = new Map<string, bigint[]>();
     for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
     try {
-      writeFileAtomic(this.config.metricsPath, renderMetrics({ ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu }));
+      writeFileAtomic(this.config.metricsPath, renderMetrics({
+        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu,
+        insecure: this.policy?.stats.insecure, rules: this.policy?.size, ruleErrors: this.policy?.evalErrors(),
+      }));
     } catch (e) {
       this.log(`cannot write metrics to ${this.config.metricsPath}: ${(e as Error).message}`);
     }

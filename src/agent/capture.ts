@@ -3,6 +3,7 @@
 // the default rules need and nothing more; every setting becomes map contents.
 import { encodeRule, SYSCALL_SPECS, syscallNumber } from '../events/index.js';
 import type { BpfSensor } from '../sensor/index.js';
+import type { CaptureNeeds } from '../policy/index.js';
 
 export interface CaptureConfig {
   syscalls: string[];
@@ -128,6 +129,29 @@ export function pushCapture(sensor: BpfSensor, capture: CaptureConfig): void {
   // (a NUL after it, which the kernel side puts after the path it judges), so excluding
   // /etc/localtime does not also hide a write to /etc/localtime2.
   for (const p of capture.paths.exclude) prefixes.set(p.endsWith('/') ? p : `${p}\0`, false);
-  sensor.setWatchedPaths(prefixes, capture.paths.suffixes);
+  sensor.setWatchedPaths(prefixes, capture.paths.suffixes, true);
   sensor.setWatchedPorts(capture.ports);
+}
+
+/**
+ * The capture the kernel gets for a policy. When every output carries only alerts, the
+ * kernel sends only what some rule can match (the rules' system calls and paths); when
+ * an output writes every event, the configured capture is kept and the rules' needs are
+ * added to it, so a path or call a rule judges is never dropped in the kernel. An
+ * exclude that would hide a path a rule names is left out.
+ */
+export function captureForPolicy(configured: CaptureConfig, needs: CaptureNeeds, alertsOnly: boolean): CaptureConfig {
+  const out = structuredClone(configured);
+  const syscalls = alertsOnly ? new Set<string>() : new Set(configured.syscalls);
+  for (const c of needs.syscalls) syscalls.add(c);
+  out.syscalls = [...syscalls].filter((n) => Object.prototype.hasOwnProperty.call(SYSCALL_SPECS, n));
+  const watch = new Set(alertsOnly ? [] : configured.paths.watch);
+  for (const p of needs.prefixes) watch.add(p);
+  const suffixes = new Set(alertsOnly ? [] : configured.paths.suffixes);
+  for (const sfx of needs.suffixes) suffixes.add(sfx);
+  out.paths.watch = [...watch];
+  out.paths.suffixes = [...suffixes];
+  out.paths.exclude = configured.paths.exclude.filter((x) => ![...needs.prefixes].some((p) => (x.endsWith('/') ? p.startsWith(x) : p === x)));
+  out.paths.all = configured.paths.all || needs.allPaths;
+  return out;
 }

@@ -10,6 +10,10 @@ export interface MetricsSnapshot {
   waiting: number;
   decodeErrors: number;
   lostByCpu: Map<string, bigint[]>; // record kind name → count per CPU
+  /** Events the policy judged INSECURE, rules in force, and condition errors per rule (counted as no match). */
+  insecure?: number;
+  rules?: number;
+  ruleErrors?: Record<string, number>;
 }
 
 export function renderMetrics(m: MetricsSnapshot): string {
@@ -22,6 +26,12 @@ export function renderMetrics(m: MetricsSnapshot): string {
   counter('vigil_host_records_dropped_total', 'Records of host cgroups dropped after their first lookup.', m.droppedHost);
   counter('vigil_unresolved_events_total', 'Events written without a known container.', m.unresolved);
   counter('vigil_bad_records_total', 'Records that did not decode and were skipped.', m.decodeErrors);
+  if (m.insecure !== undefined) counter('vigil_insecure_events_total', 'Events the policy judged INSECURE (since the last policy load).', m.insecure);
+  if (m.rules !== undefined) lines.push('# HELP vigil_policy_rules Rules in force.', '# TYPE vigil_policy_rules gauge', `vigil_policy_rules ${m.rules}`);
+  if (m.ruleErrors && Object.keys(m.ruleErrors).length > 0) {
+    lines.push('# HELP vigil_rule_errors_total Evaluations of a rule that failed (a field the event lacks), counted as no match.', '# TYPE vigil_rule_errors_total counter');
+    for (const [rule, n] of Object.entries(m.ruleErrors)) lines.push(`vigil_rule_errors_total{rule=${JSON.stringify(rule)}} ${n}`);
+  }
   lines.push('# HELP vigil_pipeline_waiting Events waiting for their container to be resolved.', '# TYPE vigil_pipeline_waiting gauge', `vigil_pipeline_waiting ${m.waiting}`);
   lines.push('# HELP vigil_records_lost_total Records the kernel could not queue because the ring buffer was full.', '# TYPE vigil_records_lost_total counter');
   for (const [kind, perCpu] of m.lostByCpu) perCpu.forEach((n, cpu) => lines.push(`vigil_records_lost_total{cpu="${cpu}",kind="${kind}"} ${n}`));

@@ -9,3 +9,5 @@ export type { PolicyProblem, SourcePos } from './errors.js';
 export { EVENT_SCHEMA } from './cel.js';
 export type { CelNode } from './cel.js';
 export type { ContainerFacts } from './activation.js';
+export { captureNeeds } from './pushdown.js';
+export type { CaptureNeeds } from './pushdown.js';

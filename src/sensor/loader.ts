@@ -176,8 +176,11 @@ export class BpfSensor {
     for (let nr = 0; nr < MAX_SYSCALL; nr++) this.update('vigil_syscall_rules', u32(nr), rules.get(nr) ?? none);
   }
 
-  /** Watched path sets: prefixes (value true watches, false excludes) and suffixes. */
-  setWatchedPaths(prefixes: ReadonlyMap<string, boolean>, suffixes: readonly string[]): void {
+  /**
+   * Watched path sets: prefixes (value true watches, false excludes) and suffixes. With
+   * replace, entries not in the new sets are removed (a policy reload narrows them).
+   */
+  setWatchedPaths(prefixes: ReadonlyMap<string, boolean>, suffixes: readonly string[], replace = false): void {
     const key = (text: string) => {
       const bytes = Buffer.from(text, 'utf8');
       if (bytes.length === 0 || bytes.length > STR_MAX) throw new SensorError('VIGIL_BPF_MAP', `watched path '${text}' must be 1 to ${STR_MAX} bytes`);
@@ -186,11 +189,46 @@ export class BpfSensor {
       bytes.copy(k, PATH_KEY_LAYOUT.path);
       return k;
     };
-    for (const [p, watch] of prefixes) this.update('vigil_path_prefixes', key(p), Buffer.from([watch ? 1 : 0]));
-    for (const sfx of suffixes) this.update('vigil_path_suffixes', key([...sfx].reverse().join('')), Buffer.from([1]));
+    const prefixKeys = [...prefixes].map(([p, watch]) => [key(p), watch] as const);
+    const suffixKeys = suffixes.map((sfx) => key([...sfx].reverse().join('')));
+    if (replace) {
+      this.deleteKeysExcept('vigil_path_prefixes', prefixKeys.map(([k]) => k));
+      this.deleteKeysExcept('vigil_path_suffixes', suffixKeys);
+    }
+    for (const [k, watch] of prefixKeys) this.update('vigil_path_prefixes', k, Buffer.from([watch ? 1 : 0]));
+    for (const k of suffixKeys) this.update('vigil_path_suffixes', k, Buffer.from([1]));
   }
 
+  /** Removes every key of a map that is not among keep (compared as bytes). */
+  private deleteKeysExcept(map: string, keep: readonly Buffer[]): void {
+    const { lib } = libbpf();
+    const fd = this.mapFd(map);
+    const wanted = new Set(keep.map((k) => k.toString('hex')));
+    const stale: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(PATH_KEY_LAYOUT.size);
+      if (lib.bpf_map_get_next_key(fd, prev, next) < 0) break;
+      prev = next;
+      if (!wanted.has(next.toString('hex'))) stale.push(next);
+    }
+    for (const k of stale) lib.bpf_map_delete_elem(fd, k);
+  }
+
+  /** Watched ports: the filter's set (replaced whole). */
   setWatchedPorts(ports: readonly number[]): void {
+    const { lib } = libbpf();
+    const fd = this.mapFd('vigil_ports');
+    const keep = new Set(ports);
+    let prev: Buffer | null = null;
+    const stale: Buffer[] = [];
+    for (;;) {
+      const next = Buffer.alloc(2);
+      if (lib.bpf_map_get_next_key(fd, prev, next) < 0) break;
+      prev = next;
+      if (!keep.has(next.readUInt16LE())) stale.push(next);
+    }
+    for (const k of stale) lib.bpf_map_delete_elem(fd, k);
     for (const port of ports) {
       const k = Buffer.alloc(2);
       k.writeUInt16LE(port);

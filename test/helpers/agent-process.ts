@@ -36,10 +36,16 @@ function holdOpen(child: ChildProcess, hold: boolean): void {
   }
 }
 
+/** In startAgent's arguments: the log the helper reads is an alerts output (INSECURE events only), not a full one. */
+export const ALERTS_ONLY_LOG = '--test-log-alerts-only';
+
 export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_000): Promise<RunningAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-agent-'));
   const logPath = join(dir, 'events.jsonl');
-  const child = spawn(process.execPath, [VIGIL_BIN, 'agent', '--output', `jsonl:${logPath}`, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const alertsOnly = extraArgs.includes(ALERTS_ONLY_LOG);
+  const logOutput = [alertsOnly ? '--alerts' : '--output', `jsonl:${logPath}`];
+  const args = extraArgs.filter((a) => a !== ALERTS_ONLY_LOG);
+  const child = spawn(process.execPath, [VIGIL_BIN, 'agent', ...logOutput, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8');
   await new Promise<void>((resolveReady, reject) => {
