@@ -1,7 +1,7 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
 import { BpfSensor, RingBufferDrain, hostNamespace } from '../sensor/index.js';
 import { decodeBatch, layout, syscallName, type ContainerRef } from '../events/index.js';
-import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy } from '../containers/index.js';
+import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy, type ContainerFacts } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
 import type { AgentConfig } from './config.js';
@@ -60,7 +60,6 @@ export class Agent {
     checkWritableFile(this.config.metricsPath, '--metrics');
     // Policies next: a bad one stops the start with every problem as FILE:LINE:COL.
     this.policy = this.loadPolicy();
-    this.log(`policy: ${this.policy.size} rules from ${this.config.defaultPolicy ? 'the default rule set' : 'no default rules'}${this.config.policies.length ? ` and ${this.config.policies.join(', ')}` : ''}`);
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
@@ -82,10 +81,7 @@ export class Agent {
         if (this.policy) e.verdict = this.policy.judge(e);
         for (const o of this.outputs) o.write(e);
       },
-      exeWritten: (id, exe) => {
-        const upper = this.resolver?.facts(id)?.upperDir;
-        return upper !== undefined && upper !== '' && exe.startsWith('/') && existsSync(join(upper, exe));
-      },
+      exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
       ignoreKey: (key) => {
         try {
           sensor.ignoreCgroup(key);
@@ -154,6 +150,12 @@ export class Agent {
       defaults: this.config.defaultPolicy,
       facts: (c) => (c.id ? this.resolver?.facts(c.id) : undefined),
     }).set;
+  }
+
+  /** One line on the policy in force, for the ready message. */
+  policySummary(): string {
+    const from = [this.config.defaultPolicy ? 'the default rule set' : '', ...this.config.policies].filter(Boolean);
+    return `${this.policy?.size ?? 0} rules${from.length ? ` from ${from.join(', ')}` : ''}`;
   }
 
   /** The rules in force. */
@@ -345,4 +347,17 @@ function checkWritableFile(path: string | undefined, flag: string): void {
     const reason = (e as NodeJS.ErrnoException).code === 'EACCES' ? `directory ${dir} is not writable` : (e as Error).message;
     throw new Error(`${flag} ${path}: ${reason}`);
   }
+}
+
+/**
+ * Where an executable comes from, by the container's overlay layers: its writable layer
+ * (written or changed since start), the image's layers, or neither (a volume, a tmpfs, a
+ * bind mount). Unknown layers (another storage driver) count as the image's: no claim
+ * is made that cannot be checked.
+ */
+function exeOrigin(facts: ContainerFacts | undefined, exe: string): { written: boolean; inImage: boolean } {
+  if (!facts || facts.upperDir === '' || facts.lowerDirs.length === 0 || !exe.startsWith('/')) return { written: false, inImage: true };
+  const written = existsSync(join(facts.upperDir, exe));
+  const inImage = !written && facts.lowerDirs.some((d) => existsSync(join(d, exe)));
+  return { written, inImage };
 }

@@ -39,8 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     log(e instanceof Error ? e.message : String(e));
     return 1;
   }
-  const outputs = config.outputs.map((o) => `${o.format}:${o.path}`).join(', ');
-  log(`ready: watching containers on ${config.host}, writing ${outputs}`);
+  const outputs = config.outputs.map((o) => `${o.insecureOnly ? 'alerts ' : ''}${o.format}:${o.path}`).join(', ');
+  log(`ready: watching containers on ${config.host}, writing ${outputs}; policy: ${agent.policySummary()}`);
   const dumpCounts = () => {
     try {
       const path = agent.writeSyscallCounts();

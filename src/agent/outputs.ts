@@ -75,6 +75,7 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
   // a stream.write per event cost as much as rendering it.
   let pending = '';
   let scheduled = false;
+  let drainWait: { stream: WriteStream | NodeJS.WriteStream; done: Promise<void> } | undefined;
   const flush = () => {
     scheduled = false;
     if (pending === '') return;
@@ -97,7 +98,13 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
       flush();
       // A failed file (already reported) never drains: it must not hold the pipeline.
       if (stream.destroyed) return undefined;
-      return stream.writableNeedDrain ? new Promise<void>((resolve) => stream.once('drain', () => resolve())) : undefined;
+      if (!stream.writableNeedDrain) return undefined;
+      // One listener per backed-up stream, however many batches wait on it.
+      if (!drainWait || drainWait.stream !== stream) {
+        const s = stream;
+        drainWait = { stream: s, done: new Promise<void>((resolve) => s.once('drain', () => { drainWait = undefined; resolve(); })) };
+      }
+      return drainWait.done;
     },
     reopen: () => {
       if (stream === process.stdout) return Promise.resolve();

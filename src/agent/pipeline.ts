@@ -19,8 +19,8 @@ export interface PipelineOptions {
   emit: (e: VigilEvent) => void;
   /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
   ignoreKey: (key: bigint) => void;
-  /** Is this executable in the container's writable layer (written or changed since it started)? */
-  exeWritten?: (containerId: string, exe: string) => boolean;
+  /** Where this container's executable comes from: its writable layer, the image's layers, or neither (a mount). */
+  exeOrigin?: (containerId: string, exe: string) => { written: boolean; inImage: boolean };
   /** Longest a record waits for its container to be resolved. */
   resolveTimeoutMs?: number;
 }
@@ -161,9 +161,13 @@ export class EventPipeline {
     if (!identity) this.stats.unresolved++;
     const container = identity?.container ?? UNKNOWN_CONTAINER;
     this.stats.emitted++;
-    if (record.kind === 'exec' && container.id !== '' && this.opts.exeWritten?.(container.id, process.exe)) {
-      process.exeWritten = true;
-      this.processes.markExeWritten(record.task.tgid);
+    if (record.kind === 'exec' && container.id !== '' && this.opts.exeOrigin) {
+      const origin = this.opts.exeOrigin(container.id, process.exe);
+      if (origin.written || !origin.inImage) {
+        process.exeWritten = origin.written;
+        process.exeInImage = origin.inImage;
+        this.processes.markExeOrigin(record.task.tgid, origin.written, origin.inImage);
+      }
     }
     this.opts.emit(this.toEvent(record, process, container));
   }
@@ -208,7 +212,7 @@ export class EventPipeline {
       args: { record_kind: recordKind, lost: count.toString() },
       ret: null,
       container: UNKNOWN_CONTAINER,
-      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false },
+      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '' },
       namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
       verdict: { ...NORMAL, rules: [] },
     };

@@ -15,6 +15,7 @@ interface ProcessEntry {
   entered: boolean;
   stdio: readonly StdioKind[];
   exeWritten: boolean;
+  exeInImage: boolean;
 }
 
 const MAX_ANCESTORS = 8;
@@ -52,6 +53,7 @@ export class ProcessTable {
         entered,
         stdio: Object.freeze([...r.stdio]),
         exeWritten: false,
+        exeInImage: true,
       };
       this.entries.set(t.tgid, entry);
     } else {
@@ -78,13 +80,18 @@ export class ProcessTable {
       entered: entry.entered,
       stdio: entry.stdio,
       exeWritten: entry.exeWritten,
+      exeInImage: entry.exeInImage,
+      parentExe: this.entries.get(t.ppid)?.exe ?? '',
     };
   }
 
-  /** Records that a process's executable came from the container's writable layer (decided once per exec). */
-  markExeWritten(pid: number): void {
+  /** Records where a process's executable came from (decided once per exec, from the container's layers). */
+  markExeOrigin(pid: number, written: boolean, inImage: boolean): void {
     const e = this.entries.get(pid);
-    if (e) e.exeWritten = true;
+    if (e) {
+      e.exeWritten = written;
+      e.exeInImage = inImage;
+    }
   }
 
   /** The ancestors of a process whose parent is ppid, as far as the table knows them. */
@@ -117,7 +124,7 @@ export class ProcessTable {
 
   /** A process the table has not seen (it started before the agent): ask /proc once. */
   private fromProc(pid: number, ppid: number, parentComm: string, comm: string): ProcessEntry {
-    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false };
+    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false, exeInImage: true };
     try {
       entry.args = Object.freeze(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1));
       entry.exe = readlinkSync(`/proc/${pid}/exe`);

@@ -13,6 +13,8 @@ export interface DockerContainerInfo {
   running: boolean;
   /** The container's writable layer on the host (overlay2's UpperDir), '' when the driver has none. */
   upperDir: string;
+  /** The image's layers on the host (overlay2's LowerDir, top first), [] when the driver has none. */
+  lowerDirs: string[];
 }
 
 export interface DockerEvent {
@@ -68,7 +70,8 @@ export class DockerClient {
       labels: Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string')),
       pid: field(state, 'Pid', 'number', `${path} State`, 0),
       running: field(state, 'Running', 'boolean', `${path} State`, false),
-      upperDir: upperDirOf(j, path),
+      upperDir: graphDir(j, path, 'UpperDir'),
+      lowerDirs: graphDir(j, path, 'LowerDir').split(':').filter((d) => d !== ''),
     };
   }
 
@@ -142,12 +145,12 @@ function field<K extends keyof FieldTypes>(o: Record<string, unknown>, name: str
   return v as FieldTypes[K];
 }
 
-/** GraphDriver.Data.UpperDir of an inspect answer, when the storage driver has one. */
-function upperDirOf(j: Record<string, unknown>, path: string): string {
+/** GraphDriver.Data.UpperDir (or LowerDir) of an inspect answer, when the storage driver has one. */
+function graphDir(j: Record<string, unknown>, path: string, key: 'UpperDir' | 'LowerDir'): string {
   const driver = j['GraphDriver'];
   if (driver === null || driver === undefined) return '';
   const data = record(driver, `${path} GraphDriver`)['Data'];
   if (data === null || data === undefined) return '';
-  const upper = record(data, `${path} GraphDriver.Data`)['UpperDir'];
-  return typeof upper === 'string' ? upper : '';
+  const dir = record(data, `${path} GraphDriver.Data`)[key];
+  return typeof dir === 'string' ? dir : '';
 }

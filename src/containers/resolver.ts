@@ -8,6 +8,8 @@ export interface ContainerFacts {
   labels: Readonly<Record<string, string>>;
   /** The writable layer's directory on the host ('' when unknown). */
   upperDir: string;
+  /** The image's layer directories on the host ([] when unknown). */
+  lowerDirs: readonly string[];
 }
 import {
   cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupHierarchy,
@@ -159,7 +161,7 @@ export class ContainerResolver {
   }
 
   private toRef(info: DockerContainerInfo): ContainerRef {
-    this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir }));
+    this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir, lowerDirs: Object.freeze([...info.lowerDirs]) }));
     // Frozen: events share it and its JSON is cached (a change is a new object).
     return Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
   }

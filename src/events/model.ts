@@ -111,6 +111,10 @@ export interface ProcessRef {
   stdio: readonly StdioKind[];
   /** The executable was written or changed in the container since it started (its writable layer holds it). */
   exeWritten: boolean;
+  /** The executable is a file of the image's layers (false: written since start, or on a volume, tmpfs or bind mount). */
+  exeInImage: boolean;
+  /** The parent's executable, as the table knows it ('' when not): a parent can rename itself, not its exe. */
+  parentExe: string;
 }
 
 export interface Verdict {

@@ -51,6 +51,8 @@ export function activationOf(e: VigilEvent, container: Record<string, unknown>):
       entered: p.entered ?? false,
       stdio: p.stdio ?? EMPTY,
       exeWritten: p.exeWritten ?? false,
+      exeInImage: p.exeInImage ?? true,
+      parentExe: p.parentExe ?? '',
     },
     namespaces: { mnt: BigInt(e.namespaces.mnt), pid: BigInt(e.namespaces.pid), cgroupId: e.namespaces.cgroupId, containerKey: e.namespaces.containerKey },
   };

@@ -6,6 +6,9 @@ import { renderText } from '../../src/events/index.js';
 import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
 import { agentConfig, brief, observe } from '../helpers/observe.js';
 
+// The event stream on its own: no rules (their pushdown would widen what the kernel sends).
+const NO_POLICY = '--no-default-policy';
+
 const skip = missingForContainerTests();
 
 test("capabilities: every reports each check; the default 'first' one per process, capability and outcome", { skip }, async () => {
@@ -13,7 +16,7 @@ test("capabilities: every reports each check; the default 'first' one per proces
   const first = agentConfig('capture:\n  capabilities: first\n');
   // One chown process changes the owner of two files: CAP_CHOWN is checked once per file.
   const script = 'touch /tmp/a /tmp/b; chown 1 /tmp/a /tmp/b; true';
-  const run = await observe([['--config', every], ['--config', first], []], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-capdedup' });
+  const run = await observe([[NO_POLICY, '--config', every], [NO_POLICY, '--config', first], [NO_POLICY]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-capdedup' });
   assert.equal(run.exitCode, 0, run.logs);
   const [byEvery, byFirst, byDefault] = run.agents.map((a) => a.events);
 
@@ -43,7 +46,7 @@ test("capabilities: every reports each check; the default 'first' one per proces
 
 test('a capability the container lacks: chown without CAP_CHOWN is a denied check and an EPERM', { skip }, async () => {
   const script = 'touch /tmp/a; chown 1 /tmp/a; echo "chown exited $?"';
-  const run = await observe([[]], { image: TEST_IMAGES.bash, script, dockerArgs: ['--cap-drop', 'CHOWN'], namePrefix: 'vigil-capdeny' });
+  const run = await observe([[NO_POLICY]], { image: TEST_IMAGES.bash, script, dockerArgs: ['--cap-drop', 'CHOWN'], namePrefix: 'vigil-capdeny' });
   assert.equal(run.exitCode, 0, run.logs);
   assert.match(run.logs, /chown exited 1/);
   const events = run.agents[0]!.events;
@@ -71,7 +74,7 @@ test('a capability the container lacks: chown without CAP_CHOWN is a denied chec
 test("capabilities 'first': a program a process execs reports its first use again", { skip }, async () => {
   // One process: chroot checks CAP_SYS_CHROOT, then execs chroot, which checks it again.
   const script = 'chroot / chroot / true; true';
-  const run = await observe([[]], { image: TEST_IMAGES.busybox, script, namePrefix: 'vigil-capexec' });
+  const run = await observe([[NO_POLICY]], { image: TEST_IMAGES.busybox, script, namePrefix: 'vigil-capexec' });
   assert.equal(run.exitCode, 0, run.logs);
   const events = run.agents[0]!.events;
   const checks = events.filter((e) => e.kind === 'capability' && e.args['capability'] === 'SYS_CHROOT');

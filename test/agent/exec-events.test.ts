@@ -12,6 +12,9 @@ import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../he
 import { startAgent } from '../helpers/agent-process.js';
 import type { VigilEvent } from '../../src/events/index.js';
 
+// The event stream on its own: no rules (their pushdown would widen what the kernel sends).
+const NO_POLICY = '--no-default-policy';
+
 const skip = missingForContainerTests();
 
 function execs(events: VigilEvent[], containerId: string): VigilEvent[] {
@@ -19,7 +22,7 @@ function execs(events: VigilEvent[], containerId: string): VigilEvent[] {
 }
 
 test('a container started after the agent: sh, cat and ls exec events with identity, argv and parent; no host processes', { skip }, async () => {
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-exec');
   const hostMarker = `/tmp/vigil-host-marker-${process.pid}`;
   const id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.bash, 'sh', '-c', 'cat /etc/hostname; ls /');
@@ -87,7 +90,7 @@ test('containers started before and after the agent are both attributed', { skip
   const after = uniqueName('vigil-after');
   const beforeId = docker('run', '-d', '--pull', 'never', '--name', before, TEST_IMAGES.busybox, 'sleep', '300');
   let afterId = '';
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   try {
     docker('exec', before, 'sh', '-c', 'cat /etc/hostname');
     afterId = docker('run', '-d', '--pull', 'never', '--name', after, TEST_IMAGES.bash, 'sh', '-c', 'id; sleep 300');
@@ -122,7 +125,7 @@ test('containers started before and after the agent are both attributed', { skip
 });
 
 test('the executable is the file the kernel ran: a symlink and /proc/self/exe name busybox', { skip }, async () => {
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-exe');
   let id = '';
   try {
@@ -146,7 +149,7 @@ test('with capture.environment on, exec events carry the environment', { skip },
   const dir = mkdtempSync(join(tmpdir(), 'vigil-env-'));
   const config = join(dir, 'agent.yaml');
   writeFileSync(config, 'capture:\n  environment: true\n');
-  const agent = await startAgent(['--config', config]);
+  const agent = await startAgent([NO_POLICY, '--config', config]);
   const name = uniqueName('vigil-env');
   let id = '';
   try {
@@ -187,7 +190,7 @@ function runEscapingContainer(name: string, hostPid: string, command: string[]):
 
 test('a process that escapes into the host mount namespace with setns stays watched and attributed', { skip }, async () => {
   const { hostPid, hostMnt } = hostMountNamespace();
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-escape');
   let id = '';
   try {
@@ -211,7 +214,7 @@ test('a process that moves itself into a host cgroup after escaping stays watche
   const { hostPid, hostMnt } = hostMountNamespace();
   // The host's root cgroup in the hierarchy vigil keys containers by (v1 memory, or v2).
   const rootProcs = existsSync('/sys/fs/cgroup/memory/cgroup.procs') ? '/sys/fs/cgroup/memory/cgroup.procs' : '/sys/fs/cgroup/cgroup.procs';
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-cgmove');
   let id = '';
   try {
@@ -254,7 +257,7 @@ test('processes that left their container before the agent started are found at 
   let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
   try {
     await new Promise((r) => setTimeout(r, 1500)); // both have escaped
-    agent = await startAgent();
+    agent = await startAgent([NO_POLICY]);
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
     docker('rm', '-f', name);
@@ -291,7 +294,7 @@ test('a runtime confined to a private mount namespace: the container init it for
   const done = new Promise((r) => runtime.once('exit', r));
   try {
     await new Promise((r) => setTimeout(r, 300)); // blocked on go1, unseen by any agent
-    const agent = await startAgent();
+    const agent = await startAgent([NO_POLICY]);
     writeFileSync(go1, 'go\n');
     await new Promise((r) => setTimeout(r, 1500)); // the service's cgroup is marked as the host's meanwhile
     writeFileSync(go2, 'go\n');
@@ -311,7 +314,7 @@ test('a runtime confined to a private mount namespace: the container init it for
 
 test('a container process that moves itself into a host cgroup without leaving its mount namespace stays watched', { skip }, async () => {
   const v1 = existsSync('/sys/fs/cgroup/memory/cgroup.procs');
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-cgonly');
   let id = '';
   try {
@@ -335,7 +338,7 @@ test('a container process that moves itself into a host cgroup without leaving i
 });
 
 test("the runtime's set-up of a container and a docker exec before its exec are marked; the container's own code is not", { skip }, async () => {
-  const agent = await startAgent();
+  const agent = await startAgent([NO_POLICY]);
   const name = uniqueName('vigil-setup');
   let id = '';
   try {

@@ -9,6 +9,9 @@ import type { SyscallCountsReport } from '../../src/agent/index.js';
 import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
 import { agentConfig, brief, observe, tempDir } from '../helpers/observe.js';
 
+// The event stream on its own: no rules (their pushdown would widen what the kernel sends).
+const NO_POLICY = '--no-default-policy';
+
 const skip = missingForContainerTests();
 
 const WATCHED = 7301;
@@ -30,7 +33,7 @@ const PORT_SCRIPT = [
 
 test('capture.ports: connect, bind and listen on a watched port are reported; on an unwatched port they are not', { skip }, async () => {
   const config = agentConfig(`capture:\n  ports: [${WATCHED}]\n`);
-  const run = await observe([['--config', config]], { image: TEST_IMAGES.busybox, script: PORT_SCRIPT, namePrefix: 'vigil-ports' });
+  const run = await observe([[NO_POLICY, '--config', config]], { image: TEST_IMAGES.busybox, script: PORT_SCRIPT, namePrefix: 'vigil-ports' });
   assert.equal(run.exitCode, 0, run.logs);
   const net = run.agents[0]!.events.filter((e) => e.kind === 'network');
 
@@ -54,7 +57,7 @@ test('capture.ports: connect, bind and listen on a watched port are reported; on
 // first state changes come before it returns): the port filter applies there too.
 test('capture.ports: TCP state changes of a connection on an unwatched port are not reported', { skip }, async () => {
   const config = agentConfig(`capture:\n  ports: [${WATCHED}]\n`);
-  const run = await observe([['--config', config]], { image: TEST_IMAGES.busybox, script: PORT_SCRIPT, namePrefix: 'vigil-ports-tcp' });
+  const run = await observe([[NO_POLICY, '--config', config]], { image: TEST_IMAGES.busybox, script: PORT_SCRIPT, namePrefix: 'vigil-ports-tcp' });
   assert.equal(run.exitCode, 0, run.logs);
   const tcp = run.agents[0]!.events.filter((e) => e.kind === 'tcp');
   const watched = tcp.filter((e) => mentionsPort(e, WATCHED)).map((e) => `${e.args['oldstate']}>${e.args['newstate']}`);
@@ -77,7 +80,7 @@ test('capture.paths: an excluded prefix under a watched one is dropped; a watche
     'cat /tmp/plain >/dev/null',
     'true',
   ].join('; ');
-  const run = await observe([['--config', config]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-paths' });
+  const run = await observe([[NO_POLICY, '--config', config]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-paths' });
   assert.equal(run.exitCode, 0, run.logs);
   const files = run.agents[0]!.events.filter((e) => e.kind === 'file');
 
@@ -111,7 +114,7 @@ test("the default excludes: an exact path drops only itself, a directory entry i
     `mkdir -p ${deep} && echo x > ${deep}/f && cat ${deep}/f >/dev/null`,
     'true',
   ].join('; ');
-  const run = await observe([[]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-exact' });
+  const run = await observe([[NO_POLICY]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-exact' });
   assert.equal(run.exitCode, 0, run.logs);
   const opens = run.agents[0]!.events.filter((e) => e.syscall === 'openat' && e.process.comm === 'cat');
   const paths = opens.map((e) => String(e.args['path']));
@@ -129,7 +132,7 @@ test('--all-paths and capture.paths.all: an open of an ordinary unwatched path i
   const config = agentConfig('capture:\n  paths:\n    all: true\n');
   const script = 'echo x > /tmp/plain; cat /tmp/plain >/dev/null; cat /var/tmp/missing-plain 2>/dev/null; true';
   // Three agents watch the same container: the default, the flag, the config key.
-  const run = await observe([[], ['--all-paths'], ['--config', config]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-allpaths' });
+  const run = await observe([[NO_POLICY], [NO_POLICY, '--all-paths'], [NO_POLICY, '--config', config]], { image: TEST_IMAGES.bash, script, namePrefix: 'vigil-allpaths' });
   assert.equal(run.exitCode, 0, run.logs);
   const [byDefault, byFlag, byConfig] = run.agents.map((a) => a.events.filter((e) => e.kind === 'file'));
   assert.deepEqual(byDefault!.filter((e) => e.args['path'] === '/tmp/plain').map((e) => e.args), [], 'the default agent drops /tmp/plain');
@@ -151,7 +154,7 @@ test('capture.countSyscalls: false writes no syscall counts, while events still 
   const countedPath = join(dir, 'counted.json');
   const uncountedPath = join(dir, 'uncounted.json');
   const config = agentConfig('capture:\n  countSyscalls: false\n');
-  const run = await observe([['--counts', countedPath], ['--config', config, '--counts', uncountedPath]], {
+  const run = await observe([[NO_POLICY, '--counts', countedPath], [NO_POLICY, '--config', config, '--counts', uncountedPath]], {
     image: TEST_IMAGES.bash, script: 'cat /etc/hostname >/dev/null; ls / >/dev/null; true', namePrefix: 'vigil-nocount',
   });
   assert.equal(run.exitCode, 0, run.logs);

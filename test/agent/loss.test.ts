@@ -31,7 +31,8 @@ function configWithRing(ringBytes: number | undefined): string {
 
 async function burst(ringBytes: number | undefined): Promise<{ received: number; lost: number; lostEntries: number; lostMetric: number }> {
   const metrics = join(mkdtempSync(join(tmpdir(), 'vigil-metrics-')), 'vigil.prom');
-  const agent = await startAgent(['--config', configWithRing(ringBytes), '--metrics', metrics]);
+  // No policy: its rules would widen the capture (pushdown) beyond the one watched path.
+  const agent = await startAgent(['--config', configWithRing(ringBytes), '--metrics', metrics, '--no-default-policy']);
   const name = uniqueName('vigil-burst');
   let id = '';
   try {

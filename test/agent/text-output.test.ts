@@ -8,6 +8,9 @@ import type { VigilEvent } from '../../src/events/index.js';
 import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
 import { brief, observe, tempDir, type Observed } from '../helpers/observe.js';
 
+// The event stream on its own: no rules (their pushdown would widen what the kernel sends).
+const NO_POLICY = '--no-default-policy';
+
 const skip = missingForContainerTests();
 
 const HOST = 'vigil-text-host';
@@ -25,7 +28,7 @@ function localTime(ns: string): string {
 /** Runs a container under an agent writing both jsonl and text; returns the run and the text lines. */
 async function runWithText(script: string, dockerArgs: string[] = []): Promise<{ run: Observed; all: VigilEvent[]; lines: string[] }> {
   const textPath = join(tempDir('vigil-text'), 'events.txt');
-  const run = await observe([['--output', `text:${textPath}`, '--host', HOST]], { image: TEST_IMAGES.bash, script, dockerArgs, namePrefix: 'vigil-text' });
+  const run = await observe([[NO_POLICY, '--output', `text:${textPath}`, '--host', HOST]], { image: TEST_IMAGES.bash, script, dockerArgs, namePrefix: 'vigil-text' });
   const text = readFileSync(textPath, 'utf8');
   assert.ok(text.endsWith('\n'), 'the text file ends with a newline');
   return { run, all: run.agents[0]!.all, lines: text.slice(0, -1).split('\n') };

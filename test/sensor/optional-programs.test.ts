@@ -9,6 +9,9 @@ import { kernelHasTracepoint } from '../../src/sensor/index.js';
 import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
 import { observe, tempDir } from '../helpers/observe.js';
 
+// The event stream on its own: no rules (their pushdown would widen what the kernel sends).
+const NO_POLICY = '--no-default-policy';
+
 const skip = missingForContainerTests();
 
 /** A copy of this kernel's BTF in which the cap_capable tracepoint's typedef has another name. */
@@ -32,7 +35,7 @@ test('kernelHasTracepoint reads the BTF: this kernel has cap_capable and sched_p
 });
 
 test('a kernel without the cap_capable tracepoint: the agent says capability checks are not observed and watches the rest', { skip }, async () => {
-  const run = await observe([['--btf', btfWithoutCapCapable()]], { image: TEST_IMAGES.bash, script: 'touch /tmp/a; chown 1 /tmp/a; true', namePrefix: 'vigil-nocap' });
+  const run = await observe([[NO_POLICY, '--btf', btfWithoutCapCapable()]], { image: TEST_IMAGES.bash, script: 'touch /tmp/a; chown 1 /tmp/a; true', namePrefix: 'vigil-nocap' });
   assert.equal(run.exitCode, 0, run.logs);
   const agent = run.agents[0]!;
   assert.match(agent.stderr, /vigil agent: capability checks are not observed: this kernel has no cap_capable tracepoint \(Linux 6\.14 or later\)\n/);
