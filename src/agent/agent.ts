@@ -10,7 +10,7 @@ import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
-import { accessSync, constants, existsSync, watch, type FSWatcher } from 'node:fs';
+import { accessSync, constants, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 
@@ -80,7 +80,11 @@ export class Agent {
       },
       exeWritten: (id, exe) => {
         const upper = this.resolver?.facts(id)?.upperDir;
-        return upper !== undefined && upper !== '' && exe.startsWith('/') && existsSync(join(upper, exe));
+        if (upper === undefined || upper === '' || !exe.startsWith('/')) return false;
+        // An empty file there is the mount point runc made for a file bind-mounted over it
+        // (docker-init of --init, a -v FILE:PATH): the program comes from the host, not the container.
+        const st = lstatSync(join(upper, exe), { throwIfNoEntry: false });
+        return st !== undefined && st.isFile() && st.size > 0;
       },
       ignoreKey: (key) => {
         try {
