@@ -10,7 +10,7 @@ import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
-import { accessSync, constants, existsSync, watch, type FSWatcher } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 
@@ -357,7 +357,11 @@ function checkWritableFile(path: string | undefined, flag: string): void {
  */
 function exeOrigin(facts: ContainerFacts | undefined, exe: string): { written: boolean; inImage: boolean } {
   if (!facts || facts.upperDir === '' || facts.lowerDirs.length === 0 || !exe.startsWith('/')) return { written: false, inImage: true };
-  const written = existsSync(join(facts.upperDir, exe));
+  const upper = lstatSync(join(facts.upperDir, exe), { throwIfNoEntry: false });
+  // An empty file in the writable layer is the mount point runc made for a file bind-mounted
+  // over it (docker-init of --init, a -v FILE:PATH): the operator's file, not the container's.
+  if (upper?.isFile() && upper.size === 0) return { written: false, inImage: true };
+  const written = upper !== undefined;
   const inImage = !written && facts.lowerDirs.some((d) => existsSync(join(d, exe)));
   return { written, inImage };
 }
