@@ -27,15 +27,24 @@ export const DEFAULT_CAPTURE: CaptureConfig = {
   paths: {
     // Reads and writes here are what the default rules judge: credentials, binaries,
     // boot and kernel knobs, the container runtime's socket, persistence points.
+    // Not /lib/ or /usr/lib/: every program start opens its libraries there.
     watch: [
       '/etc/', '/root/', '/home/', '/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/', '/usr/local/bin/', '/usr/local/sbin/',
-      '/boot/', '/dev/', '/proc/sys/', '/proc/sysrq-trigger', '/sys/kernel/', '/sys/fs/cgroup/', '/var/run/docker.sock',
+      '/boot/', '/dev/', '/proc/sys/', '/proc/sysrq-trigger', '/sys/', '/var/run/docker.sock',
       '/run/docker.sock', '/var/run/containerd/', '/run/containerd/', '/var/spool/cron/', '/var/log/',
+      '/var/run/secrets/', '/run/secrets/',
     ],
     // Opened by nearly every program start: noise, not signal. Entries ending in '/' are
     // directory trees; the others are exact paths.
     exclude: ['/etc/ld.so.cache', '/etc/ld.so.preload.d/', '/etc/localtime', '/dev/null', '/dev/tty', '/dev/urandom', '/dev/random', '/dev/pts/'],
-    suffixes: ['/.ssh/authorized_keys', '/.ssh/id_rsa', '/.ssh/id_ed25519', '/.bash_history', '.pem', '.key'],
+    // Files the default rules judge wherever they are: keys and credentials, start-up files and
+    // histories in any home directory, another process's environment or memory (/proc/PID/environ,
+    // /proc/PID/mem), a cgroup v1 release_agent where the hierarchy is mounted.
+    suffixes: ['/.ssh/authorized_keys', '/.ssh/authorized_keys2', '/.ssh/id_rsa', '/.ssh/id_ed25519', '/.ssh/id_ecdsa', '/.ssh/id_dsa',
+      '/.aws/credentials', '/.kube/config', '/.docker/config.json', '/.git-credentials', '/.netrc', '/.pgpass', '.pem', '.key',
+      '/.bashrc', '/.bash_profile', '/.bash_login', '/.profile', '/.zshrc', '/.zprofile',
+      '/.bash_history', '/.zsh_history', '/.ash_history', '/.sh_history', '/.python_history',
+      '/environ', '/mem', '/release_agent'],
     all: false,
   },
   ports: [],
