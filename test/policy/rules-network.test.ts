@@ -1,44 +1,26 @@
 // Acceptance tests of the default rules in policies/default/40-network.yaml and
 // 50-monitor.yaml, in real containers under the real agent with the default policy: each
 // rule's behaviour gives an INSECURE event naming it, and a benign near-miss an event that
-// does not. Traffic goes only to the containers' own loopback and to another container on
-// Docker's bridge; the host sweep runs in a container without a network (nothing is sent).
-// Calls are made by busybox's tools and test/policy/fixtures/priv-calls.c.
+// does not. Traffic goes only to the containers' own loopback, to another container on
+// Docker's bridge, and to free addresses of that bridge (ARP requests nobody answers); the
+// scan of hosts without a route runs in a container without a network (nothing is sent).
+// Two agents watch the client container: one whose policy replaces allowed_networks with
+// loopback only, one with the default list. Calls are made by busybox's tools and
+// test/policy/fixtures/priv-calls.c.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { VigilEvent } from '../../src/events/index.js';
-import { readEvents, startAgent } from '../helpers/agent-process.js';
-import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
-import { brief, observe } from '../helpers/observe.js';
+import { startAgent } from '../helpers/agent-process.js';
+import { docker, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { brief } from '../helpers/observe.js';
+import { argv, buildFixture, flagged, missingForRuleTests, notFlagged, readLog, runWatched, sleep } from './fixtures/priv-watch.js';
 
-const source = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'policy', 'fixtures', 'priv-calls.c');
-const hasCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
-const skip = missingForContainerTests() ?? (hasCc ? undefined : 'no C compiler (cc) to build test/policy/fixtures/priv-calls.c');
-
-function flagged(events: VigilEvent[], rule: string, what: string, pred: (e: VigilEvent) => boolean): VigilEvent {
-  const e = events.find(pred);
-  assert.ok(e, `no event for ${what}; the container's were: ${brief(events)}`);
-  assert.equal(e.verdict.level, 'INSECURE', `${what}: ${JSON.stringify(e)}`);
-  assert.ok(e.verdict.rules.includes(rule), `${what}: rules ${JSON.stringify(e.verdict.rules)} lack '${rule}'`);
-  return e;
-}
-
-function notFlagged(events: VigilEvent[], rule: string, what: string, pred: (e: VigilEvent) => boolean): VigilEvent[] {
-  const found = events.filter(pred);
-  assert.ok(found.length > 0, `no event for ${what}; the container's were: ${brief(events)}`);
-  const wrong = found.filter((e) => e.verdict.rules.includes(rule));
-  assert.deepEqual(wrong.map((e) => [e.kind, e.syscall, e.args, e.verdict]), [], `${what} must not be '${rule}'`);
-  return found;
-}
-
-const argv = (e: VigilEvent) => e.process.args.join(' ');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const skip = missingForRuleTests();
 
 /** The remote port a connect or a TCP state change is about. */
 function remotePort(e: VigilEvent): number | undefined {
@@ -73,8 +55,7 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vigil-net-'));
-    fixture = join(dir, 'priv-calls');
-    execFileSync('cc', ['-O2', '-static', '-pthread', '-o', fixture, source]);
+    fixture = buildFixture(dir);
     const policy = join(dir, 'loopback-only.yaml');
     writeFileSync(policy, [
       'apiVersion: vigil.dev/v1',
@@ -110,22 +91,25 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
       '$P scan 25 127.0.0.1 7800; $P scan-nonblock 25 127.0.0.1 7830; $P scan 19 127.0.0.1 7860; $P scan 5 127.0.0.1 7890',
       'wait; cat /tmp/sweep25 /tmp/sweep12',
     ].join('\n');
-    const run = await observe([['--policy', policy], []], { image: TEST_IMAGES.busybox, script, dockerArgs: ['-v', `${fixture}:/priv:ro`], namePrefix: 'vigil-net' });
-    assert.equal(run.exitCode, 0, run.logs);
-    assert.match(run.logs, /scan: 25 of 25 failed \(Connection refused\)/);
-    assert.match(run.logs, /sweep: 25 of 25 unreachable\nsweep: 12 of 12 unreachable/, 'no other host answers on those addresses');
-    [loopbackOnly, defaults] = run.agents.map((a) => a.events) as [VigilEvent[], VigilEvent[]];
-
-    // A sweep of hosts with no route to them: each connect fails at once, no packet leaves.
-    const sweep = await observe([[]], {
-      image: TEST_IMAGES.busybox,
-      script: '/priv scan 25 172.17.0.1 7000; /priv scan 5 172.17.0.1 7100',
-      dockerArgs: ['--network', 'none', '-v', `${fixture}:/priv:ro`],
-      namePrefix: 'vigil-net-none',
-    });
-    assert.equal(sweep.exitCode, 0, sweep.logs);
-    assert.match(sweep.logs, /scan: 25 of 25 failed \(Network is unreachable\)/);
-    noNetwork = sweep.agents[0]!.events;
+    const [restricted, plain] = await Promise.all([startAgent(['--policy', policy]), startAgent([])]);
+    let stopped: Array<Awaited<ReturnType<typeof plain.stop>>> = [];
+    let client = { id: '', logs: '' };
+    let offline = { id: '', logs: '' };
+    try {
+      client = await runWatched([restricted, plain], TEST_IMAGES.busybox, script, ['-v', `${fixture}:/priv:ro`]);
+      // A sweep of hosts with no route to them: each connect fails at once, no packet leaves.
+      offline = await runWatched([plain], TEST_IMAGES.busybox, '/priv scan 25 172.17.0.1 7000; /priv scan 5 172.17.0.1 7100', ['--network', 'none', '-v', `${fixture}:/priv:ro`]);
+    } finally {
+      stopped = await Promise.all([restricted.stop(), plain.stop()]);
+    }
+    for (const [i, a] of [restricted, plain].entries()) assert.equal(stopped[i]!.code, 0, a.stderr());
+    assert.match(client.logs, /scan: 25 of 25 failed \(Connection refused\)/);
+    assert.match(client.logs, /sweep: 25 of 25 unreachable\nsweep: 12 of 12 unreachable/, 'no other host answers on those addresses');
+    assert.match(offline.logs, /scan: 25 of 25 failed \(Network is unreachable\)/);
+    const own = (events: VigilEvent[], id: string) => events.filter((e) => e.container.id === id && !e.process.containerSetup);
+    loopbackOnly = own(stopped[0]!.events, client.id);
+    defaults = own(stopped[1]!.events, client.id);
+    noNetwork = own(stopped[1]!.events, offline.id);
   });
 
   after(() => {
@@ -190,19 +174,25 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
     const agent = await startAgent(['--ring-buffer-bytes', '4096']);
     const name = uniqueName('vigil-net-flood');
     let id = '';
+    let done = false;
     try {
-      id = docker('run', '-d', '--pull', 'never', '-v', `${fixture}:/priv:ro`, '--name', name, TEST_IMAGES.busybox, '/priv', 'flood', '30000');
-      assert.equal(docker('wait', name), '0', docker('logs', name));
+      id = docker('run', '-d', '--pull', 'never', '-v', `${fixture}:/priv:ro`, '--name', name, TEST_IMAGES.busybox, 'sh', '-c', '/priv flood 30000; exec sleep 3600');
+      // The agent reads the kernel's loss counters every second. Wait (bounded) for a lost
+      // entry and for some of the flood's opens, which need the container still there to be
+      // attributed to it.
+      const deadline = Date.now() + 60_000;
+      while (!done && Date.now() < deadline) {
+        const log = readLog(agent.logPath);
+        done = log.some((e) => e.kind === 'lost') && log.some((e) => e.container.id === id && e.kind === 'file' && e.args['path'] === '/etc/hostname');
+        if (!done) await sleep(200);
+      }
     } finally {
       spawnSync('docker', ['rm', '-f', name], { stdio: 'ignore' });
     }
-    // The agent reads the kernel's loss counters every second: wait for the entry, bounded.
-    const deadline = Date.now() + 20_000;
-    while (!readEvents(agent.logPath).some((e) => e.kind === 'lost') && Date.now() < deadline) await sleep(200);
     const { code, events } = await agent.stop();
     assert.equal(code, 0, agent.stderr());
     const lost = events.filter((e) => e.kind === 'lost');
-    assert.ok(lost.length > 0, `no lost entry; stderr: ${agent.stderr()}`);
+    assert.ok(done && lost.length > 0, `no lost entry and flood events within 60 s; stderr: ${agent.stderr()}`);
     for (const e of lost) {
       assert.equal(e.verdict.level, 'INSECURE', JSON.stringify(e));
       assert.deepEqual(e.verdict.rules, ['records lost']);
