@@ -15,10 +15,10 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VigilEvent } from '../../src/events/index.js';
-import { startAgent } from '../helpers/agent-process.js';
+import { ALERTS_ONLY_LOG, startAgent } from '../helpers/agent-process.js';
 import { docker, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 import { brief } from '../helpers/observe.js';
-import { argv, buildFixture, flagged, missingForRuleTests, notFlagged, readLog, runWatched, sleep } from './fixtures/priv-watch.js';
+import { alertKey, argv, buildFixture, flagged, missingForRuleTests, notFlagged, readLog, runWatched, sleep } from './fixtures/priv-watch.js';
 
 const skip = missingForRuleTests();
 
@@ -52,6 +52,8 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
   let loopbackOnly: VigilEvent[] = [];
   let defaults: VigilEvent[] = [];
   let noNetwork: VigilEvent[] = [];
+  /** An agent with the default list writing only alerts (its kernel sends only what the rules need). */
+  let alertsOf: { client: VigilEvent[]; offline: VigilEvent[] } = { client: [], offline: [] };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vigil-net-'));
@@ -91,18 +93,18 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
       '$P scan 25 127.0.0.1 7800; $P scan-nonblock 25 127.0.0.1 7830; $P scan 19 127.0.0.1 7860; $P scan 5 127.0.0.1 7890',
       'wait; cat /tmp/sweep25 /tmp/sweep12',
     ].join('\n');
-    const [restricted, plain] = await Promise.all([startAgent(['--policy', policy]), startAgent([])]);
+    const [restricted, plain, alerts] = await Promise.all([startAgent(['--policy', policy]), startAgent([]), startAgent([ALERTS_ONLY_LOG])]);
     let stopped: Array<Awaited<ReturnType<typeof plain.stop>>> = [];
     let client = { id: '', logs: '' };
     let offline = { id: '', logs: '' };
     try {
-      client = await runWatched([restricted, plain], TEST_IMAGES.busybox, script, ['-v', `${fixture}:/priv:ro`]);
+      client = await runWatched([plain, restricted], TEST_IMAGES.busybox, script, ['-v', `${fixture}:/priv:ro`], [alerts]);
       // A sweep of hosts with no route to them: each connect fails at once, no packet leaves.
-      offline = await runWatched([plain], TEST_IMAGES.busybox, '/priv scan 25 172.17.0.1 7000; /priv scan 5 172.17.0.1 7100', ['--network', 'none', '-v', `${fixture}:/priv:ro`]);
+      offline = await runWatched([plain], TEST_IMAGES.busybox, '/priv scan 25 172.17.0.1 7000; /priv scan 5 172.17.0.1 7100', ['--network', 'none', '-v', `${fixture}:/priv:ro`], [alerts]);
     } finally {
-      stopped = await Promise.all([restricted.stop(), plain.stop()]);
+      stopped = await Promise.all([restricted.stop(), plain.stop(), alerts.stop()]);
     }
-    for (const [i, a] of [restricted, plain].entries()) assert.equal(stopped[i]!.code, 0, a.stderr());
+    for (const [i, a] of [restricted, plain, alerts].entries()) assert.equal(stopped[i]!.code, 0, a.stderr());
     assert.match(client.logs, /scan: 25 of 25 failed \(Connection refused\)/);
     assert.match(client.logs, /sweep: 25 of 25 unreachable\nsweep: 12 of 12 unreachable/, 'no other host answers on those addresses');
     assert.match(offline.logs, /scan: 25 of 25 failed \(Network is unreachable\)/);
@@ -110,6 +112,7 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
     loopbackOnly = own(stopped[0]!.events, client.id);
     defaults = own(stopped[1]!.events, client.id);
     noNetwork = own(stopped[1]!.events, offline.id);
+    alertsOf = { client: stopped[2]!.events.filter((e) => e.container.id === client.id), offline: stopped[2]!.events.filter((e) => e.container.id === offline.id) };
   });
 
   after(() => {
@@ -167,6 +170,13 @@ describe('default network and monitor rules (40-network.yaml, 50-monitor.yaml) o
     for (const [events, args, n] of [[defaults, 'scan 19 127.0.0.1 7860', 19], [defaults, 'scan 5 127.0.0.1 7890', 5], [noNetwork, 'scan 5 172.17.0.1 7100', 5], [defaults, 'sweep 12 172.17.250 1 7000', 12]] as const) {
       const connects = notFlagged(events, 'network scan', args, (e) => argv(e) === `/priv ${args}` && (e.kind === 'network' || e.kind === 'tcp'));
       assert.equal(connects.filter((e) => e.syscall === 'connect' && e.ret !== null && e.ret < 0).length, n, `${args}: ${brief(connects)}`);
+    }
+  });
+
+  test('an agent writing only alerts, whose kernel sends only what the rules need, raises the same scan alerts', () => {
+    for (const [which, full, alerts] of [['client', defaults, alertsOf.client], ['offline', noNetwork, alertsOf.offline]] as const) {
+      assert.deepEqual(alerts.map(alertKey).sort(), full.filter((e) => e.verdict.level === 'INSECURE').map(alertKey).sort(), `${which}: the alerts-only agent's alerts and the full log's INSECURE events`);
+      assert.ok(alerts.some((e) => e.verdict.rules.includes('network scan')), `${which}: no network scan alert`);
     }
   });
 

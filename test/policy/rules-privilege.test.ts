@@ -11,10 +11,10 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VigilEvent } from '../../src/events/index.js';
-import { startAgent } from '../helpers/agent-process.js';
+import { ALERTS_ONLY_LOG, startAgent } from '../helpers/agent-process.js';
 import { TEST_IMAGES } from '../helpers/host.js';
 import { brief } from '../helpers/observe.js';
-import { argv, buildFixture, flagged, missingForRuleTests, notFlagged, runWatched, type Watched } from './fixtures/priv-watch.js';
+import { alertKey, argv, buildFixture, flagged, missingForRuleTests, notFlagged, runWatched, type Watched } from './fixtures/priv-watch.js';
 
 const skip = missingForRuleTests();
 
@@ -25,6 +25,8 @@ interface Run extends Watched {
   events: VigilEvent[];
   /** The runtime's set-up of the container (runc's init). */
   setup: VigilEvent[];
+  /** What an agent writing only alerts wrote of the container (its kernel sends only what the rules need). */
+  alerts: VigilEvent[];
 }
 
 describe('default privilege rules (30-privilege.yaml) on real containers', { skip, timeout: 240_000 }, () => {
@@ -69,21 +71,28 @@ describe('default privilege rules (30-privilege.yaml) on real containers', { ski
       'touch /tmp/owned; chown 1 /tmp/owned',
     ].join('\n');
 
-    const agent = await startAgent([]);
+    const [agent, alertsAgent] = await Promise.all([startAgent([]), startAgent([ALERTS_ONLY_LOG])]);
     const runs: Watched[] = [];
-    let stopped: Awaited<ReturnType<typeof agent.stop>>;
+    let stopped: Array<Awaited<ReturnType<typeof agent.stop>>> = [];
     const mount = ['-v', `${fixture}:/priv:ro`];
+    const watch = (image: string, script: string, dockerArgs: string[]) => runWatched([agent], image, script, [...mount, ...dockerArgs], [alertsAgent]);
     try {
-      runs.push(await runWatched([agent], TEST_IMAGES.busybox, plainScript, [...mount, '-v', `${join(dir, 'docker.sock')}:/var/run/docker.sock`, '-v', `${join(dir, 'app.sock')}:/run/app.sock`]));
-      runs.push(await runWatched([agent], TEST_IMAGES.bash, adminScript, [...mount, '--cap-add', 'SYS_ADMIN']));
-      runs.push(await runWatched([agent], TEST_IMAGES.bash, 'true; true', [...mount, '--cap-add', 'SYS_ADMIN']));
+      runs.push(await watch(TEST_IMAGES.busybox, plainScript, ['-v', `${join(dir, 'docker.sock')}:/var/run/docker.sock`, '-v', `${join(dir, 'app.sock')}:/run/app.sock`]));
+      runs.push(await watch(TEST_IMAGES.bash, adminScript, ['--cap-add', 'SYS_ADMIN']));
+      runs.push(await watch(TEST_IMAGES.bash, 'true; true', ['--cap-add', 'SYS_ADMIN']));
     } finally {
-      stopped = await agent.stop();
+      stopped = await Promise.all([agent.stop(), alertsAgent.stop()]);
     }
-    assert.equal(stopped.code, 0, agent.stderr());
+    assert.equal(stopped[0]!.code, 0, agent.stderr());
+    assert.equal(stopped[1]!.code, 0, alertsAgent.stderr());
     [plain, admin, admin2] = runs.map((r) => {
-      const mine = stopped.events.filter((e) => e.container.id === r.id);
-      return { ...r, events: mine.filter((e) => !e.process.containerSetup), setup: mine.filter((e) => e.process.containerSetup) };
+      const mine = stopped[0]!.events.filter((e) => e.container.id === r.id);
+      return {
+        ...r,
+        events: mine.filter((e) => !e.process.containerSetup),
+        setup: mine.filter((e) => e.process.containerSetup),
+        alerts: stopped[1]!.events.filter((e) => e.container.id === r.id),
+      };
     }) as [Run, Run, Run];
   });
 
@@ -239,5 +248,20 @@ describe('default privilege rules (30-privilege.yaml) on real containers', { ski
     assert.equal(app[0]!.ret, 0);
     assert.equal(app[0]!.verdict.level, 'NORMAL');
     notFlagged(plain.events, rule, 'open of /etc/hostname', (e) => e.kind === 'file' && e.args['path'] === '/etc/hostname' && e.process.comm === 'cat');
+  });
+
+  test('an agent writing only alerts, whose kernel sends only what the rules need, raises the same alerts', () => {
+    const expected: Record<string, string[]> = {
+      plain: ['ptrace another process', 'mount in container', 'new namespace in container', 'kernel module load', 'bpf from container', 'container runtime socket access', 'privilege escalation through setuid binary'],
+      admin: ['illegal capability', 'mount in container', 'new namespace in container', 'enter namespace'],
+      admin2: ['illegal capability'],
+    };
+    for (const [which, run] of [['plain', plain], ['admin', admin], ['admin2', admin2]] as const) {
+      const full = run.events.filter((e) => e.verdict.level === 'INSECURE').map(alertKey).sort();
+      const alerts = run.alerts.map(alertKey).sort();
+      assert.deepEqual(alerts, full, `${which}: the alerts-only agent's alerts and the full log's INSECURE events`);
+      const rules = new Set(run.alerts.flatMap((e) => e.verdict.rules));
+      for (const rule of expected[which]!) assert.ok(rules.has(rule), `${which}: no alert for '${rule}' from the alerts-only agent`);
+    }
   });
 });
