@@ -29,7 +29,7 @@ interface Run extends Watched {
   alerts: VigilEvent[];
 }
 
-describe('default privilege rules (30-privilege.yaml) on real containers', { skip, timeout: 240_000 }, () => {
+describe('default privilege rules (30-privilege.yaml) on real containers', { skip, timeout: 600_000 }, () => {
   let plain: Run; // default capabilities
   let admin: Run; // --cap-add SYS_ADMIN
   let admin2: Run; // a second SYS_ADMIN container: the capability alert is per container
