@@ -277,7 +277,11 @@ export function scalarOffsets(src: string, type: string | undefined, start: numb
   return map;
 }
 
-/** Reads every policy document of one YAML file (documents separated by `---`). */
+/**
+ * Reads every policy document of one YAML file (documents separated by `---`). When it
+ * adds to `problems`, the documents returned hold only the parts that read cleanly: good
+ * for finding more problems, never for use.
+ */
 export function readPolicyText(text: string, file: string, problems: PolicyProblem[]): PolicyDoc[] {
   const lines = new LineCounter();
   const r = new Reader(file, lines, problems);
@@ -304,7 +308,6 @@ export function readPolicyText(text: string, file: string, problems: PolicyProbl
 
 function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
   const start = r.at(root, { file: r.file, line: 1, col: 1 });
-  const before = r.problems.length;
   const top = r.mapping(root, 'a policy document', start, TOP_KEYS);
   if (!top) return undefined;
   const api = r.string(top.get('apiVersion'), 'apiVersion');
@@ -377,7 +380,9 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
       if (o) policy.overrides.push(o);
     }
   }
-  return r.problems.length === before ? policy : undefined;
+  // With problems, what could be read is still returned (the loader compiles it to report
+  // every problem at once); a set with problems is never used.
+  return policy;
 }
 
 function readLists(r: Reader, entry: { pair: Pair; pos: SourcePos } | undefined, policy: PolicyDoc): void {
