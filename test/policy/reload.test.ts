@@ -101,7 +101,7 @@ function assertWhole(events: VigilEvent[], run: LoopRun, count: number): VigilEv
   const mine = events.filter((e) => e.container.id === run.id && !e.process.containerSetup);
   const execs = mine.filter((e) => e.kind === 'exec' && e.process.comm === 'cat');
   const reads = mine.filter((e) => e.kind === 'file' && e.args['path'] === '/etc/hostname' && e.process.comm === 'cat');
-  assert.ok(count > 20, `the loop ran only ${count} times`);
+  assert.ok(count >= 15, `the loop ran only ${count} times`);
   assert.equal(execs.length, count, 'one exec event per cat the loop ran');
   assert.equal(reads.length, count, 'one read of /etc/hostname per cat the loop ran');
   return reads;
@@ -180,9 +180,10 @@ test('a bad policy sent to a running agent is refused with FILE:LINE:COL; the la
   try {
     run = startLoop(agent, 'vigil-reload-bad');
     const r = run;
-    // The good rule arrives by reload too, so the directory is watched and the set is the dir's.
-    writeAtomic(join(dir, '10-good.yaml'), policy('reload-good', hostnameRule(rule, r.name)));
     const detail = () => `stderr:\n${agent.stderr()}\nreads: ${r.reads().length}`;
+    await waitFor('the loop\'s first reads', () => r.reads().length >= 3, detail);
+    // The good rule arrives by a reload too (the directory starts empty).
+    writeAtomic(join(dir, '10-good.yaml'), policy('reload-good', hostnameRule(rule, r.name)));
     await waitFor('reads with the good rule', () => r.reads().filter((e) => e.verdict.rules.includes(rule)).length >= 5, detail);
 
     writeAtomic(broken, brokenText);
