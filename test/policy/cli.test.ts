@@ -117,7 +117,8 @@ function event(seq: number, over: { kind?: string; comm?: string; parent?: strin
     container: { id: `id-${container}`.padEnd(64, '0'), name: container, image: over.image ?? 'registry.example/web/shop:1', runtime: 'docker' },
     process: { pid: 1000 + (seq % 50), nsPid: 5, ppid: 900, parent: over.parent ?? 'bash', comm, exe: `/bin/${comm}`, args: [comm], argsTruncated: false, uid: 0, gid: 0,
       caps: ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'],
-      containerSetup: false, ancestors: [over.parent ?? 'bash', 'containerd-shim'], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false },
+      containerSetup: false, ancestors: [over.parent ?? 'bash', 'containerd-shim'], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false,
+      exeInImage: true, parentExe: `/bin/${over.parent ?? 'bash'}` },
     namespaces: { mnt: 4026532301, pid: 4026532304, cgroupId: '1', containerKey: '3203' },
   };
   if (over.verdict !== null) e['verdict'] = over.verdict ?? { level: 'NORMAL', rules: [], action: 'none' };

@@ -3,9 +3,10 @@
 // and the README's example pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runVigil } from '../helpers/agent-process.js';
 import { loadPolicies, PolicyError, readPolicyText, type PolicyProblem } from '../../src/policy/index.js';
 import type { VigilEvent } from '../../src/events/index.js';
@@ -394,8 +395,11 @@ test('a good policy passes check (as a file and as its directory); without the d
   assert.match(alone.stderr, /override of unknown rule 'package manager at run time'/);
 });
 
-// The example of the issue, as the README shows it.
-const README_EXAMPLE = `apiVersion: vigil.dev/v1
+// The policy guide's examples (docs/policy.md, which the README points to), as written there.
+const GUIDE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'policy.md'), 'utf8');
+const GUIDE_POLICIES = [...GUIDE.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string).filter((y) => y.includes('apiVersion: vigil.dev/v1'));
+// The issue's version of the first example: its rule has the name of a default rule.
+const ISSUE_EXAMPLE = `apiVersion: vigil.dev/v1
 kind: Policy
 metadata: {name: shells}
 spec:
@@ -415,27 +419,47 @@ function execEvent(comm: string, parent: string, image: string): VigilEvent {
   return {
     seq: 1, time: '1796000000000000000', host: 'h', kind: 'exec', syscall: 'execve', args: { filename: `/bin/${comm}` }, ret: 0,
     container: Object.freeze({ id: `c-${image}`, name: 'web-1', image, runtime: 'docker' }),
-    process: { pid: 100, nsPid: 7, ppid: 99, parent, comm, exe: `/bin/${comm}`, args: [comm], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [parent], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false },
+    process: { pid: 100, nsPid: 7, ppid: 99, parent, comm, exe: `/bin/${comm}`, args: [comm], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [parent], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false, exeInImage: true, parentExe: `/usr/bin/${parent}` },
     namespaces: { mnt: 1, pid: 2, cgroupId: '3', containerKey: '4' },
     verdict: { level: 'NORMAL', rules: [], action: 'none' },
-  } as VigilEvent;
+  } as unknown as VigilEvent;
 }
 
-test("the README's example policy checks on its own and judges as written; next to the defaults its rule name is taken", async () => {
-  const { paths } = writeCase({ 'shells.yaml': README_EXAMPLE });
+test("the policy guide's examples check next to the default rules; its first judges as written", async () => {
+  assert.ok(GUIDE_POLICIES.length >= 3, `docs/policy.md has ${GUIDE_POLICIES.length} policy examples`);
+  const paths = writeCase(Object.fromEntries(GUIDE_POLICIES.map((y, i) => [`example-${i + 1}.yaml`, y]))).paths;
+  for (const p of paths) {
+    const r = await runVigil(['policy', 'check', p]);
+    assert.equal(r.code, 0, `${p}:\n${readFileSync(p, 'utf8')}\n${r.stderr}`);
+    assert.match(r.stdout, /^ok: \d+ rules from \d+ files\n$/);
+  }
+  const all = await runVigil(['policy', 'check', ...paths]);
+  assert.equal(all.code, 0, all.stderr);
+  // The first, the format's example, stands on its own too.
+  const alone = await runVigil(['policy', 'check', '--no-default-policy', paths[0]!]);
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.equal(alone.stdout, 'ok: 1 rule from 1 file\n');
+  const { set } = loadPolicies([paths[0]!]);
+  const rule = set.list().find((r) => r.policy === 'shells')!.name;
+  const judged = set.judge(execEvent('bash', 'php', 'registry.example/web/shop:1'));
+  assert.equal(judged.level, 'INSECURE');
+  assert.ok(judged.rules.includes(rule), JSON.stringify(judged));
+  assert.ok(!set.judge(execEvent('bash', 'nginx', 'registry.example/web/shop:1')).rules.includes(rule), 'a shell under nginx is allowed');
+  assert.ok(!set.judge(execEvent('cat', 'php', 'registry.example/web/shop:1')).rules.includes(rule), 'not a shell');
+  assert.ok(!set.judge(execEvent('bash', 'php', 'registry.example/db/pg:1')).rules.includes(rule), 'outside the selector');
+});
+
+test("the issue's version of the example (rule 'execve shell') checks alone; next to the defaults it is a redefinition, and the message says what to do", async () => {
+  const { paths } = writeCase({ 'shells.yaml': ISSUE_EXAMPLE });
   const r = await runVigil(['policy', 'check', '--no-default-policy', paths[0]!]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'ok: 1 rule from 1 file\n');
   const { set } = loadPolicies(paths, { defaults: false });
   assert.deepEqual(set.judge(execEvent('bash', 'php', 'registry.example/web/shop:1')), { level: 'INSECURE', rules: ['execve shell'], action: 'alert', severity: 'high' });
-  assert.equal(set.judge(execEvent('bash', 'nginx', 'registry.example/web/shop:1')).level, 'NORMAL', 'a shell under nginx is allowed');
-  assert.equal(set.judge(execEvent('cat', 'php', 'registry.example/web/shop:1')).level, 'NORMAL', 'not a shell');
-  assert.equal(set.judge(execEvent('bash', 'php', 'registry.example/db/pg:1')).level, 'NORMAL', 'outside the selector');
-  // The default set has a rule of that name: the example is then a redefinition, and the
-  // message says how to change the default rule instead.
+  assert.equal(set.judge(execEvent('bash', 'nginx', 'registry.example/web/shop:1')).level, 'NORMAL');
   const both = await runVigil(['policy', 'check', paths[0]!]);
   assert.equal(both.code, 1);
-  const where = locate(README_EXAMPLE, '- name: «execve shell');
+  const where = locate(ISSUE_EXAMPLE, '- name: «execve shell');
   assert.match(both.stderr.trim(), new RegExp(`^${paths[0]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${where.line}:${where.col}: rule 'execve shell' is already defined at .*10-execution\\.yaml:\\d+; change it with an override`));
 });
 

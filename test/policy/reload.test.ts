@@ -127,7 +127,9 @@ test('hot reload: a rule added to the policy directory, then one made live by SI
   const dir = tempDir('vigil-reload-policy');
   mkdirSync(join(dir, 'sub'));
   writeFileSync(join(dir, '00-base.yaml'), policy('reload-base', NEVER('reload base placeholder')));
-  // A file in a subdirectory, rewritten in place, is loaded but not watched: only SIGHUP brings it in.
+  // A file in a subdirectory, rewritten in place, is loaded but not watched (the agent watches
+  // each --policy path itself, not recursively): only SIGHUP brings it in. Should the agent come
+  // to watch subdirectories, put this file where the watcher cannot see it some other way.
   const subFile = join(dir, 'sub', '50-sighup.yaml');
   writeFileSync(subFile, policy('reload-sighup', NEVER('reload sighup placeholder')));
   const agent = await startAgent(['--policy', dir, ...AGENT_ARGS]);
