@@ -109,6 +109,40 @@ function expandMacros(text: string, expansions: ReadonlyMap<string, string>): { 
   return { text: out, segments };
 }
 
+/** What the library's errors carry of the node they are about. */
+interface ErrorNode { pos?: number; start?: number; end?: number; op?: string; args?: unknown }
+
+const INFIX = new Set(['==', '!=', '<', '<=', '>', '>=', '+', '-', '*', '/', '%', 'in', '&&', '||']);
+
+/**
+ * Where a type error points: the library gives a node's start, which for `a == 1` is `a`;
+ * the token at fault is the operator (no overload of it takes these operands), and for
+ * `x.startsWith(1)` the method's name.
+ */
+function offendingOffset(node: ErrorNode | undefined, text: string): number | undefined {
+  if (!node) return undefined;
+  const args = Array.isArray(node.args) ? (node.args as unknown[]) : [];
+  const isNode = (n: unknown): n is ErrorNode => typeof n === 'object' && n !== null && typeof (n as ErrorNode).end === 'number';
+  const after = (from: number, skip: RegExp): number => {
+    let k = from;
+    while (k < text.length && skip.test(text[k] as string)) k++;
+    return k;
+  };
+  if (node.op !== undefined && INFIX.has(node.op) && args.length === 2 && isNode(args[0])) {
+    // Past the left operand and any closing parentheses around it.
+    const k = after(args[0].end as number, /[\s)]/);
+    if (text.startsWith(node.op, k)) return k;
+  }
+  if (node.op === 'rcall' && isNode(args[1]) && typeof args[0] === 'string') {
+    const k = after(args[1].end as number, /[\s)]/);
+    if (text[k] === '.') {
+      const m = after(k + 1, /\s/);
+      if (text.startsWith(args[0], m)) return m;
+    }
+  }
+  return node.pos;
+}
+
 function mapBack(segments: readonly Segment[], offset: number): { src: number; macro?: string } {
   for (const s of segments) {
     if (offset >= s.expStart && offset < s.expEnd) return s.macro ? { src: s.srcStart, macro: s.macro } : { src: s.srcStart + (offset - s.expStart) };
@@ -118,11 +152,12 @@ function mapBack(segments: readonly Segment[], offset: number): { src: number; m
 }
 
 /** Rewords the library's messages where a policy author needs more than it says. */
-function explain(message: string, lists: ReadonlySet<string>): string {
+function explain(message: string, lists: ReadonlySet<string>, brokenMacros: ReadonlySet<string> = new Set()): string {
   const first = message.split('\n')[0] as string;
   const unknownVar = /^Unknown variable: (\w+)/.exec(first);
   if (unknownVar) {
     const name = unknownVar[1] as string;
+    if (brokenMacros.has(name)) return `macro '${name}' cannot be used: its own condition has an error (reported where the macro is defined)`;
     return `unknown name '${name}': not an event field (${EVENT_VARIABLES.join(', ')}), a list (${[...lists].join(', ') || 'none'}) or a macro`;
   }
   const noKey = /^No such key: (\w+)/.exec(first);
@@ -134,6 +169,8 @@ export class ConditionCompiler {
   private readonly env: Environment;
   private readonly expansions = new Map<string, string>();
   private readonly listNames: Set<string>;
+  /** Macros whose own expression failed: a condition naming one is told so, not that the name is unknown. */
+  private readonly brokenMacros = new Set<string>();
   readonly errors = new Map<CompiledCondition, number>();
 
   constructor(lists: ReadonlyMap<string, ReadonlyArray<string | number>>) {
@@ -162,7 +199,11 @@ export class ConditionCompiler {
   /** Declares a macro: its own expression is checked (as a bool) where it is written. */
   defineMacro(name: string, source: CelSource): CelProblem | undefined {
     const result = this.compileText(source, 'macro');
-    if ('problem' in result) return result.problem;
+    if ('problem' in result) {
+      this.brokenMacros.add(name);
+      return result.problem;
+    }
+    this.brokenMacros.delete(name);
     this.expansions.set(name, result.expanded);
     return undefined;
   }
@@ -214,14 +255,14 @@ export class ConditionCompiler {
     try {
       evaluator = this.env.parse(text) as unknown as Evaluator;
     } catch (e) {
-      const err = e as Error & { node?: { pos?: number } };
-      return where(err.node?.pos, `CEL syntax: ${explain(err.message, this.listNames)}`);
+      const err = e as Error & { node?: ErrorNode };
+      return where(err.node?.pos, `CEL syntax: ${explain(err.message, this.listNames, this.brokenMacros)}`);
     }
     const checked = evaluator.check();
     if (!checked.valid) {
-      const err = checked.error as Error & { node?: { pos?: number } };
+      const err = checked.error as Error & { node?: ErrorNode };
       const kind = err.name === 'ParseError' ? 'CEL syntax' : 'CEL type';
-      return where(err.node?.pos, `${kind}: ${explain(err.message, this.listNames)}`);
+      return where(offendingOffset(err.node, text), `${kind}: ${explain(err.message, this.listNames, this.brokenMacros)}`);
     }
     if (what === 'condition' && checked.type !== 'bool' && checked.type !== 'dyn') {
       return where(0, `a ${what} must be true or false, this one is of type ${checked.type}`);

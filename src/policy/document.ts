@@ -46,6 +46,7 @@ export interface RuleDoc {
   once: CelSource | undefined;
   /** Match only when the condition held this many times within the window, per process. */
   threshold: { count: number; seconds: number } | undefined;
+  /** Where the rule's name is written. */
   pos: SourcePos;
 }
 
@@ -56,6 +57,7 @@ export interface OverrideDoc {
   action: RuleAction | undefined;
   severity: Severity | undefined;
   exceptions: ExceptionDoc[];
+  /** Where the name of the rule it changes is written. */
   pos: SourcePos;
 }
 
@@ -194,26 +196,14 @@ class Reader {
 
   celOf(node: Scalar, text: string): CelSource {
     const range = node.range ?? [0, 0, 0];
-    const start = range[0];
-    const pos = this.posOf(start);
-    const type = node.type;
-    let at: (offset: number) => SourcePos;
-    if (type === 'PLAIN') {
-      at = (o) => this.posOf(start + o);
-    } else if (type === 'QUOTE_DOUBLE' || type === 'QUOTE_SINGLE') {
-      // Exact unless an escape comes before the offset: then close enough to find it.
-      at = (o) => this.posOf(start + 1 + o);
-    } else {
-      // Block scalar: the value's line k is the file's line after the header, plus k, at the block's indentation.
-      const first = pos.line + 1;
-      at = (o) => {
-        const before = text.slice(0, o);
-        const k = before.split('\n').length - 1;
-        const colInLine = o - (before.lastIndexOf('\n') + 1);
-        const lineStart = this.lines.lineStarts[first - 1 + k];
-        return lineStart === undefined ? pos : this.posOf(lineStart + this.indentAt(lineStart) + colInLine);
-      };
-    }
+    const pos = this.posOf(range[0]);
+    const map = scalarOffsets(this.source, node.type, range[0], range[1], text);
+    const at = (o: number): SourcePos => {
+      if (map.length === 0) return pos;
+      // Past the end (an error at end of input): just after the last character.
+      const i = Math.max(0, Math.min(Math.floor(o), map.length));
+      return this.posOf(i < map.length ? (map[i] as number) : (map[map.length - 1] as number) + 1);
+    };
     return { text, pos, at };
   }
 
@@ -221,15 +211,77 @@ class Reader {
   setSource(s: string): void {
     this.source = s;
   }
-
-  private indentAt(offset: number): number {
-    let n = 0;
-    while (this.source[offset + n] === ' ') n++;
-    return n;
-  }
 }
 
-/** Reads every policy document of one YAML file (documents separated by `---`). */
+const SPACE = /[ \t\r\n]/;
+
+/**
+ * The file offset of every character of a scalar's value, found by walking the value
+ * and the source text side by side. YAML only changes whitespace when it folds lines
+ * (plain, quoted and folded scalars) or strips indentation (block scalars), and only
+ * quoted scalars have escapes (`\"`, `\\`, `\xNN`, … in double quotes, `''` in single
+ * quotes): so every non-space character of the value is the next non-space character of
+ * the source, an escape standing for what it decodes to.
+ */
+export function scalarOffsets(src: string, type: string | undefined, start: number, end: number, value: string): number[] {
+  const map: number[] = [];
+  let s = start;
+  const dq = type === 'QUOTE_DOUBLE';
+  const sq = type === 'QUOTE_SINGLE';
+  if (dq || sq) s = start + 1;
+  else if (type === 'BLOCK_FOLDED' || type === 'BLOCK_LITERAL') {
+    // The header (`>-`, `|`, `|2+`, maybe a comment) ends at its line's end.
+    const nl = src.indexOf('\n', start);
+    s = nl < 0 ? end : nl + 1;
+  }
+  const limit = Math.max(end, s);
+  /** Length of the escape at src[i] (a backslash) in a double-quoted scalar. */
+  const escapeLength = (i: number): number => {
+    const c = src[i + 1];
+    if (c === 'x') return 4;
+    if (c === 'u') return 6;
+    if (c === 'U') return 10;
+    return 2;
+  };
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i] as string;
+    if (SPACE.test(v)) {
+      // Folding turns a line break into a space (or drops it): map to where we are.
+      if (src[s] === v) map.push(s++);
+      else if (dq && src[s] === '\\' && src[s + 1] !== '\n' && src[s + 1] !== '\r') {
+        map.push(s);
+        s += escapeLength(s);
+      } else map.push(Math.min(s, limit));
+      continue;
+    }
+    // Skip the source's whitespace, and escaped line breaks of a double-quoted scalar.
+    for (;;) {
+      while (s < limit && SPACE.test(src[s] as string)) s++;
+      if (dq && src[s] === '\\' && (src[s + 1] === '\n' || src[s + 1] === '\r')) {
+        s += 2;
+        continue;
+      }
+      break;
+    }
+    map.push(Math.min(s, limit));
+    if (dq && src[s] === '\\') {
+      s += escapeLength(s);
+      // \U beyond the BMP decodes to two UTF-16 units: both map to the escape.
+      if (v.charCodeAt(0) >= 0xd800 && v.charCodeAt(0) < 0xdc00 && i + 1 < value.length) map.push(map[map.length - 1] as number), i++;
+    } else if (sq && v === "'" && src[s] === "'" && src[s + 1] === "'") s += 2;
+    else if (s < limit) {
+      // A character outside the BMP is two UTF-16 units in both strings.
+      s++;
+    }
+  }
+  return map;
+}
+
+/**
+ * Reads every policy document of one YAML file (documents separated by `---`). When it
+ * adds to `problems`, the documents returned hold only the parts that read cleanly: good
+ * for finding more problems, never for use.
+ */
 export function readPolicyText(text: string, file: string, problems: PolicyProblem[]): PolicyDoc[] {
   const lines = new LineCounter();
   const r = new Reader(file, lines, problems);
@@ -239,7 +291,12 @@ export function readPolicyText(text: string, file: string, problems: PolicyProbl
   const list = Array.isArray(docs) ? docs : [docs];
   for (const doc of list) {
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) r.problem(r.posOf(e.pos[0]), `YAML: ${e.message.split('\n')[0]}`);
+      for (const e of doc.errors) {
+        // The parser may point at the indentation before the token it stopped at.
+        let o = e.pos[0];
+        while (text[o] === ' ') o++;
+        r.problem(r.posOf(o), `YAML: ${e.message.split('\n')[0]}`);
+      }
       continue;
     }
     if (doc.contents === null) continue; // an empty document
@@ -251,7 +308,6 @@ export function readPolicyText(text: string, file: string, problems: PolicyProbl
 
 function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
   const start = r.at(root, { file: r.file, line: 1, col: 1 });
-  const before = r.problems.length;
   const top = r.mapping(root, 'a policy document', start, TOP_KEYS);
   if (!top) return undefined;
   const api = r.string(top.get('apiVersion'), 'apiVersion');
@@ -261,6 +317,7 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
   if (!top.has('kind')) r.problem(start, 'missing kind: Policy');
   else if (kind !== undefined && kind !== 'Policy') r.problem(top.get('kind')!.pos, `kind must be Policy, not '${kind}'`);
   let name = '';
+  let namePos = start;
   const meta = top.get('metadata');
   if (!meta) r.problem(start, 'missing metadata.name');
   else {
@@ -268,10 +325,11 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
     if (m) {
       name = r.string(m.get('name'), 'metadata.name', true) ?? '';
       if (!m.has('name')) r.problem(meta.pos, 'missing metadata.name');
+      else namePos = r.at(m.get('name')!.pair.value as Node, start);
       r.string(m.get('description'), 'metadata.description');
     }
   }
-  const policy: PolicyDoc = { name, file: r.file, pos: start, selector: { image: [], name: [], labels: {} }, everyContainer: true, rules: [], overrides: [], lists: [], macros: [] };
+  const policy: PolicyDoc = { name, file: r.file, pos: namePos, selector: { image: [], name: [], labels: {} }, everyContainer: true, rules: [], overrides: [], lists: [], macros: [] };
   const specEntry = top.get('spec');
   if (!specEntry) {
     r.problem(start, 'missing spec');
@@ -322,7 +380,9 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
       if (o) policy.overrides.push(o);
     }
   }
-  return r.problems.length === before ? policy : undefined;
+  // With problems, what could be read is still returned (the loader compiles it to report
+  // every problem at once); a set with problems is never used.
+  return policy;
 }
 
 function readLists(r: Reader, entry: { pair: Pair; pos: SourcePos } | undefined, policy: PolicyDoc): void {
@@ -421,13 +481,20 @@ function readRule(r: Reader, node: Node, fallback: SourcePos): RuleDoc | undefin
   if (!m) return undefined;
   const name = r.string(m.get('name'), 'rule name', true);
   if (!m.has('name')) r.problem(pos, 'a rule needs a name');
+  // A rule is where its name is written: a duplicate name is reported there.
+  const namePos = m.has('name') ? r.at(m.get('name')!.pair.value as Node, pos) : pos;
   const where = `rule '${name ?? '?'}'`;
   const condition = r.cel(m.get('condition'), `${where}: condition`);
   if (!m.has('condition')) r.problem(pos, `${where}: missing condition`);
   const kinds = r.stringList(m.get('kinds'), `${where}: kinds`, true);
   if (kinds) {
     const bad = kinds.filter((k) => !(EVENT_KINDS as readonly string[]).includes(k));
-    if (bad.length) r.problem(m.get('kinds')!.pos, `${where}: unknown event kind ${bad.map((b) => `'${b}'`).join(', ')}; kinds are ${EVENT_KINDS.join(', ')}`);
+    if (bad.length) {
+      // Pointed at the first unknown kind as written.
+      const v = m.get('kinds')!.pair.value;
+      const item = isSeq(v) ? v.items.find((i) => isScalar(i) && i.value === bad[0]) : v;
+      r.problem(r.at(item as Node, m.get('kinds')!.pos), `${where}: unknown event kind ${bad.map((b) => `'${b}'`).join(', ')}; kinds are ${EVENT_KINDS.join(', ')}`);
+    }
   }
   const severity = m.has('severity') ? r.oneOf(m.get('severity'), `${where}: severity`, SEVERITIES) : 'medium';
   const action = m.has('action') ? r.oneOf(m.get('action'), `${where}: action`, ACTIONS) : 'alert';
@@ -454,7 +521,7 @@ function readRule(r: Reader, node: Node, fallback: SourcePos): RuleDoc | undefin
     }
   }
   if (r.problems.length !== before || !name || !condition || !severity || !action) return undefined;
-  return { name, description, kinds: kinds as EventKind[] | undefined, condition, severity, tags, action, exceptions, enabled, once, threshold, pos };
+  return { name, description, kinds: kinds as EventKind[] | undefined, condition, severity, tags, action, exceptions, enabled, once, threshold, pos: namePos };
 }
 
 function readOverride(r: Reader, node: Node, fallback: SourcePos): OverrideDoc | undefined {
@@ -464,11 +531,13 @@ function readOverride(r: Reader, node: Node, fallback: SourcePos): OverrideDoc |
   if (!m) return undefined;
   const rule = r.string(m.get('rule'), 'override rule', true);
   if (!m.has('rule')) r.problem(pos, 'an override names the rule it changes (rule: NAME)');
+  // An override is where the rule it names is written: an unknown rule is reported there.
+  const rulePos = m.has('rule') ? r.at(m.get('rule')!.pair.value as Node, pos) : pos;
   const where = `override of '${rule ?? '?'}'`;
   const enabled = r.bool(m.get('enabled'), `${where}: enabled`);
   const action = m.has('action') ? r.oneOf(m.get('action'), `${where}: action`, ACTIONS) : undefined;
   const severity = m.has('severity') ? r.oneOf(m.get('severity'), `${where}: severity`, SEVERITIES) : undefined;
   const exceptions = readExceptions(r, m.get('exceptions'), where);
   if (r.problems.length !== before || !rule) return undefined;
-  return { rule, enabled, action, severity, exceptions, pos };
+  return { rule, enabled, action, severity, exceptions, pos: rulePos };
 }

@@ -65,7 +65,22 @@ export function loadPolicies(paths: readonly string[], opts: LoadOptions = {}): 
       documents.push(doc);
     }
   }
-  if (problems.length > 0) throw new PolicyError(problems);
-  const set = PolicySet.build(documents, opts.facts);
-  return { set, files, documents };
+  if (problems.length === 0) return { set: PolicySet.build(documents, opts.facts), files, documents };
+  // Compile what could be read anyway, so one run reports every problem: a CEL error in one
+  // file next to a YAML error in another. With documents left out for their problems, what
+  // names them (a list, a macro, an overridden rule) cannot be judged and is not reported.
+  const dropped = problems.some((p) => !p.message.startsWith('policy name '));
+  try {
+    PolicySet.build(documents, opts.facts);
+  } catch (e) {
+    if (!(e instanceof PolicyError)) throw e;
+    for (const p of e.problems) if (!dropped || !MAYBE_DROPPED.test(p.message)) problems.push(p);
+  }
+  const order = new Map(files.map((f, i) => [f, i]));
+  const sorted = problems.map((p, i) => ({ p, i })).sort((a, b) =>
+    (order.get(a.p.file) ?? -1) - (order.get(b.p.file) ?? -1) || a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i);
+  throw new PolicyError(sorted.map((x) => x.p));
 }
+
+/** Build problems that a document left out (for its own problems) may have caused. */
+const MAYBE_DROPPED = /unknown name '|append to a list no earlier policy defines|override of unknown rule/;
