@@ -1,6 +1,7 @@
-/* Opens and closes one file at a steady rate for a number of seconds: the load of the
- * policy benchmark (every open of a watched path is an event). Prints "go" when it starts
- * and "done OPENS SECONDS" when it ends, each line flushed at once. */
+/* Opens and closes one file RATE*SECONDS times at a steady RATE per second (or as fast as
+ * it can when that is slower): the load of the policy benchmark, every open of a watched
+ * path an event, the same number of events in every run. Prints "go" when it starts and
+ * "done OPENS SECONDS" when it ends, each line flushed at once. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,12 @@ int main(int argc, char **argv)
 	double rate = atof(argv[2]), seconds = atof(argv[3]);
 	printf("go\n");
 	fflush(stdout);
+	long total = (long)(rate * seconds);
 	double start = now(), t = start;
 	long n = 0;
-	while (t - start < seconds) {
+	while (n < total) {
 		/* A batch of opens, then sleep until the schedule says the next batch is due. */
-		for (int i = 0; i < 100; i++, n++) {
+		for (int i = 0; i < 100 && n < total; i++, n++) {
 			int fd = open(argv[1], O_RDONLY);
 			if (fd < 0) {
 				perror(argv[1]);
