@@ -3,6 +3,9 @@
 // are expanded where they are named; every condition is parsed and type-checked once,
 // at load, and an error points at its place in the YAML file.
 import { Environment } from '@marcbachmann/cel-js';
+import type { VigilEvent } from '../events/index.js';
+import { activationOf } from './activation.js';
+import { compileClosure, newRound } from './compile.js';
 import type { CelSource } from './document.js';
 import type { SourcePos } from './errors.js';
 
@@ -46,6 +49,14 @@ export interface CompiledCondition {
   readonly ast: CelNode;
   /** True or false; a runtime error (a missing args key, say) counts as false and is counted. */
   evaluate(activation: Record<string, unknown>): boolean;
+  /**
+   * The same on the event itself (compile.ts); interpreted conditions build the activation
+   * for it. Calls given the same round (newRound()) for the same event share the values of
+   * common subexpressions; without one, each call is a round of its own.
+   */
+  evaluateEvent(e: VigilEvent, container: Record<string, unknown>, round?: number): boolean;
+  /** True when evaluateEvent runs a compiled closure, and needs no activation. */
+  readonly compiled: boolean;
 }
 
 type Evaluator = ((ctx: Record<string, unknown>) => unknown) & { ast: unknown; check(): { valid: boolean; type?: string; error?: Error & { node?: { pos?: number } } } };
@@ -229,10 +240,12 @@ export class ConditionCompiler {
     const result = this.compileText(source, 'condition');
     if ('problem' in result) return result.problem;
     const evaluator = result.evaluator;
+    const closure = compileClosure(evaluator.ast, this);
     const compiled: CompiledCondition = {
       source,
       expanded: result.expanded,
       ast: evaluator.ast as CelNode,
+      compiled: closure !== undefined,
       evaluate: (ctx) => {
         try {
           return evaluator(ctx) === true;
@@ -241,6 +254,16 @@ export class ConditionCompiler {
           return false;
         }
       },
+      evaluateEvent: closure
+        ? (e, container, round = newRound()) => {
+            try {
+              return closure(e, container, round) === true;
+            } catch {
+              this.errors.set(compiled, (this.errors.get(compiled) ?? 0) + 1);
+              return false;
+            }
+          }
+        : (e, container) => compiled.evaluate(activationOf(e, container)),
     };
     return compiled;
   }

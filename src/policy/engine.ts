@@ -5,6 +5,7 @@
 import type { ContainerRef, EventKind, Verdict, VigilEvent } from '../events/index.js';
 import { activationOf, containerView, type ContainerFacts } from './activation.js';
 import { ConditionCompiler, EVENT_VARIABLES, type CelNode, type CompiledCondition } from './cel.js';
+import { newRound } from './compile.js';
 import { ACTIONS, EVENT_KINDS, SEVERITIES, type PolicyDoc, type RuleAction, type RuleDoc, type Selector, type Severity } from './document.js';
 import { PolicyError, type PolicyProblem, type SourcePos } from './errors.js';
 import { globMatch } from './glob.js';
@@ -266,6 +267,15 @@ export class PolicySet {
     return this.rules.map((r) => ({ info: r.info, ast: r.condition.ast, enabledSomewhere: r.doc.enabled || r.overrides.some((o) => o.enabled === true) }));
   }
 
+  /** Every compiled condition: each rule's, its exceptions' and its overrides' (for tests and benchmarks). */
+  conditions(): Array<{ rule: string; what: string; condition: CompiledCondition }> {
+    return this.rules.flatMap((r) => [
+      { rule: r.doc.name, what: 'condition', condition: r.condition },
+      ...r.exceptions.map((x, i) => ({ rule: r.doc.name, what: `exception ${i + 1}`, condition: x })),
+      ...r.overrides.flatMap((o) => o.exceptions.map((x, i) => ({ rule: r.doc.name, what: `exception ${i + 1} of override at ${o.where}`, condition: x }))),
+    ]);
+  }
+
   evalErrors(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const r of this.rules) {
@@ -309,15 +319,26 @@ export class PolicySet {
     this.stats.judged++;
     const candidates = this.effectiveFor(e.container)[KIND_INDEX[e.kind] ?? -1];
     if (!candidates || candidates.length === 0) return NORMAL;
+    // Compiled conditions read the event itself; the BigInt activation is built only for
+    // an interpreted one (or a `once` value), at most once per event.
+    // One round for the event: conditions share what their common macros computed.
+    const round = newRound();
+    let view: Record<string, unknown> | undefined;
     let activation: Record<string, unknown> | undefined;
+    const holds = (x: CompiledCondition): boolean => {
+      view ??= containerView(e.container, this.facts(e.container));
+      return x.compiled ? x.evaluateEvent(e, view, round) : x.evaluate((activation ??= activationOf(e, view)));
+    };
     let matched: Effective[] | undefined;
     for (const eff of candidates) {
       if (eff.rule.syscalls && !eff.rule.syscalls.has(e.syscall)) continue;
-      activation ??= activationOf(e, containerView(e.container, this.facts(e.container)));
-      if (!eff.rule.condition.evaluate(activation)) continue;
-      if (eff.exceptions.some((x) => x.evaluate(activation as Record<string, unknown>))) continue;
+      if (!holds(eff.rule.condition)) continue;
+      if (eff.exceptions.length > 0 && eff.exceptions.some(holds)) continue;
       if (eff.rule.doc.threshold && !this.overThreshold(eff.rule, e)) continue;
-      if (eff.rule.once && !this.firstTime(eff.rule, e, eff.rule.once.value(activation))) continue;
+      if (eff.rule.once) {
+        view ??= containerView(e.container, this.facts(e.container));
+        if (!this.firstTime(eff.rule, e, eff.rule.once.value((activation ??= activationOf(e, view))))) continue;
+      }
       (matched ??= []).push(eff);
     }
     if (!matched) return NORMAL;
