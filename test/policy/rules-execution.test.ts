@@ -6,8 +6,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import type { VigilEvent } from '../../src/events/index.js';
@@ -31,8 +32,13 @@ class LogReader {
 
   /** The container's own events so far (the runtime's set-up left out), in log order. */
   events(id: string): VigilEvent[] {
+    return this.all(id).filter((e) => !e.process.containerSetup);
+  }
+
+  /** Every event with the container's id so far. */
+  all(id: string): VigilEvent[] {
     this.read();
-    return (this.byId.get(id) ?? []).filter((e) => !e.process.containerSetup);
+    return this.byId.get(id) ?? [];
   }
 
   private read(): void {
@@ -81,14 +87,35 @@ after(async () => {
 interface Container {
   id: string;
   name: string;
+  /** Host directory bind-mounted at /vigil-gate: a file `go` there lets the script start. */
+  gate: string;
 }
 
-/** Starts a container detached, its command run by `sh -c`. */
-function start(image: string, script: string, dockerArgs: string[] = []): Container {
+/**
+ * Starts a container detached whose command, `sh -c SCRIPT`, runs only once the agent has
+ * named the container (see opened()): a gate shell waits for /vigil-gate/go, then execs
+ * `sh -c SCRIPT` in its place (pid 1, like any entrypoint). Under load the agent can take
+ * seconds to resolve a new container, and what it sees before then carries no container.
+ */
+async function start(image: string, script: string, dockerArgs: string[] = []): Promise<Container> {
   const name = uniqueName('vigil-rx');
+  const gate = mkdtempSync(join(tmpdir(), 'vigil-rx-gate-'));
   started.add(name);
-  const id = docker('run', '-d', '--pull', 'never', ...dockerArgs, '--name', name, image, 'sh', '-c', script);
-  return { id, name };
+  const id = docker('run', '-d', '--pull', 'never', '-v', `${gate}:/vigil-gate:ro`, ...dockerArgs, '--name', name, image,
+    'sh', '-c', 'until [ -e /vigil-gate/go ]; do sleep 0.1; done; exec sh -c "$0"', script);
+  const c = { id, name, gate };
+  await opened(c);
+  return c;
+}
+
+/** Waits until the agent names the container in its events (the gate's sleeps), then opens the gate. */
+async function opened(c: Container): Promise<void> {
+  const until = Date.now() + WAIT_MS;
+  while (log.all(c.id).length === 0) {
+    if (Date.now() > until) assert.fail(`the agent named no event with container ${c.name} (${c.id.slice(0, 12)}) after ${WAIT_MS} ms; agent stderr:\n${agent?.stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  writeFileSync(join(c.gate, 'go'), '');
 }
 
 function finish(c: Container): number {
@@ -99,6 +126,7 @@ function remove(...cs: Container[]): void {
   for (const c of cs) {
     spawnSync('docker', ['rm', '-f', c.name], { stdio: 'ignore' });
     started.delete(c.name);
+    rmSync(c.gate, { recursive: true, force: true });
   }
 }
 
@@ -135,7 +163,7 @@ async function events<K extends string>(c: Container, wanted: Record<K, Match>, 
       else missing.push(k);
     }
     if (missing.length === 0) return found as Record<K, VigilEvent>;
-    if (Date.now() > until) assert.fail(`no event for ${missing.join(', ')} in container ${c.name} after ${timeoutMs} ms; its events:\n${listing(mine)}`);
+    if (Date.now() > until) assert.fail(`no event for ${missing.join(', ')} in container ${c.name} after ${timeoutMs} ms; its events:\n${listing(mine)}\nagent stderr:\n${agent?.stderr()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -152,8 +180,10 @@ function notFor(e: VigilEvent, rule: string, what: string): void {
 const SHELL = 'execve shell';
 
 test('execve shell: a docker exec shell, with and without a terminal; docker exec of cat, the entrypoint script and its sub-shells (busybox and bash) stay NORMAL', { skip }, async () => {
-  const busybox = start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sleep 300');
-  const bash = start(TEST_IMAGES.bash, 'sh -c true; ls /');
+  const [busybox, bash] = await Promise.all([
+    start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sleep 300'),
+    start(TEST_IMAGES.bash, 'sh -c true; ls /'),
+  ]);
   try {
     docker('exec', busybox.name, 'sh', '-c', 'true');
     docker('exec', busybox.name, 'cat', '/etc/hostname');
@@ -191,7 +221,7 @@ test('execve shell: a docker exec shell, with and without a terminal; docker exe
 });
 
 test('execve shell: a program that is not a shell (python) starting sh and `busybox sh`; the same program running cat stays NORMAL', { skip: skipPython }, async () => {
-  const py = start(WORKLOAD_IMAGES.python, 'python3 /fx/spawn-shell.py', ['-v', `${FIXTURES}:/fx:ro`]);
+  const py = await start(WORKLOAD_IMAGES.python, 'python3 /fx/spawn-shell.py', ['-v', `${FIXTURES}:/fx:ro`]);
   try {
     assert.equal(finish(py), 0, logsOf(py));
     const p = await events(py, {
@@ -209,27 +239,22 @@ test('execve shell: a program that is not a shell (python) starting sh and `busy
   }
 });
 
-test('execve shell: an interactive shell on a terminal (docker run -t IMAGE sh, a script exec-ing sh); the script on the terminal and its sub-shell stay NORMAL', { skip }, async () => {
-  const interactive = start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sh', ['-t']);
-  // `docker run -dt IMAGE sh`: observe() and start() wrap the command in sh -c, so this one is run bare.
-  const bareName = uniqueName('vigil-rx');
-  started.add(bareName);
-  const bare: Container = { id: docker('run', '-d', '-t', '--pull', 'never', '--name', bareName, TEST_IMAGES.busybox, 'sh'), name: bareName };
+test('execve shell: an interactive shell on a terminal (docker run -t, the shell given no command); a script on the terminal and its sub-shell stay NORMAL', { skip }, async () => {
+  // The script ends by exec-ing a shell that reads the terminal: `docker run -t IMAGE sh` after a set-up script.
+  const c = await start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sh', ['-t']);
   try {
-    const t = await events(interactive, {
+    const t = await events(c, {
       script: exec(['sh', '-c', 'sh -c true; ls /; exec sh']),
       subShell: exec(['sh', '-c', 'true']),
       shell: exec(['sh']),
     });
     assert.ok(tty(t.script) && tty(t.subShell) && tty(t.shell), listing(Object.values(t)));
-    insecure(t.shell, SHELL, 'exec sh on the terminal');
-    notFor(t.script, SHELL, 'sh -c SCRIPT on a terminal');
-    notFor(t.subShell, SHELL, "the script's sub-shell on a terminal");
-    const b = await events(bare, { shell: exec(['sh'], tty) });
-    assert.equal(b.shell.process.nsPid, 1);
-    insecure(b.shell, SHELL, 'docker run -t IMAGE sh');
+    assert.equal(t.shell.process.nsPid, 1, listing([t.shell]));
+    insecure(t.shell, SHELL, 'sh on the terminal of docker run -t');
+    notFor(t.script, SHELL, 'sh -c SCRIPT on the terminal of docker run -t');
+    notFor(t.subShell, SHELL, "the script's sub-shell on the terminal");
   } finally {
-    remove(interactive, bare);
+    remove(c);
   }
 });
 
@@ -240,14 +265,16 @@ function viaListener(port: number, listener: string, client: string): string {
 
 test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash /dev/tcp; nc sending a file and a shell on a pipe stay NORMAL', { skip }, async () => {
   const RULE = 'reverse shell';
-  const nc = start(TEST_IMAGES.busybox, [
-    viaListener(9001, 'echo exit | nc -l -p PORT', 'nc 127.0.0.1 PORT -e /bin/sh'),
-    viaListener(9002, 'echo exit | nc -l -p PORT', 'nc 127.0.0.1 PORT -e sh'),
-    viaListener(9003, 'nc -l -p PORT >/dev/null', 'nc 127.0.0.1 PORT </etc/hostname'),
-    'echo exit | sh',
-  ].join('\n'));
-  // bash's /dev/tcp: the shell connects itself (refused: nothing listens; the connect is the event).
-  const devTcp = start(TEST_IMAGES.bash, 'echo x >/dev/tcp/127.0.0.1/9004 || true');
+  const [nc, devTcp] = await Promise.all([
+    start(TEST_IMAGES.busybox, [
+      viaListener(9001, 'echo exit | nc -l -p PORT', 'nc 127.0.0.1 PORT -e /bin/sh'),
+      viaListener(9002, 'echo exit | nc -l -p PORT', 'nc 127.0.0.1 PORT -e sh'),
+      viaListener(9003, 'nc -l -p PORT >/dev/null', 'nc 127.0.0.1 PORT </etc/hostname'),
+      'echo exit | sh',
+    ].join('\n')),
+    // bash's /dev/tcp: the shell connects itself (refused: nothing listens; the connect is the event).
+    start(TEST_IMAGES.bash, 'echo x >/dev/tcp/127.0.0.1/9004 || true'),
+  ]);
   try {
     assert.equal(finish(nc), 0, logsOf(nc));
     const n = await events(nc, {
@@ -278,7 +305,7 @@ test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash /dev/tcp; nc sendi
 
 test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a deleted file run through its fd; /bin/true stays NORMAL', { skip: skipPython }, async () => {
   const RULE = 'fileless execution';
-  const py = start(WORKLOAD_IMAGES.python, 'python3 /fx/fileless.py && /bin/true', ['-v', `${FIXTURES}:/fx:ro`]);
+  const py = await start(WORKLOAD_IMAGES.python, 'python3 /fx/fileless.py && /bin/true', ['-v', `${FIXTURES}:/fx:ro`]);
   try {
     assert.equal(finish(py), 0, logsOf(py));
     const f = await events(py, {
@@ -292,7 +319,7 @@ test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a delet
     insecure(f.execv, RULE, 'memfd executed by /proc/self/fd/N');
     insecure(f.fexecve, RULE, 'memfd executed by fexecve');
     // The kernel still names the unlinked file by its old path, and the writable layer no longer holds it.
-    assert.equal(f.deleted.process.exe, '/usr/local/bin/vigil-ghost');
+    assert.ok(f.deleted.process.exe.startsWith('/usr/local/bin/vigil-ghost'), listing([f.deleted]));
     insecure(f.deleted, RULE, 'deleted file executed through its fd');
     notFor(f.image, RULE, '/bin/true');
     assert.equal(f.image.verdict.level, 'NORMAL', listing([f.image]));
@@ -303,7 +330,7 @@ test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a delet
 
 test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and run; /bin/true and ls from the image stay NORMAL', { skip }, async () => {
   const RULE = 'binary not from image';
-  const c = start(TEST_IMAGES.bash, 'cp /bin/true /tmp/x && /tmp/x && mkdir -p /usr/local/bin && cp /bin/true /usr/local/bin/vigil-tool && vigil-tool && /bin/true && ls /');
+  const c = await start(TEST_IMAGES.bash, 'cp /bin/true /tmp/x && /tmp/x && mkdir -p /usr/local/bin && cp /bin/true /usr/local/bin/vigil-tool && vigil-tool && /bin/true && ls /');
   try {
     assert.equal(finish(c), 0, logsOf(c));
     const b = await events(c, {
@@ -328,9 +355,11 @@ test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and 
 
 test('package manager at run time: apt-get and pip made at run time and run from PATH, python3 -m pip; pipeline and python3 -m platform stay NORMAL', { skip: skipPython }, async () => {
   const RULE = 'package manager at run time';
-  const c = start(TEST_IMAGES.bash, 'cp /bin/true /tmp/apt-get && PATH=/tmp:$PATH apt-get update && mkdir -p /usr/local/bin && ' +
-    'ln -s /bin/true /usr/local/bin/pip && pip install requests && ln -s /bin/true /usr/local/bin/pipeline && pipeline run');
-  const py = start(WORKLOAD_IMAGES.python, 'python3 -m pip --version; python3 -m platform');
+  const [c, py] = await Promise.all([
+    start(TEST_IMAGES.bash, 'cp /bin/true /tmp/apt-get && PATH=/tmp:$PATH apt-get update && mkdir -p /usr/local/bin && ' +
+      'ln -s /bin/true /usr/local/bin/pip && pip install requests && ln -s /bin/true /usr/local/bin/pipeline && pipeline run'),
+    start(WORKLOAD_IMAGES.python, 'python3 -m pip --version; python3 -m platform'),
+  ]);
   try {
     assert.equal(finish(c), 0, logsOf(c));
     const p = await events(c, {
@@ -359,7 +388,7 @@ test('package manager at run time: apt-get and pip made at run time and run from
 test('crypto mining: a stratum+tcp URL on a command line, a connect to 127.0.0.1:3333; an http URL and a connect to 127.0.0.1:8080 stay NORMAL', { skip }, async () => {
   const RULE = 'crypto mining';
   // The URL is put together at run time, so that the container's own command line does not hold it.
-  const c = start(TEST_IMAGES.busybox, 'u=stratum; env true -o "$u+tcp://127.0.0.1:3333"; env true -o "http://127.0.0.1:3333"; ' +
+  const c = await start(TEST_IMAGES.busybox, 'u=stratum; env true -o "$u+tcp://127.0.0.1:3333"; env true -o "http://127.0.0.1:3333"; ' +
     'nc 127.0.0.1 3333 </dev/null; nc 127.0.0.1 8080 </dev/null; true');
   try {
     assert.equal(finish(c), 0, logsOf(c));
