@@ -379,11 +379,12 @@ test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and 
   }
 });
 
-test('package manager at run time: apt-get and pip made at run time and run from PATH, python3 -m pip; pipeline and python3 -m platform stay NORMAL', { skip: skipPython }, async () => {
+test('package manager at run time: apt-get, pip and npm install made at run time and run from PATH, python3 -m pip; pipeline, npm start, npm run and python3 -m platform stay NORMAL', { skip: skipPython }, async () => {
   const RULE = 'package manager at run time';
   const [c, py] = await Promise.all([
     start(TEST_IMAGES.bash, 'cp /bin/true /tmp/apt-get && PATH=/tmp:$PATH apt-get update && mkdir -p /usr/local/bin && ' +
-      'ln -s /bin/true /usr/local/bin/pip && pip install requests && ln -s /bin/true /usr/local/bin/pipeline && pipeline run'),
+      'ln -s /bin/true /usr/local/bin/pip && pip install requests && ln -s /bin/true /usr/local/bin/pipeline && pipeline run && ' +
+      'ln -s /bin/true /usr/local/bin/npm && npm start && npm run build && npm install left-pad && npm ci'),
     start(WORKLOAD_IMAGES.python, 'python3 -m pip --version; python3 -m platform'),
   ]);
   try {
@@ -392,11 +393,20 @@ test('package manager at run time: apt-get and pip made at run time and run from
       aptGet: exec(['apt-get', 'update']),
       pip: exec(['pip', 'install', 'requests']),
       pipeline: exec(['pipeline', 'run']),
+      npmStart: exec(['npm', 'start']),
+      npmRun: exec(['npm', 'run', 'build']),
+      npmInstall: exec(['npm', 'install', 'left-pad']),
+      npmCi: exec(['npm', 'ci']),
     });
     insecure(p.aptGet, RULE, 'apt-get update');
     insecure(p.pip, RULE, 'pip install requests');
-    notFor(p.pipeline, RULE, 'pipeline run');
-    assert.equal(p.pipeline.verdict.level, 'NORMAL', listing([p.pipeline]));
+    insecure(p.npmInstall, RULE, 'npm install left-pad');
+    insecure(p.npmCi, RULE, 'npm ci');
+    // npm starting the application (CMD ["npm", "start"]) is not a package change.
+    for (const [what, e] of [['pipeline run', p.pipeline], ['npm start', p.npmStart], ['npm run build', p.npmRun]] as const) {
+      notFor(e, RULE, what);
+      assert.equal(e.verdict.level, 'NORMAL', listing([e]));
+    }
 
     finish(py); // the image has no pip module: python3 -m pip fails after its exec, which is what counts
     const m = await events(py, {
