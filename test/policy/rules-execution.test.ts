@@ -2,7 +2,9 @@
 // each rule's behaviour, done for real in a container under the real agent with the default
 // policy, gives an INSECURE event naming the rule, and a benign near-miss beside it stays
 // NORMAL for that rule. One agent watches the whole file; every test reads only the events
-// of its own containers, polling the agent's log with a generous bound.
+// of its own containers, polling the agent's log with a generous bound. A container's script
+// starts only once the agent has named the container (start()), and a scenario runs again when
+// the agent reports records lost in the kernel while it ran (scenario()): this machine is shared.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
