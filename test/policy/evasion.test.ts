@@ -6,6 +6,9 @@
 // and reports them, without failing the run, until the rule or the agent is fixed.
 // The tests without todo are the plain forms of the same attacks: they show the rule
 // and this harness work, so a todo that passes one day means a fix, not a broken test.
+// A second agent watches the same container with fixtures/attack-proposed-fixes.yaml
+// loaded as well: the "proposed fix" tests show each proposed condition catching its
+// attack (the evasions that need an agent, kernel or engine change have none).
 //
 // One container (vigil-test/python:1: busybox with a Python service) runs every step,
 // each marking its success with "ok:STEP" in the container's output; the fixtures
