@@ -127,6 +127,8 @@ const MESSAGES: Record<string, Record<string, [Reader, FieldType]>> = {
     entered: [(e) => e.process.entered ?? false, 'bool'],
     stdio: [(e) => e.process.stdio ?? EMPTY, 'list'],
     exeWritten: [(e) => e.process.exeWritten ?? false, 'bool'],
+    exeInImage: [(e) => e.process.exeInImage ?? true, 'bool'],
+    parentExe: [(e) => e.process.parentExe ?? '', 'string'],
   },
   container: {
     id: [(_e, c) => c['id'], 'string'],
@@ -483,7 +485,9 @@ class Compiler {
       case '+': {
         // Only string concatenation: int arithmetic has overflow rules and int + double is an error.
         const [ln, rn] = n.args as Node[];
-        if (ln?.checkedType?.name !== 'string' || rn?.checkedType?.name !== 'string') return undefined;
+        // One side a checked string is enough: the checker then accepted only string + string
+        // (a comprehension variable over a list<string> may carry no checked type of its own).
+        if (ln?.checkedType?.name !== 'string' && rn?.checkedType?.name !== 'string') return undefined;
         const l = this.node(ln, scope);
         const r = this.node(rn, scope);
         if (!l || !r) return undefined;
@@ -902,7 +906,7 @@ const METHOD_HELPER: Record<string, string> = { startsWith: 'sw', endsWith: 'ew'
 const TOP_SRC: Record<string, string> = {
   seq: 'e.seq', time: 'e.time', host: 'e.host', kind: 'e.kind', syscall: 'e.syscall', args: 'e.args', ret: 'e.ret', error: '(e.error ?? "")',
 };
-const DEFAULTED: Record<string, string> = { ancestors: 'EMPTY', stdio: 'EMPTY', entered: 'false', exeWritten: 'false' };
+const DEFAULTED: Record<string, string> = { ancestors: 'EMPTY', stdio: 'EMPTY', entered: 'false', exeWritten: 'false', exeInImage: 'true', parentExe: '""' };
 const CHECK: Record<FieldType, string> = { string: 'cStr', bool: 'cBool', int: 'cInt', list: 'cList', map: 'cMap' };
 
 function messageSource(message: string, field: string): string {
@@ -1089,7 +1093,9 @@ class Generator {
       }
       case '+': {
         const [ln, rn] = n.args as Node[];
-        if (ln?.checkedType?.name !== 'string' || rn?.checkedType?.name !== 'string') return undefined;
+        // One side a checked string is enough: the checker then accepted only string + string
+        // (a comprehension variable over a list<string> may carry no checked type of its own).
+        if (ln?.checkedType?.name !== 'string' && rn?.checkedType?.name !== 'string') return undefined;
         const lr = two();
         return lr && `cat(${lr[0]}, ${lr[1]})`;
       }
