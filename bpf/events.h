@@ -23,6 +23,7 @@ enum vigil_kind {
 	VIGIL_KIND_SYSCALL = 4,    /* a system call a rule asked for, or a streamed one */
 	VIGIL_KIND_CAPABILITY = 5, /* a cap_capable check */
 	VIGIL_KIND_TCP_STATE = 6,  /* a TCP state change of a socket a container used */
+	VIGIL_KIND_CGROUP = 7,     /* a new cgroup of the reference hierarchy (not an event: identity) */
 	VIGIL_KIND_MAX = 64, /* size of the per-kind lost counter array */
 };
 
@@ -182,6 +183,20 @@ struct vigil_tcp_state {
 	__s32 old_state;
 	__s32 new_state;
 	struct vigil_sock sock;
+};
+
+/*
+ * A cgroup made in the reference hierarchy (cgroup:cgroup_mkdir). The header names the
+ * task that made it (pid, tgid, comm; other task fields are 0) and carries the cgroup's
+ * kernfs id as container_key: the key its tasks' records will carry. The record ends
+ * after path_len bytes of path, rounded up to 8; VIGIL_FLAG_TRUNCATED when it was cut.
+ */
+struct vigil_cgroup {
+	struct vigil_header hdr;
+	__u64 id;            /* kernfs id of the cgroup (= hdr.container_key) */
+	__u32 level;         /* depth below the hierarchy's root */
+	__u32 path_len;      /* bytes of path, without the NUL */
+	char path[VIGIL_PATH_MAX]; /* from the hierarchy's root: /docker/<id>, /system.slice/docker-<id>.scope */
 };
 
 /* Set by user space after load (map "vigil_config", one entry). */

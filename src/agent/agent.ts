@@ -331,7 +331,7 @@ export class Agent {
     }
     let lost = 0;
     for (const n of this.lostSeen.values()) lost += Number(n);
-    const stats = this.pipeline?.stats ?? { records: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
+    const stats = this.pipeline?.stats ?? { records: 0, cgroups: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
     return { ...stats, lost, decodeErrors: this.decodeErrors };
   }
 }

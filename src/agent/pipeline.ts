@@ -11,6 +11,12 @@ import { ProcessTable } from './processes.js';
 export interface KeyResolver {
   lookup(key: bigint): KeyIdentity | undefined;
   resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined>;
+  /**
+   * A cgroup was made in the reference hierarchy (a cgroup record): its key's identity,
+   * known from its path before any of its tasks' records. Optional: without it the
+   * records are only counted.
+   */
+  learnCgroup?(key: bigint, path: string): void;
 }
 
 export interface PipelineOptions {
@@ -27,6 +33,8 @@ export interface PipelineOptions {
 
 export interface PipelineStats {
   records: number;
+  /** Cgroup records (identity, not events): counted in records, never emitted. */
+  cgroups: number;
   emitted: number;
   droppedHost: number;
   unresolved: number;
@@ -77,7 +85,7 @@ export class EventPipeline {
   private readonly unknownUntil = new Map<bigint, number>();
   private readonly wallOffsetNs: bigint;
   private seq = 0;
-  readonly stats: PipelineStats = { records: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
+  readonly stats: PipelineStats = { records: 0, cgroups: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
 
   constructor(private readonly opts: PipelineOptions) {
     // bpf_ktime_get_ns and process.hrtime both read CLOCK_MONOTONIC.
@@ -86,6 +94,13 @@ export class EventPipeline {
 
   handle(record: RawRecord): void {
     this.stats.records++;
+    if (record.kind === 'cgroup') {
+      // Identity, not an event: learned now, even while earlier records wait, since it
+      // only adds what a key is (it precedes every record of its tasks in the ring).
+      this.stats.cgroups++;
+      this.opts.resolver.learnCgroup?.(record.id, record.path);
+      return;
+    }
     const process = this.processes.apply(record);
     if (this.queue.length === 0) {
       const identity = this.identityNow(record);

@@ -18,8 +18,10 @@ export interface DockerContainerInfo {
 }
 
 export interface DockerEvent {
-  action: string; // start, die, destroy, ...
+  action: string; // create, start, die, destroy, ...
   id: string;
+  /** Actor.Attributes: the container's name and image (as the user named it) and its labels. */
+  attributes: Record<string, string>;
 }
 
 export class DockerApiError extends Error {
@@ -102,9 +104,14 @@ export class DockerClient {
             buffered = buffered.slice(nl + 1);
             if (!line) continue;
             try {
-              const j = JSON.parse(line) as { Action?: string; Actor?: { ID?: string }; id?: string };
+              const j = JSON.parse(line) as { Action?: string; Actor?: { ID?: string; Attributes?: unknown }; id?: string };
               const id = j.Actor?.ID ?? j.id;
-              if (j.Action && id) onEvent({ action: j.Action, id });
+              const raw = j.Actor?.Attributes;
+              const attributes: Record<string, string> = {};
+              if (typeof raw === 'object' && raw !== null) {
+                for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') attributes[k] = v;
+              }
+              if (j.Action && id) onEvent({ action: j.Action, id, attributes });
             } catch {
               onError(new DockerApiError('Docker event stream sent a line that is not JSON'));
             }

@@ -14,15 +14,20 @@ export interface ContainerFacts {
 import {
   cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupHierarchy,
 } from './cgroups.js';
-import { DockerClient, type DockerContainerInfo } from './docker.js';
+import { DockerApiError, DockerClient, type DockerContainerInfo } from './docker.js';
 
 /** What a key turned out to be: a container, or a cgroup of the host. */
 export type KeyIdentity = { type: 'container'; container: ContainerRef } | { type: 'host'; cgroupPath: string };
 
 export interface ResolverOptions {
   docker?: DockerClient | null;
-  /** How long a destroyed container's key stays known, for events still in flight. */
+  /**
+   * How long a destroyed container's identity (key, name, image) stays known, for its
+   * records still in flight: behind a backlog they arrive long after it is gone.
+   */
   forgetAfterMs?: number;
+  /** Most destroyed containers remembered at once (the oldest is forgotten first). */
+  maxForgotten?: number;
   log?: (msg: string) => void;
   /** Called once for each container key learned. */
   onContainer?: (key: bigint, container: ContainerRef) => void;
@@ -31,7 +36,13 @@ export interface ResolverOptions {
 export class ContainerResolver {
   private readonly byKey = new Map<bigint, KeyIdentity>();
   private readonly pending = new Map<bigint, Promise<KeyIdentity | undefined>>();
-  private readonly keysById = new Map<string, bigint>();
+  private readonly keysById = new Map<string, Set<bigint>>();
+  /** The last ref the runtime gave of a container (inspect, or its events' attributes), by id: kept after destroy. */
+  private readonly refById = new Map<string, ContainerRef>();
+  /** Destroyed containers waiting to be forgotten, oldest first. */
+  private readonly forgetting = new Map<string, NodeJS.Timeout>();
+  private readonly maxForgotten: number;
+  private readonly maxRefs = 8192;
   /** What the runtime said of a container beyond its ref: labels and writable layer, by id. */
   private readonly factsById = new Map<string, ContainerFacts>();
   private readonly docker: DockerClient | null;
@@ -43,7 +54,8 @@ export class ContainerResolver {
 
   constructor(readonly hierarchy: CgroupHierarchy, opts: ResolverOptions = {}) {
     this.docker = opts.docker === undefined ? new DockerClient() : opts.docker;
-    this.forgetAfterMs = opts.forgetAfterMs ?? 30_000;
+    this.forgetAfterMs = opts.forgetAfterMs ?? 300_000;
+    this.maxForgotten = opts.maxForgotten ?? 4096;
     this.log = opts.log ?? (() => {});
     this.onContainer = opts.onContainer;
   }
@@ -53,7 +65,12 @@ export class ContainerResolver {
     if (!this.docker) return;
     this.events = this.docker.followEvents(
       (e) => {
-        if (e.action === 'start') void this.learnDockerContainer(e.id).catch((err: Error) => this.log(`cannot inspect started container ${e.id.slice(0, 12)}: ${err.message}`));
+        // The event names the container's name and image: known even when it is gone by
+        // the time we hear (--rm, behind a backlog), before any inspect could answer.
+        const { name, image } = e.attributes;
+        if (name !== undefined && image !== undefined && e.action !== 'destroy') this.noteRuntimeRef(e.id, name, image);
+        if (e.action === 'create') void this.inspectCreated(e.id);
+        else if (e.action === 'start') void this.learnDockerContainer(e.id).catch((err: Error) => this.log(`cannot inspect started container ${e.id.slice(0, 12)}: ${err.message}`));
         else if (e.action === 'destroy') this.forgetLater(e.id);
       },
       (err) => this.log(err.message),
@@ -83,6 +100,67 @@ export class ContainerResolver {
   }
 
   /**
+   * A cgroup was made (the kernel's cgroup record, in kernel order, before any record of
+   * its tasks): when its path names a container, the key is that container from now on,
+   * with the name and image the runtime gave already or, until it answers, the id alone.
+   * A path that names no container teaches nothing: such keys are looked up as before.
+   */
+  learnCgroup(key: bigint, path: string): void {
+    const parsed = containerIdFromCgroupPath(path);
+    if (!parsed) return;
+    const known = this.byKey.get(key);
+    if (known?.type === 'container' && known.container.id === parsed.id) return;
+    const ref = this.refById.get(parsed.id) ?? Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
+    this.remember(key, { type: 'container', container: ref });
+    if (ref.name === '' && this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
+      const id = parsed.id;
+      this.docker.inspect(id, this.inspectTimeoutMs).then(
+        (info) => this.upgrade(info.id, this.toRef(info)),
+        (err: Error) => {
+          if (!isNotFound(err)) this.inspectLater(key, id, 1);
+        },
+      );
+    }
+  }
+
+  /** What the runtime's event said of a container: kept by id, and given to its keys that lack it. */
+  private noteRuntimeRef(id: string, name: string, image: string): void {
+    const have = this.refById.get(id);
+    if (have && have.name === name && have.image === image) return;
+    this.upgrade(id, Object.freeze({ id, name, image, runtime: 'docker' }));
+  }
+
+  /** A container's fuller ref: cached by id, and every key of it known now shows it. */
+  private upgrade(id: string, ref: ContainerRef): void {
+    this.keepRef(ref);
+    for (const key of this.keysById.get(id) ?? []) {
+      const known = this.byKey.get(key);
+      if (known?.type !== 'container' || known.container.id !== id) continue;
+      if (known.container.name === ref.name && known.container.image === ref.image) continue;
+      this.byKey.set(key, { type: 'container', container: ref });
+      this.onContainer?.(key, ref);
+    }
+  }
+
+  /** Caches a ref by id; bounded, the oldest evicted first (a key already showing it keeps it). */
+  private keepRef(ref: ContainerRef): void {
+    this.refById.delete(ref.id); // re-inserted last
+    this.refById.set(ref.id, ref);
+    while (this.refById.size > this.maxRefs) this.refById.delete(this.refById.keys().next().value as string);
+  }
+
+  /** A container just created: its name, image, labels and layers, before its first task runs. */
+  private async inspectCreated(id: string): Promise<void> {
+    if (!this.docker) return;
+    try {
+      const info = await this.docker.inspect(id, this.inspectTimeoutMs);
+      this.upgrade(info.id, this.toRef(info));
+    } catch (err) {
+      if (!isNotFound(err as Error)) this.log(`cannot inspect created container ${id.slice(0, 12)}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
    * Finds what a key is: through the process's /proc entry when it still lives, else
    * by walking the cgroup hierarchy. Undefined when the cgroup is gone already.
    */
@@ -107,8 +185,9 @@ export class ContainerResolver {
       this.byKey.set(key, identity);
       return identity;
     }
-    let container: ContainerRef = Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
-    if (this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
+    const cached = this.refById.get(parsed.id);
+    let container: ContainerRef = cached ?? Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
+    if (!cached && this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
       try {
         container = this.toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
       } catch (err) {
@@ -131,11 +210,14 @@ export class ContainerResolver {
         (info) => {
           const known = this.byKey.get(key);
           if (known?.type === 'container' && known.container.id === info.id) {
-            this.byKey.set(key, { type: 'container', container: this.toRef(info) });
-            this.onContainer?.(key, this.toRef(info));
+            const ref = this.toRef(info);
+            this.byKey.set(key, { type: 'container', container: ref });
+            this.onContainer?.(key, ref);
           }
         },
-        () => this.inspectLater(key, id, attempt + 1),
+        (err: Error) => {
+          if (!isNotFound(err)) this.inspectLater(key, id, attempt + 1);
+        },
       );
     }, 1000 * attempt).unref();
   }
@@ -155,7 +237,10 @@ export class ContainerResolver {
     const known = this.byKey.has(key);
     this.byKey.set(key, identity);
     if (identity.type === 'container') {
-      this.keysById.set(identity.container.id, key);
+      const id = identity.container.id;
+      let keys = this.keysById.get(id);
+      if (!keys) this.keysById.set(id, (keys = new Set()));
+      keys.add(key);
       if (!known) this.onContainer?.(key, identity.container);
     }
   }
@@ -163,18 +248,43 @@ export class ContainerResolver {
   private toRef(info: DockerContainerInfo): ContainerRef {
     this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir, lowerDirs: Object.freeze([...info.lowerDirs]) }));
     // Frozen: events share it and its JSON is cached (a change is a new object).
-    return Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
+    const ref: ContainerRef = Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
+    this.keepRef(ref);
+    return ref;
   }
 
+  /**
+   * A destroyed container is forgotten (its keys, ref and facts) forgetAfterMs later:
+   * its records may still be in flight behind a backlog, or not even read yet (the
+   * runtime's event can come before the kernel's records of the container are handled,
+   * so this goes by id, whatever keys it has now or gets meanwhile). At most
+   * maxForgotten wait at once; beyond that the oldest goes first.
+   */
   private forgetLater(id: string): void {
-    const key = this.keysById.get(id);
-    if (key === undefined) return;
-    setTimeout(() => {
-      if (this.keysById.get(id) === key) {
-        this.keysById.delete(id);
-        this.byKey.delete(key);
-        this.factsById.delete(id);
-      }
-    }, this.forgetAfterMs).unref();
+    if (this.forgetting.has(id)) return;
+    const timer = setTimeout(() => this.forget(id), this.forgetAfterMs);
+    timer.unref();
+    this.forgetting.set(id, timer);
+    while (this.forgetting.size > this.maxForgotten) {
+      const oldest = this.forgetting.keys().next().value as string;
+      this.forget(oldest);
+    }
   }
+
+  private forget(id: string): void {
+    const timer = this.forgetting.get(id);
+    if (timer) clearTimeout(timer);
+    this.forgetting.delete(id);
+    for (const key of this.keysById.get(id) ?? []) {
+      const known = this.byKey.get(key);
+      if (known?.type === 'container' && known.container.id === id) this.byKey.delete(key);
+    }
+    this.keysById.delete(id);
+    this.refById.delete(id);
+    this.factsById.delete(id);
+  }
+}
+
+function isNotFound(err: Error): boolean {
+  return err instanceof DockerApiError && err.status === 404;
 }

@@ -2,7 +2,7 @@
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
-  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
   PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
@@ -108,6 +108,15 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
         kind: 'tcp', task, oldState: buf.readInt32LE(o + TCP_STATE_LAYOUT.old_state), newState: buf.readInt32LE(o + TCP_STATE_LAYOUT.new_state),
         sock: decodeSock(buf, o + TCP_STATE_LAYOUT.sock),
       };
+    case RECORD_KIND.CGROUP: {
+      need(CGROUP_LAYOUT.path);
+      const pathLen = buf.readUInt32LE(o + CGROUP_LAYOUT.path_len);
+      if (pathLen >= PATH_MAX || CGROUP_LAYOUT.path + pathLen > len) throw new DecodeError(`cgroup record carries a ${pathLen}-byte path, more than its size allows`, o);
+      return {
+        kind: 'cgroup', task, id: buf.readBigUInt64LE(o + CGROUP_LAYOUT.id), level: buf.readUInt32LE(o + CGROUP_LAYOUT.level),
+        path: buf.toString('utf8', o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
+      };
+    }
     default:
       throw new DecodeError(`unknown record kind ${kind}`, o);
   }

@@ -14,6 +14,7 @@ export const RECORD_KIND = {
   SYSCALL: 4,
   CAPABILITY: 5,
   TCP_STATE: 6,
+  CGROUP: 7,
 } as const;
 export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 
@@ -100,6 +101,8 @@ export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTE
 
 export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
 export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;
+/** struct vigil_cgroup: a new cgroup of the reference hierarchy; sent up to path + path_len, rounded up to 8. */
+export const CGROUP_LAYOUT = { size: 640, id: 112, level: 120, path_len: 124, path: 128 } as const;
 
 export const RULE_LAYOUT = {
   size: 16, emit: 0, flags: 1, str_arg: 2, base_str: 4, base_arg: 5, fd_arg: 6, blob_arg: 7, blob_len_arg: 8, blob_fixed_len: 9,
@@ -126,6 +129,7 @@ export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_syscall: SYSCALL_LAYOUT,
   vigil_capability: CAPABILITY_LAYOUT,
   vigil_tcp_state: TCP_STATE_LAYOUT,
+  vigil_cgroup: CGROUP_LAYOUT,
   vigil_syscall_rule: RULE_LAYOUT,
   vigil_count_key: COUNT_KEY_LAYOUT,
   vigil_path_key: PATH_KEY_LAYOUT,

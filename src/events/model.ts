@@ -77,7 +77,22 @@ export type RawRecord =
   | { kind: 'exit'; task: TaskContext; exitCode: number; signal: number }
   | SyscallRecord
   | { kind: 'capability'; task: TaskContext; cap: number; ret: number }
-  | { kind: 'tcp'; task: TaskContext; oldState: number; newState: number; sock: SockInfo };
+  | { kind: 'tcp'; task: TaskContext; oldState: number; newState: number; sock: SockInfo }
+  | CgroupRecord;
+
+/**
+ * A cgroup made in the reference hierarchy (cgroup:cgroup_mkdir): not an event, but the
+ * identity of the key its tasks' records will carry (task.containerKey = id), sent before
+ * any of them. task names the task that made it (pid, tgid, comm; the rest is 0).
+ */
+export interface CgroupRecord {
+  kind: 'cgroup';
+  task: TaskContext;
+  id: bigint;           // kernfs id: the container key of the cgroup's tasks
+  level: number;        // depth below the hierarchy's root
+  path: string;         // from the hierarchy's root, as /proc/PID/cgroup writes it
+  pathTruncated: boolean;
+}
 
 export type EventArgs = Record<string, string | number | boolean | string[]>;
 

@@ -12,7 +12,7 @@ import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PA
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
 /** The objects the agent loads, in order; the first one creates the shared maps. */
-export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o'];
+export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o', 'cgroup.bpf.o'];
 
 /**
  * Objects that need a tracepoint younger than the kernels vigil runs on: on a kernel
@@ -20,6 +20,9 @@ export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.b
  */
 export const OPTIONAL_OBJECTS: Readonly<Record<string, { tracepoint: string; what: string; since: string }>> = {
   'capability.bpf.o': { tracepoint: 'cap_capable', what: 'capability checks', since: 'Linux 6.14' },
+  // Without it a container's identity is looked up when its first records are read: one
+  // gone by then (short-lived, behind a backlog) has its events written without it.
+  'cgroup.bpf.o': { tracepoint: 'cgroup_mkdir', what: 'new cgroups (container identities at creation)', since: 'Linux 4.19' },
 };
 
 export interface SensorOptions {

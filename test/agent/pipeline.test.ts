@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { EventPipeline, type KeyResolver } from '../../src/agent/index.js';
-import type { KeyIdentity } from '../../src/containers/index.js';
+import { ContainerResolver, type KeyIdentity } from '../../src/containers/index.js';
 import type { RawRecord, TaskContext, VigilEvent } from '../../src/events/index.js';
 
 function task(key: bigint, pid: number): TaskContext {
@@ -78,4 +78,22 @@ test('the process table forgets a process whose exit record never came, two swee
   assert.equal(pipeline.sweepProcesses(), 0, 'a process just found gone is kept once, for records still queued');
   assert.equal(pipeline.sweepProcesses(), 1, 'and dropped at the next sweep');
   assert.equal(pipeline.sweepProcesses(), 0, 'the live process stays');
+});
+
+test('a cgroup record names its key before the key\'s first records: they never wait, and it is not an event', async () => {
+  const resolver = new ContainerResolver({ mode: 'v2', root: '/nonexistent-vigil-root' }, { docker: null });
+  const out: VigilEvent[] = [];
+  const p = new EventPipeline({ host: 'h', resolver, emit: (e) => out.push(e), ignoreKey: () => {} });
+  const id = 'c'.repeat(64);
+  const cgroup = (key: bigint, path: string): RawRecord => ({ kind: 'cgroup', task: task(0n, 1), id: key, level: 2, path, pathTruncated: false });
+  p.handle(cgroup(7n, `/system.slice/docker-${id}.scope`));
+  p.handle(cgroup(8n, '/system.slice/cron.service')); // not a container: nothing learned
+  p.handle(exitOf(7n, 20));
+  assert.deepEqual(out.map((e) => [e.process.pid, e.container.id, e.container.runtime]), [[20, id, 'docker']], 'emitted at once, with the id');
+  assert.equal(resolver.lookup(8n), undefined);
+  assert.equal(p.stats.cgroups, 2);
+  assert.equal(p.stats.waiting, 0);
+  p.handle(exitOf(8n, 21)); // looked up as before (and not found here)
+  await p.flush();
+  assert.deepEqual(out.map((e) => e.container.id), [id, '']);
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeBatch, decodeRecord, DecodeError, renderText, type RawRecord, type VigilEvent } from '../../src/events/index.js';
-import { EXEC_LAYOUT, EXIT_LAYOUT, FLAG_CONTAINER_SETUP, HEADER_LAYOUT, RECORD_KIND, STDIO_KIND } from '../../src/events/layout.js';
+import { CGROUP_LAYOUT, EXEC_LAYOUT, EXIT_LAYOUT, FLAG_CONTAINER_SETUP, HEADER_LAYOUT, RECORD_KIND, STDIO_KIND } from '../../src/events/layout.js';
 
 function header(kind: number, size: number): Buffer {
   const b = Buffer.alloc(size);
@@ -116,4 +116,25 @@ test('text rendering follows the paper line format', () => {
   const line = renderText(e);
   assert.match(line, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[INSECURE\] Unsafe:\[opening passwd\], Event:\{host:h1, syscall: execve, args:filename=\/bin\/cat argv=cat \/etc\/passwd, ret: 0, time: 1697008319216479547\}, Container:\{image: ubuntu, id: a3da9f2deb4b, name: vigilant_carver\}, Process:\{proc: cat, pid: 593176, parent: bash, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE\}$/);
   assert.match(renderText({ ...e, verdict: { level: 'NORMAL', rules: [], action: 'none' } }), / \[NORMAL\] Event:\{host:h1,/);
+});
+
+test('a cgroup record decodes its id, level and path; a path longer than its size allows is a typed error', () => {
+  const path = '/docker/' + 'ab'.repeat(32);
+  const size = (CGROUP_LAYOUT.path + path.length + 7) & ~7;
+  const b = header(RECORD_KIND.CGROUP, size);
+  b.writeBigUInt64LE(4242n, HEADER_LAYOUT.container_key);
+  b.writeBigUInt64LE(4242n, CGROUP_LAYOUT.id);
+  b.writeUInt32LE(2, CGROUP_LAYOUT.level);
+  b.writeUInt32LE(path.length, CGROUP_LAYOUT.path_len);
+  b.write(path, CGROUP_LAYOUT.path);
+  const r = decodeRecord(b, 0, b.length);
+  assert.equal(r.kind, 'cgroup');
+  if (r.kind !== 'cgroup') return;
+  assert.equal(r.id, 4242n);
+  assert.equal(r.task.containerKey, 4242n);
+  assert.equal(r.level, 2);
+  assert.equal(r.path, path);
+  assert.equal(r.pathTruncated, false);
+  b.writeUInt32LE(size, CGROUP_LAYOUT.path_len);
+  assert.throws(() => decodeRecord(b, 0, b.length), DecodeError);
 });
