@@ -45,7 +45,7 @@ export interface RuleDoc {
   /** Alert once per container and value of this expression (e.g. args.capability); later matches are left out. */
   once: CelSource | undefined;
   /** Match only when the condition held this many times within the window, per process. */
-  threshold: { count: number; seconds: number } | undefined;
+  threshold: { count: number; seconds: number; per: 'process' | 'container' } | undefined;
   /** Where the rule's name is written. */
   pos: SourcePos;
 }
@@ -506,7 +506,7 @@ function readRule(r: Reader, node: Node, fallback: SourcePos): RuleDoc | undefin
   let threshold: RuleDoc['threshold'];
   const t = m.get('threshold');
   if (t) {
-    const tm = r.mapping(t.pair.value, `${where}: threshold`, t.pos, ['count', 'seconds']);
+    const tm = r.mapping(t.pair.value, `${where}: threshold`, t.pos, ['count', 'seconds', 'per']);
     if (tm) {
       const num = (k: string, max: number) => {
         const e = tm.get(k);
@@ -517,7 +517,8 @@ function readRule(r: Reader, node: Node, fallback: SourcePos): RuleDoc | undefin
         }
         return v;
       };
-      threshold = { count: num('count', 100000), seconds: num('seconds', 3600) };
+      const per = tm.has('per') ? r.oneOf(tm.get('per'), `${where}: threshold.per`, ['process', 'container'] as const) : 'process';
+      threshold = { count: num('count', 100000), seconds: num('seconds', 3600), per: per ?? 'process' };
     }
   }
   if (r.problems.length !== before || !name || !condition || !severity || !action) return undefined;

@@ -360,11 +360,11 @@ export class PolicySet {
 
   /** threshold: the condition held count times within the window for this process; the window starts again after. */
   private overThreshold(rule: Rule, e: VigilEvent): boolean {
-    const t = rule.doc.threshold as { count: number; seconds: number };
+    const t = rule.doc.threshold as { count: number; seconds: number; per: 'process' | 'container' };
     let byKey = this.windows.get(rule);
     if (!byKey) this.windows.set(rule, (byKey = new Map()));
     if (byKey.size > STATE_LIMIT) byKey.clear();
-    const key = `${e.container.id}\0${e.process.pid}`;
+    const key = t.per === 'container' ? e.container.id : `${e.container.id}\0${e.process.pid}`;
     const now = Number(e.time.length > 6 ? e.time.slice(0, -6) : '0');
     const times = (byKey.get(key) ?? []).filter((x) => now - x < t.seconds * 1000);
     times.push(now);

@@ -177,6 +177,24 @@ spec:
   assert.equal(s.judge(refused(80_000)).level, 'NORMAL', 'three matches, but not within 10 s');
 });
 
+test('threshold per container: matches of different processes count together', () => {
+  const s = set(`apiVersion: vigil.dev/v1
+kind: Policy
+metadata: {name: per-container}
+spec:
+  rules:
+  - name: refused anywhere
+    kinds: [network]
+    condition: error == "ECONNREFUSED"
+    threshold: {count: 3, seconds: 10, per: container}
+`);
+  const refused = (pid: number, container = WEB) => event({ kind: 'network', syscall: 'connect', args: {}, ret: -111, error: 'ECONNREFUSED', timeMs: 5000 + pid, pid, container });
+  assert.equal(s.judge(refused(1)).level, 'NORMAL');
+  assert.equal(s.judge(refused(2)).level, 'NORMAL');
+  assert.equal(s.judge(refused(3, DB)).level, 'NORMAL', 'another container counts apart');
+  assert.equal(s.judge(refused(4)).level, 'INSECURE', 'the third of the container, from a third process');
+});
+
 test('rules are indexed by kind and pinned system call; a condition reading a missing field is false and counted', () => {
   const s = set(`apiVersion: vigil.dev/v1
 kind: Policy
