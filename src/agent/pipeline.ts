@@ -227,7 +227,7 @@ export class EventPipeline {
       args: { record_kind: recordKind, lost: count.toString() },
       ret: null,
       container: UNKNOWN_CONTAINER,
-      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '' },
+      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '', name: 'vigil' },
       namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
       verdict: { ...NORMAL, rules: [] },
     };

@@ -16,6 +16,18 @@ interface ProcessEntry {
   stdio: readonly StdioKind[];
   exeWritten: boolean;
   exeInImage: boolean;
+  name: string;
+}
+
+/** Multi-call binaries: the program they run is the one argv[0] names. */
+const MULTI_CALL = new Set(['busybox', 'toybox']);
+
+/** The program an exec runs (see ProcessRef.name). */
+export function programName(exe: string, argv: readonly string[]): string {
+  const base = exe.slice(exe.lastIndexOf('/') + 1);
+  const arg0 = argv[0] ?? '';
+  const applet = arg0.slice(arg0.lastIndexOf('/') + 1).replace(/^-/, '');
+  return MULTI_CALL.has(base) && applet !== '' ? applet : base;
 }
 
 const MAX_ANCESTORS = 8;
@@ -54,7 +66,9 @@ export class ProcessTable {
         stdio: Object.freeze([...r.stdio]),
         exeWritten: false,
         exeInImage: true,
+        name: '',
       };
+      entry.name = programName(entry.exe, entry.args);
       this.entries.set(t.tgid, entry);
     } else {
       entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid, t.ppid, t.parentComm, t.comm);
@@ -82,6 +96,7 @@ export class ProcessTable {
       exeWritten: entry.exeWritten,
       exeInImage: entry.exeInImage,
       parentExe: this.entries.get(t.ppid)?.exe ?? '',
+      name: entry.name,
     };
   }
 
@@ -124,10 +139,11 @@ export class ProcessTable {
 
   /** A process the table has not seen (it started before the agent): ask /proc once. */
   private fromProc(pid: number, ppid: number, parentComm: string, comm: string): ProcessEntry {
-    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false, exeInImage: true };
+    const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false, exeInImage: true, name: comm };
     try {
       entry.args = Object.freeze(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1));
       entry.exe = readlinkSync(`/proc/${pid}/exe`);
+      entry.name = programName(entry.exe, entry.args);
     } catch {
       // gone already: the event still carries comm and pids
     }

@@ -22,7 +22,7 @@ function renderProcess(p: ProcessRef): string {
   return `{"pid":${p.pid},"nsPid":${p.nsPid},"ppid":${p.ppid},"parent":${JSON.stringify(p.parent)},"comm":${JSON.stringify(p.comm)},` +
     `"exe":${JSON.stringify(p.exe)},"args":${stringifyShared(p.args)},"argsTruncated":${p.argsTruncated},"uid":${p.uid},"gid":${p.gid},` +
     `"caps":${stringifyShared(p.caps)},"containerSetup":${p.containerSetup},"ancestors":${stringifyShared(p.ancestors)},"entered":${p.entered},` +
-    `"stdio":${stringifyShared(p.stdio)},"exeWritten":${p.exeWritten},"exeInImage":${p.exeInImage},"parentExe":${JSON.stringify(p.parentExe)}}`;
+    `"stdio":${stringifyShared(p.stdio)},"exeWritten":${p.exeWritten},"exeInImage":${p.exeInImage},"parentExe":${JSON.stringify(p.parentExe)},"name":${JSON.stringify(p.name)}}`;
 }
 
 /** One event as a JSON line (without the newline). */

@@ -130,6 +130,8 @@ export interface ProcessRef {
   exeInImage: boolean;
   /** The parent's executable, as the table knows it ('' when not): a parent can rename itself, not its exe. */
   parentExe: string;
+  /** The program that runs: the executable's file name, or for a multi-call binary (busybox) the applet argv[0] names. */
+  name: string;
 }
 
 export interface Verdict {

@@ -53,6 +53,7 @@ export function activationOf(e: VigilEvent, container: Record<string, unknown>):
       exeWritten: p.exeWritten ?? false,
       exeInImage: p.exeInImage ?? true,
       parentExe: p.parentExe ?? '',
+      name: p.name ?? p.comm,
     },
     namespaces: { mnt: BigInt(e.namespaces.mnt), pid: BigInt(e.namespaces.pid), cgroupId: e.namespaces.cgroupId, containerKey: e.namespaces.containerKey },
   };

@@ -23,7 +23,7 @@ export const EVENT_SCHEMA = {
   process: {
     pid: 'int', nsPid: 'int', ppid: 'int', parent: 'string', comm: 'string', exe: 'string', args: 'list<string>', argsTruncated: 'bool',
     uid: 'int', gid: 'int', caps: 'list<string>', containerSetup: 'bool',
-    ancestors: 'list<string>', entered: 'bool', stdio: 'list<string>', exeWritten: 'bool', exeInImage: 'bool', parentExe: 'string',
+    ancestors: 'list<string>', entered: 'bool', stdio: 'list<string>', exeWritten: 'bool', exeInImage: 'bool', parentExe: 'string', name: 'string',
   },
   namespaces: { mnt: 'int', pid: 'int', cgroupId: 'string', containerKey: 'string' },
 } as const;

@@ -129,6 +129,7 @@ const MESSAGES: Record<string, Record<string, [Reader, FieldType]>> = {
     exeWritten: [(e) => e.process.exeWritten ?? false, 'bool'],
     exeInImage: [(e) => e.process.exeInImage ?? true, 'bool'],
     parentExe: [(e) => e.process.parentExe ?? '', 'string'],
+    name: [(e) => e.process.name ?? e.process.comm, 'string'],
   },
   container: {
     id: [(_e, c) => c['id'], 'string'],
@@ -906,7 +907,8 @@ const METHOD_HELPER: Record<string, string> = { startsWith: 'sw', endsWith: 'ew'
 const TOP_SRC: Record<string, string> = {
   seq: 'e.seq', time: 'e.time', host: 'e.host', kind: 'e.kind', syscall: 'e.syscall', args: 'e.args', ret: 'e.ret', error: '(e.error ?? "")',
 };
-const DEFAULTED: Record<string, string> = { ancestors: 'EMPTY', stdio: 'EMPTY', entered: 'false', exeWritten: 'false', exeInImage: 'true', parentExe: '""' };
+const DEFAULTED: Record<string, string> = { ancestors: 'EMPTY', stdio: 'EMPTY', entered: 'false', exeWritten: 'false', exeInImage: 'true', parentExe: '""', name: 'e.process.comm' };
+
 const CHECK: Record<FieldType, string> = { string: 'cStr', bool: 'cBool', int: 'cInt', list: 'cList', map: 'cMap' };
 
 function messageSource(message: string, field: string): string {

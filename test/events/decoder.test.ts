@@ -109,7 +109,7 @@ test('text rendering follows the paper line format', () => {
     seq: 1, time: '1697008319216479547', host: 'h1', kind: 'exec', syscall: 'execve',
     args: { filename: '/bin/cat', argv: ['cat', '/etc/passwd'] }, ret: 0,
     container: { id: 'a3da9f2deb4b0123456789', name: 'vigilant_carver', image: 'ubuntu', runtime: 'docker' },
-    process: { pid: 593176, nsPid: 7, ppid: 593100, parent: 'bash', comm: 'cat', exe: '/bin/cat', args: ['cat', '/etc/passwd'], argsTruncated: false, uid: 0, gid: 0, caps: ['CHOWN', 'DAC_OVERRIDE'], containerSetup: false, ancestors: ['bash'], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '/bin/bash' },
+    process: { pid: 593176, nsPid: 7, ppid: 593100, parent: 'bash', comm: 'cat', exe: '/bin/cat', args: ['cat', '/etc/passwd'], argsTruncated: false, uid: 0, gid: 0, caps: ['CHOWN', 'DAC_OVERRIDE'], containerSetup: false, ancestors: ['bash'], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '/bin/bash', name: 'cat' },
     namespaces: { mnt: 1, pid: 2, cgroupId: '1', containerKey: '99' },
     verdict: { level: 'INSECURE', rules: ['opening passwd'], action: 'none' },
   };

