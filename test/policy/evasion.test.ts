@@ -238,6 +238,7 @@ attack('a .pth file below /usr/local/lib (code run by every Python)', 'python_pa
 // --- network and runtime ---------------------------------------------------------------
 
 attack('30 refused connections from one process', 'scan_one_pid', 'network scan', cmdHas('scan_one_pid'));
+attack('30 refused connections, each from its own forked process (the per-container rule)', 'scan_many_pids', 'network scan from many processes', cmdHas('scan_many_pids'));
 attack('30 refused connections, each from its own forked process', 'scan_many_pids', 'network scan', cmdHas('scan_many_pids'),
   'the threshold counts per process: 30 processes with one failure each never reach 20');
 attack('connect to /var/run/docker.sock', 'docker_socket_plain', 'container runtime socket access', (e) => argsOf(e)['addr'] === '/var/run/docker.sock');
