@@ -34,7 +34,9 @@ export const DEFAULT_CONFIG: AgentConfig = {
   host: os.hostname(),
   outputs: [{ format: 'text', path: '-' }],
   btfPath: undefined,
-  ringBufferBytes: 8 * 1024 * 1024,
+  // 16 MiB: a burst of 100,000 watched opens from one shell loop fits while the agent judges
+  // and writes them (8 MiB lost part of it in about half the runs once the policy was on the path).
+  ringBufferBytes: 16 * 1024 * 1024,
   dockerSocket: '/var/run/docker.sock',
   durationSeconds: 0,
   capture: DEFAULT_CAPTURE,
@@ -138,7 +140,7 @@ options:
   --no-default-policy    do not load vigil's default rule set
   --host NAME            host name written in every event (default: this host's)
   --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
-  --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 8 MiB)
+  --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 16 MiB)
   --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
   --duration SECONDS     stop after this long (default: run until SIGINT or SIGTERM)
   --stream CONTAINER     stream every system call of this container (name or id); repeatable

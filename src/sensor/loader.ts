@@ -67,7 +67,7 @@ export class BpfSensor {
     const names = opts.objects ?? DEFAULT_OBJECTS;
     const paths = names.map((n) => join(dir, n));
     checkHost({ btfPath: opts.btfPath, objectPaths: paths });
-    const ringBytes = opts.ringBufferBytes ?? 8 * 1024 * 1024;
+    const ringBytes = opts.ringBufferBytes ?? 16 * 1024 * 1024;
     if (ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0) {
       throw new SensorError('VIGIL_RING_BUFFER', `ring buffer size ${ringBytes} is not a power of two of at least 4096 bytes`);
     }
