@@ -147,6 +147,25 @@ const MESSAGES: Record<string, Record<string, [Reader, FieldType]>> = {
 };
 
 /** A message field read as the interpreter reads it: missing is an error, so is a value of another type. */
+/** has()'s argument as a variable and the fields selected from it (x.a.b → x, [a, b]); both back ends read it so. */
+function fieldChain(arg: Node | undefined): { name: string; keys: string[] } | undefined {
+  if (arg?.op !== '.') return undefined;
+  const keys: string[] = [];
+  let root: Node = arg;
+  while (root.op === '.') {
+    const [on, key] = root.args as [Node, string];
+    keys.unshift(key);
+    root = on;
+  }
+  return root.op === 'id' ? { name: root.args as string, keys } : undefined;
+}
+
+/** A field of one of the event's messages (process, container, namespaces), with its reader and type. */
+function eventField(message: string, key: string): [Reader, FieldType] | undefined {
+  const fields = MESSAGES[message] as Record<string, [Reader, FieldType]>;
+  return hasOwn(fields, key) ? fields[key] : undefined;
+}
+
 function messageField(read: Reader, type: FieldType): EventFn {
   switch (type) {
     case 'string':
@@ -573,8 +592,7 @@ class Compiler {
   private select(n: Node, scope: Scope): EventFn | undefined {
     const [on, key] = n.args as [Node, string];
     if (on.op === 'id' && !scope.has(on.args as string) && hasOwn(MESSAGES, on.args as string)) {
-      const fields = MESSAGES[on.args as string] as Record<string, [Reader, FieldType]>;
-      const field = hasOwn(fields, key) ? fields[key] : undefined;
+      const field = eventField(on.args as string, key);
       return field ? messageField(field[0], field[1]) : undefined;
     }
     const obj = this.node(on, scope);
@@ -713,21 +731,13 @@ class Compiler {
 
   /** has(x.f): the last field missing is false; a missing field before it is an error. */
   private has(arg: Node, scope: Scope): EventFn | undefined {
-    if (arg?.op !== '.') return undefined;
-    const keys: string[] = [];
-    let root: Node = arg;
-    while (root.op === '.') {
-      const [on, key] = root.args as [Node, string];
-      keys.unshift(key);
-      root = on;
-    }
-    if (root.op !== 'id') return undefined;
-    const name = root.args as string;
+    const chain = fieldChain(arg);
+    if (!chain) return undefined;
+    const { name, keys } = chain;
     let first: EventFn;
     let rest = keys;
     if (!scope.has(name) && hasOwn(MESSAGES, name)) {
-      const fields = MESSAGES[name] as Record<string, [Reader, FieldType]>;
-      const field = hasOwn(fields, keys[0] as string) ? fields[keys[0] as string] : undefined;
+      const field = eventField(name, keys[0] as string);
       if (!field) return undefined;
       const read = field[0];
       if (keys.length === 1) return (e, c, rd) => read(e, c) !== undefined;
@@ -1016,8 +1026,7 @@ class Generator {
       case '.': {
         const [on, key] = n.args as [Node, string];
         if (on.op === 'id' && !scope.has(on.args as string) && hasOwn(MESSAGES, on.args as string)) {
-          const fields = MESSAGES[on.args as string] as Record<string, [Reader, FieldType]>;
-          const field = hasOwn(fields, key) ? fields[key] : undefined;
+          const field = eventField(on.args as string, key);
           return field ? `${CHECK[field[1]]}(${messageSource(on.args as string, key)})` : undefined;
         }
         const o = this.expr(on, scope);
@@ -1136,21 +1145,13 @@ class Generator {
   }
 
   private has(arg: Node, scope: ReadonlyMap<string, string>): string | undefined {
-    if (arg?.op !== '.') return undefined;
-    const keys: string[] = [];
-    let root: Node = arg;
-    while (root.op === '.') {
-      const [on, key] = root.args as [Node, string];
-      keys.unshift(key);
-      root = on;
-    }
-    if (root.op !== 'id') return undefined;
-    const name = root.args as string;
+    const chain = fieldChain(arg);
+    if (!chain) return undefined;
+    const { name, keys } = chain;
     let first: string;
     let rest = keys;
     if (!scope.has(name) && hasOwn(MESSAGES, name)) {
-      const fields = MESSAGES[name] as Record<string, [Reader, FieldType]>;
-      const field = hasOwn(fields, keys[0] as string) ? fields[keys[0] as string] : undefined;
+      const field = eventField(name, keys[0] as string);
       if (!field) return undefined;
       const raw = messageSource(name, keys[0] as string);
       if (keys.length === 1) return `(${raw} !== undefined)`;
