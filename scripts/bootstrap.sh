@@ -20,9 +20,11 @@ APT_PACKAGES=(
   gcc libc6-dev                               # static test fixtures, the layout probe, bench loops
   strace
   nginx redis-server python3                  # the workload test images (files copied, services unused)
+  apache2 apache2-utils fio auditd            # bench/overhead: Apache and fio images, ab, the auditd mode
 )
-# Packages whose service must not run (or start at boot) on the host: only their files are used.
-HOST_SERVICES_OFF=(nginx redis-server)
+# Packages whose service must not run (or start at boot) on the host: only their files are used
+# (auditd is started by bench/overhead for its own mode only).
+HOST_SERVICES_OFF=(nginx redis-server apache2 auditd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,7 +11,9 @@
 #   vigil-test/python:1   Debian's /usr/bin/python3 with the standard library of
 #                         /usr/lib/python3.11 (no test suites, bytecode, IDLE, tkinter,
 #                         ensurepip, lib2to3, distutils, turtledemo) and its lib-dynload modules
-# The nginx, redis and python images also have busybox-static as /bin/sh with its applets
+#   vigil-test/apache:1   Debian's apache2 (event MPM) serving /srv/www on port 8080 in the
+#                         foreground; vigil-test/fio:1 Debian's fio (both for bench/overhead)
+# The nginx, redis, python, apache and fio images also have busybox-static as /bin/sh with its applets
 # (wget, ps, ...) for `docker exec`. An image that already exists is kept;
 # VIGIL_REBUILD_IMAGES=1 forces a rebuild.
 set -euo pipefail
@@ -210,4 +212,52 @@ if ! have_image vigil-test/python:1 && need vigil-test/python:1 /usr/bin/python3
   add_libgcc_s "$root"; add_busybox "$root"
   # No bytecode written at run time: the stdlib is read-only for a workload (no writes under /usr).
   import_rootfs "$root" vigil-test/python:1 'ENV LANG=C.UTF-8' 'ENV PYTHONDONTWRITEBYTECODE=1' 'CMD ["python3"]'
+fi
+
+# The images of the overhead benchmark (bench/overhead): Debian's apache2 and fio.
+if ! have_image vigil-test/apache:1 && need vigil-test/apache:1 /usr/sbin/apache2 /usr/lib/apache2/modules/mod_mpm_event.so /etc/mime.types; then
+  root="$workdir/apache"; workload_base "$root"
+  add_user "$root" www-data 33 /var/www
+  copy_bin "$root" /usr/sbin/apache2
+  modules=(mpm_event authz_core mime dir)
+  for m in "${modules[@]}"; do copy_bin "$root" "/usr/lib/apache2/modules/mod_$m.so"; done
+  mkdir -p "$root/etc/apache2" "$root/srv/www" "$root/run/apache2" "$root/var/log/apache2"
+  cp /etc/mime.types "$root/etc/mime.types"
+  {
+    echo '# vigil-test/apache:1: static files from /srv/www on port 8080, in the foreground.'
+    for m in "${modules[@]}"; do echo "LoadModule ${m}_module /usr/lib/apache2/modules/mod_$m.so"; done
+    cat <<'CONF'
+ServerRoot /etc/apache2
+ServerName vigil-test-apache
+Listen 8080
+User www-data
+Group www-data
+PidFile /run/apache2/apache2.pid
+DefaultRuntimeDir /run/apache2
+ErrorLog /dev/stderr
+LogLevel warn
+TypesConfig /etc/mime.types
+DocumentRoot /srv/www
+DirectoryIndex index.html
+KeepAlive On
+<Directory />
+  Require all denied
+</Directory>
+<Directory /srv/www>
+  Require all granted
+</Directory>
+CONF
+  } >"$root/etc/apache2/apache2.conf"
+  printf '<!doctype html>\n<html><head><title>vigil-test apache</title></head>\n<body><h1>vigil-test apache</h1></body></html>\n' >"$root/srv/www/index.html"
+  add_libgcc_s "$root"; add_busybox "$root"
+  import_rootfs "$root" vigil-test/apache:1 'EXPOSE 8080/tcp' \
+    'CMD ["apache2", "-f", "/etc/apache2/apache2.conf", "-DFOREGROUND"]'
+fi
+
+if ! have_image vigil-test/fio:1 && need vigil-test/fio:1 /usr/bin/fio; then
+  root="$workdir/fio"; workload_base "$root"
+  copy_bin "$root" /usr/bin/fio
+  mkdir -p "$root/data"
+  add_libgcc_s "$root"; add_busybox "$root"
+  import_rootfs "$root" vigil-test/fio:1 'WORKDIR /data' 'CMD ["fio", "--version"]'
 fi

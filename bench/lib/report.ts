@@ -21,15 +21,23 @@ function formatNumber(n: number): string {
   return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3);
 }
 
-/** Prints the tables and writes bench/results/<name>.json with the machine it ran on. */
-export function report(name: string, tables: Table[], data: Record<string, unknown>): string {
+/** The directory benchmarks write their results to unless told otherwise. */
+export const RESULTS_DIR = join(repoRoot, 'bench', 'results');
+
+/** Prints the tables and writes <dir>/<name>.json (default bench/results) with the machine it ran on. */
+export function report(name: string, tables: Table[], data: Record<string, unknown>, dir: string = RESULTS_DIR): string {
   for (const t of tables) process.stdout.write(formatTable(t) + '\n\n');
-  const path = join(repoRoot, 'bench', 'results', `${name}.json`);
+  const path = join(dir, `${name}.json`);
   mkdirSync(dirname(path), { recursive: true });
-  const machine = { node: process.version, kernel: os.release(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryBytes: os.totalmem() };
+  const machine = machineInfo();
   writeFileSync(path, JSON.stringify({ name, time: new Date().toISOString(), machine, tables, ...data }, null, 2) + '\n');
   process.stdout.write(`wrote ${path}\n`);
   return path;
+}
+
+/** What a result was measured on. */
+export function machineInfo(): Record<string, string | number> {
+  return { node: process.version, kernel: os.release(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryBytes: os.totalmem() };
 }
 
 export function percentile(sorted: number[], p: number): number {

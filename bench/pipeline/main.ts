@@ -8,11 +8,12 @@
 //    the agent's CPU use (user + system, % of one core).
 // Timing is noisy here: the table compares ratios measured in one run.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { report, type Table } from '../lib/report.js';
+import { measurePrograms } from '../lib/bpf-stats.js';
 import { startAgent } from '../../test/helpers/agent-process.js';
 import { TEST_IMAGES } from '../../test/helpers/host.js';
 import { BpfSensor } from '../../src/sensor/index.js';
@@ -28,45 +29,6 @@ function median(xs: number[]): number {
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
-}
-
-interface ProgramTime { calls: number; ns: number }
-
-/** Run time and run count of the loaded BPF programs whose name starts with one of the prefixes. */
-function programTimes(prefixes: readonly string[]): Map<string, ProgramTime> {
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ name?: string; run_time_ns?: number; run_cnt?: number }>;
-  const out = new Map<string, ProgramTime>();
-  for (const p of progs) {
-    const prefix = prefixes.find((x) => p.name?.startsWith(x));
-    if (!prefix || !p.name) continue;
-    const t = out.get(p.name) ?? { calls: 0, ns: 0 };
-    out.set(p.name, { calls: t.calls + (p.run_cnt ?? 0), ns: t.ns + (p.run_time_ns ?? 0) });
-  }
-  return out;
-}
-
-/**
- * Runs fn with the kernel's BPF run-time statistics on and returns, per program, the calls
- * and nanoseconds spent during it: the programs' own cost, free of the noise of timing a
- * whole loop (the kernel's statistics add their own small cost to each call).
- */
-function measurePrograms<T>(prefixes: readonly string[], fn: () => T): { result: T; times: Map<string, ProgramTime> } {
-  const knob = '/proc/sys/kernel/bpf_stats_enabled';
-  const before = readFileSync(knob, 'utf8').trim();
-  writeFileSync(knob, '1');
-  try {
-    const start = programTimes(prefixes);
-    const result = fn();
-    const end = programTimes(prefixes);
-    const times = new Map<string, ProgramTime>();
-    for (const [name, t] of end) {
-      const s0 = start.get(name) ?? { calls: 0, ns: 0 };
-      times.set(name, { calls: t.calls - s0.calls, ns: t.ns - s0.ns });
-    }
-    return { result, times };
-  } finally {
-    writeFileSync(knob, before);
-  }
 }
 
 export async function main(argv: string[]): Promise<number> {
