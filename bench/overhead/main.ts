@@ -127,6 +127,7 @@ async function measure(opts: Options, ctx: RowContext): Promise<{ rows: RowResul
       try {
         let before: MonitorReading = await monitor.read();
         for (const row of runnable) {
+          if (rep >= (row.maxRepeats ?? Infinity)) continue;
           progress(`[${rep + 1}/${opts.repeats}] ${mode}: ${row.label}`);
           const programsBefore = restoreStats ? programTimes(VIGIL_PROGRAMS) : undefined;
           const t0 = process.hrtime.bigint();
