@@ -173,8 +173,12 @@ export function analyzeLoaded(image: LoadedImage, options: AnalyzeOptions = {}):
   const starts = options.allElf
     ? [...fs.elfFiles()].map((f) => ({ path: f.path, reason: 'ELF file in the image (all-ELF mode)' }))
     : loader.entrypointClosure();
+  const why = () => {
+    const w = [...fs.warnings, ...loader.warnings].slice(0, 5).map((x) => `${x.file}: ${x.message}`);
+    return w.length > 0 ? ` (${w.join('; ')})` : '';
+  };
   if (starts.length === 0) {
-    throw new AnalysisError(image.ref, options.allElf ? 'the image has no ELF files' : 'nothing the entrypoint/cmd starts is an ELF file in the image (use --all-elf to analyse every ELF file)');
+    throw new AnalysisError(image.ref, (options.allElf ? 'the image has no ELF files' : 'nothing the entrypoint/cmd starts is an ELF file in the image (use --all-elf to analyse every ELF file)') + why());
   }
   // Interpreters' native modules are loaded by the interpreter at run time, by computed names.
   const extra: { path: string; reason: string }[] = [];
@@ -194,6 +198,7 @@ export function analyzeLoaded(image: LoadedImage, options: AnalyzeOptions = {}):
     const p = loader.program(s.path, s.reason);
     if (p && p.modules[0]!.elf.x86_64) programs.push(p);
   }
+  if (programs.length === 0) throw new AnalysisError(image.ref, `no x86-64 program could be read${why()}`);
   // A native module is a library whose code runs inside the interpreter's process.
   for (const e of extra) {
     const host = programs.find((p) => e.reason.endsWith(p.path));

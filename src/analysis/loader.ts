@@ -83,7 +83,9 @@ export class ImageLoader {
     try {
       const r = this.fs.resolve(p);
       return r.node?.kind === 'file' && (r.node.mode & 0o111) !== 0;
-    } catch {
+    } catch (e) {
+      // A link loop: said once, and the name is not executable.
+      if (!this.warnings.some((w) => w.message === (e as Error).message)) this.warnings.push({ file: p, message: (e as Error).message });
       return false;
     }
   }
