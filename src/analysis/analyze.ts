@@ -14,7 +14,7 @@ import { RootFs } from './rootfs.js';
 import { summarize, type BinarySummary } from './syscalls.js';
 
 /** Bumped whenever a summary's content or meaning changes, so old cache entries are not used. */
-export const ANALYZER_VERSION = 6;
+export const ANALYZER_VERSION = 7;
 
 export type UnresolvedMode = 'open' | 'closed';
 
@@ -222,10 +222,12 @@ export function analyzeLoaded(image: LoadedImage, options: AnalyzeOptions = {}):
       progress(`disassembling ${path} (${done}/${allModules.size})`);
       try {
         s = summarize(m.elf, IMPORT_WRAPPERS);
+        writeCache(cacheDir, key, s);
       } catch (e) {
-        throw new AnalysisError(path, `cannot be analysed: ${(e as Error).message}`);
+        // A file that cannot be disassembled is one whole unresolved site: the list is then
+        // incomplete, which the fail-open/closed setting decides about.
+        s = { functions: [0], edges: [], roots: [0], entry: 0, exports: [], imports: [], syscalls: [], wrappers: [], unresolved: [{ fn: 0, address: '0x0', reason: `not analysed: ${(e as Error).message}` }], notCode: [], syscallSites: 0, instructions: 0 };
       }
-      writeCache(cacheDir, key, s);
     }
     instructions += s.instructions;
     summaries.set(path, s);

@@ -37,7 +37,9 @@ export interface LoadOptions {
   onProgress?: (what: string, bytes: number) => void;
 }
 
-const DEFAULT_MAX = 4 * 1024 * 1024 * 1024 - 1;
+// An export or a decompressed layer larger than this is refused (a gzip bomb costs at most this
+// much memory); LoadOptions.maxBytes lowers it for the agent.
+const DEFAULT_MAX = 2 * 1024 * 1024 * 1024;
 
 function strings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];

@@ -61,6 +61,7 @@ export class RootFs {
 
   /** Applies one layer (an uncompressed tar) on top of what is there. */
   applyLayer(tar: Buffer, layerName: string): void {
+    this.dirs = undefined;
     const added = new Set<string>();
     const opaque: string[] = [];
     for (const e of readTar(tar, layerName)) this.applyEntry(e, layerName, added, opaque);
@@ -164,10 +165,21 @@ export class RootFs {
     return { path: final, node };
   }
 
+  /** Every directory that has an entry under it; rebuilt after a layer changes the tree. */
+  private dirs: Set<string> | undefined;
+
   private hasChildren(dir: string): boolean {
-    const prefix = dir === '/' ? '/' : dir + '/';
-    for (const k of this.nodes.keys()) if (k.startsWith(prefix)) return true;
-    return false;
+    if (!this.dirs) {
+      this.dirs = new Set(['/']);
+      for (const k of this.nodes.keys()) {
+        for (let i = k.lastIndexOf('/'); i > 0; i = k.lastIndexOf('/', i - 1)) {
+          const d = k.slice(0, i);
+          if (this.dirs.has(d)) break;
+          this.dirs.add(d);
+        }
+      }
+    }
+    return this.dirs.has(dir);
   }
 
   /** The bytes of a regular file at `path` (links followed), or undefined. */

@@ -17,7 +17,7 @@
 // 3. Calls to imported functions that are wrappers in another file (glibc's `syscall`, or an
 //    exported wrapper found in a library) are resolved the same way at their call sites here.
 import { Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
-import { PT_LOAD, SHF_EXECINSTR, type Elf } from './elf.js';
+import { ElfError, PT_LOAD, SHF_EXECINSTR, type Elf } from './elf.js';
 
 export interface UnresolvedSite {
   /** Hex address in the file's own address space. */
@@ -70,6 +70,8 @@ const SETXID_FAMILY = [105, 106, 113, 114, 116, 117, 119];
 
 /** Above this a number is not an x86-64 system call (x32 numbers have bit 30 set). */
 const MAX_SYSCALL = 1024;
+/** Instructions of one file before it counts as too large (Debian's largest libraries have ~5 M). */
+const MAX_INSTRUCTIONS = 40_000_000;
 /** Steps of one backward walk before it gives up (reported as unresolved, never guessed). */
 const WALK_BUDGET = 4000;
 
@@ -115,6 +117,7 @@ export class BinaryAnalyzer {
       const ins = this.instr;
       let prevEndbr = -1;
       while (decoder.canDecode) {
+        if (this.ips.length >= MAX_INSTRUCTIONS) throw new ElfError(elf.file, `more than ${MAX_INSTRUCTIONS} instructions: too large to disassemble`);
         const ip = a.addr + decoder.position;
         decoder.decodeOut(ins);
         let kind = K_OTHER, target = 0;
