@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseElf, summarize } from '../../src/analysis/index.js';
+import { analyzeLoaded, imageFromArchive, parseElf, seccompProfile, summarize } from '../../src/analysis/index.js';
+import { dockerSave, tar } from './tar-writer.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'analysis', 'fixtures');
 const skip = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : 'gcc is not installed';
@@ -53,4 +54,21 @@ test("Debian's libc exports syscall() as a wrapper in rdi and has no unresolved 
   assert.deepEqual(s.wrappers, [{ name: 'syscall', reg: 'rdi' }]);
   assert.deepEqual(s.unresolved, []);
   assert.ok(s.syscallSites > 400, `${s.syscallSites} syscall sites`);
+});
+
+test('an unresolved site makes the list unenforceable by default (fail-open) and not with fail-closed', { skip }, () => {
+  const { file, done } = build(['-nostdlib', '-static', '-no-pie', join(fixtures, 'wrappers.S')]);
+  try {
+    const img = imageFromArchive(dockerSave([tar([{ name: 'app', data: readFileSync(file) }])], { Entrypoint: ['/app'] }), 'fixture');
+    const open = analyzeLoaded(img, { cacheDir: false });
+    assert.equal(open.allowAll, true);
+    assert.deepEqual(open.unresolved.map((u) => u.file), ['/app']);
+    assert.equal(seccompProfile(open).defaultAction, 'SCMP_ACT_ALLOW');
+    const closed = analyzeLoaded(img, { cacheDir: false, unresolved: 'closed' });
+    assert.equal(closed.allowAll, false);
+    assert.equal(seccompProfile(closed).defaultAction, 'SCMP_ACT_ERRNO');
+    for (const s of ['getpid', 'getuid', 'gettid', 'getppid', 'getgid', 'exit']) assert.ok(closed.syscalls.includes(s), s);
+  } finally {
+    done();
+  }
 });
