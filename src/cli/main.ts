@@ -16,7 +16,7 @@ const subcommands: Record<string, Subcommand> = {
   agent: { summary: 'watch the containers on this host with eBPF and write the event log', load: part('../agent/cli.js') },
   bmc: { summary: 'run the BMC service that owns the TPM and anchors the log', load: part('../bmc/cli.js') },
   server: { summary: 'run the monitoring server (store, API, dashboard) [not built yet]' },
-  analyze: { summary: 'derive a system-call allow-list from a container image [not built yet]' },
+  analyze: { summary: 'derive a system-call allow-list (and a Docker seccomp profile) from a container image', load: part('../analysis/cli.js') },
   verify: { summary: 'verify a log against the quotes of the BMC TPM [not built yet]' },
   policy: { summary: 'check policy documents, replay a recorded log through them, list the rules in force', load: part('../policy/cli.js') },
   bench: { summary: 'run a benchmark from bench/ and write bench/results/<name>.json', load: part('../../bench/cli.js') },
