@@ -98,7 +98,7 @@ function extensions(der: Buffer): Map<string, Buffer> {
 }
 
 const OID = {
-  keyUsage: '2.5.29.15', subjectAltName: '2.5.29.17', extKeyUsage: '2.5.29.37',
+  keyUsage: '2.5.29.15', basicConstraints: '2.5.29.19', subjectAltName: '2.5.29.17', extKeyUsage: '2.5.29.37',
   tcgKpEkCertificate: '2.23.133.8.1', tpmManufacturer: '2.23.133.2.1', tpmModel: '2.23.133.2.2', tpmVersion: '2.23.133.2.3',
 } as const;
 /** keyUsage bits in the BIT STRING's first byte (RFC 5280 4.2.1.3). */
@@ -110,6 +110,13 @@ function keyUsageBits(der: Buffer): number | undefined {
   if (!v) return undefined;
   const bits = tlv(v, 0).body;
   return bits[1] ?? 0; // bits[0] is the count of unused bits
+}
+/** basicConstraints cA, read from the extension itself (node's `ca` also folds in keyUsage). */
+function basicConstraintsCa(der: Buffer): boolean {
+  const v = extensions(der).get(OID.basicConstraints);
+  if (!v) return false;
+  const first = children(tlv(v, 0).body)[0];
+  return first?.tag === 0x01 && (first.body[0] ?? 0) !== 0;
 }
 function extKeyUsage(der: Buffer): string[] | undefined {
   const v = extensions(der).get(OID.extKeyUsage);
@@ -145,9 +152,10 @@ function checkValidity(c: crypto.X509Certificate, now: Date, what: string): void
 function checkIssuerCa(c: crypto.X509Certificate, what: string): void {
   // basicConstraints cA: only a CA may issue certificates; and a CA's keyUsage, when it
   // has one, must allow certificate signing.
-  if (!c.ca) throw new TpmVerifyError(`${what} ${describeCert(c)} signed the chain but is not a CA (basicConstraints cA is not set)`);
+  // (keyUsage first: OpenSSL's cA answer is also false for a CA whose keyUsage lacks keyCertSign.)
   const ku = keyUsageBits(c.raw);
   if (ku !== undefined && !(ku & KeyUsageBit.keyCertSign)) throw new TpmVerifyError(`${what} ${describeCert(c)} signed the chain but its keyUsage does not allow keyCertSign`);
+  if (!basicConstraintsCa(c.raw)) throw new TpmVerifyError(`${what} ${describeCert(c)} signed the chain but is not a CA (basicConstraints cA is not set)`);
 }
 
 export interface EkCertificateCheckOptions {
@@ -170,7 +178,7 @@ export function checkEkCertificate(certDer: Buffer, ekPublic: PublicArea, trustA
   const cert = new crypto.X509Certificate(certDer);
   if (!samePublicKey(cert.publicKey, publicKeyFromTpm(ekPublic.public))) throw new TpmVerifyError('the EK certificate is for a different key than this TPM\'s EK');
   checkValidity(cert, now, 'the EK certificate');
-  if (cert.ca) throw new TpmVerifyError('the EK certificate is a CA certificate (basicConstraints cA is set)');
+  if (basicConstraintsCa(cert.raw)) throw new TpmVerifyError('the EK certificate is a CA certificate (basicConstraints cA is set)');
   const ku = keyUsageBits(cert.raw);
   const wantKu = ekPublic.public.type === 'rsa' ? 'keyEncipherment' : 'keyAgreement';
   if (ku !== undefined && !(ku & KeyUsageBit[wantKu])) throw new TpmVerifyError(`the EK certificate's keyUsage does not allow ${wantKu}, which an ${ekPublic.public.type.toUpperCase()} EK is for`);
@@ -194,7 +202,13 @@ export function checkEkCertificate(certDer: Buffer, ekPublic: PublicArea, trustA
       return cert;
     }
     const issuer = intermediates.find((c) => signedBy(current, c) && !c.raw.equals(current.raw));
-    if (!issuer) throw new TpmVerifyError(`the certificate ${describeCert(current)} is not signed by any trusted CA${intermediates.length ? ' or given intermediate' : ''}`);
+    if (!issuer) {
+      // OpenSSL's issuer check also refuses an issuer whose keyUsage lacks keyCertSign: say so when that is why.
+      const cur = current;
+      const signer = [...anchors, ...intermediates].find((c) => cur.verify(c.publicKey));
+      if (signer) checkIssuerCa(signer, anchors.includes(signer) ? 'the trusted CA' : 'the intermediate CA');
+      throw new TpmVerifyError(`the certificate ${describeCert(current)} is not signed by any trusted CA${intermediates.length ? ' or given intermediate' : ''}`);
+    }
     checkIssuerCa(issuer, 'the intermediate CA');
     checkValidity(issuer, now, 'the intermediate CA');
     current = issuer;
