@@ -53,6 +53,8 @@ export interface BmcService {
    * the EK certificate) so an operator can see what happened.
    */
   unsettled?: string;
+  /** How many client connections are open now (what the connection limit bounds). */
+  openConnections(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -124,6 +126,7 @@ export async function startBmcService(options: BmcServiceOptions): Promise<BmcSe
     tpm,
     anchorPcr,
     ...(unsettled !== undefined ? { unsettled } : {}),
+    openConnections: () => new Promise<number>((resolveCount, reject) => app.server.getConnections((err, n) => (err ? reject(err) : resolveCount(n)))),
     async close() {
       if (closed) return;
       closed = true;
