@@ -10,12 +10,14 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BmcApiClient, BmcApiError, BmcError, Paths, startBmcService, type BmcService, type BmcServiceOptions } from '../../src/bmc/index.js';
 import { Alg, Property, haveProgram, marshalPcrSelections, marshalSignatureScheme, unmarshalAttest } from '../../src/tpm/index.js';
 import { clientFor } from './bmc-fixture.js';
+import { loadTlsIdentity } from '../../src/bmc/tls.js';
 import { missingPrograms, startSwtpm } from '../tpm/swtpm-fixture.js';
 
 const execFileP = promisify(execFile);
@@ -297,4 +299,53 @@ test('close() sends no TPM2_Shutdown to a TPM the BMC does not own', async (t) =
   const swtpmPid = own.tpm.swtpmPid as number;
   await own.close();
   assert.equal(existsSync(`/proc/${swtpmPid}`), false, 'the BMC\'s own swtpm is stopped with it');
+});
+
+test('4. a server with another certificate never sees the token: the pin is checked before the request is written', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-bmc-impostor-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const impostor = await loadTlsIdentity(dir, '127.0.0.1');
+  let received = Buffer.alloc(0);
+  const server = tls.createServer({ key: impostor.key, cert: impostor.cert }, (sock) => {
+    sock.on('data', (d: Buffer) => { received = Buffer.concat([received, d]); });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const { s } = await service();
+  await assert.rejects(new BmcApiClient(url, 'secret-token-value', { pinSha256: s.tls?.fingerprintSha256 }).request('GET', Paths.anchors),
+    (e: unknown) => e instanceof BmcApiError && /not the pinned/.test(e.message));
+  await assert.rejects(new BmcApiClient(url, 'secret-token-value', { ca: s.tls?.certPem, timeoutMs: 10_000 }).request('GET', Paths.anchors), BmcApiError);
+  assert.equal(received.length, 0, 'not a byte of the request reached the impostor');
+  // Sanity: with the impostor's own pin the request (and its token) does go out.
+  void new BmcApiClient(url, 'secret-token-value', { pinSha256: impostor.fingerprintSha256, timeoutMs: 2_000 }).request('GET', Paths.anchors).catch(() => undefined);
+  const deadline = Date.now() + 30_000;
+  while (!received.includes('secret-token-value')) {
+    if (Date.now() > deadline) assert.fail('the correctly pinned request never arrived');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
+
+test('5. silent TLS clients (no handshake) are closed by the handshake timeout', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const { s } = await service({ limits: { handshakeTimeoutMs: 1000, maxConnections: 20 } });
+  const { port } = new URL(s.url);
+  let closed = 0;
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < 60; i++) {
+    const c = net.createConnection({ host: '127.0.0.1', port: Number(port) });
+    c.on('error', () => undefined);
+    c.on('close', () => { closed++; });
+    sockets.push(c);
+  }
+  cleanups.push(() => { for (const c of sockets) c.destroy(); });
+  const deadline = Date.now() + 60_000;
+  while (closed < 60) {
+    assert.ok(await s.openConnections() <= 20, 'the connection limit holds for TLS too');
+    if (Date.now() > deadline) assert.fail(`only ${closed} of 60 silent connections were closed`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal((await clientFor(s, undefined).request('GET', Paths.root)).status, 200);
 });
