@@ -1,5 +1,5 @@
 // The BMC service assembled: state directory, TPM, tokens, anchor list, HTTP API.
-import { mkdirSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnchorLog, type AnchorLogOptions } from './anchors.js';
 import { explainPcr, settlePendingAnchor, type AnchorFaultHooks } from './anchoring.js';
@@ -58,14 +58,54 @@ export interface BmcService {
   close(): Promise<void>;
 }
 
+/**
+ * One BMC per state directory: a start kills whatever swtpm still serves the directory's
+ * TPM state (left by a BMC killed with SIGKILL), so it must first make sure no live BMC
+ * still uses it. `bmc.pid` names the BMC that holds the directory.
+ */
+function claimStateDir(stateDir: string): void {
+  const pidFile = join(stateDir, 'bmc.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    let alive = false;
+    if (Number.isInteger(pid) && pid > 1) {
+      try {
+        process.kill(pid, 0);
+        // A live process of that pid is the holder if it is this process (a service not
+        // closed) or its command line names the directory (`vigil bmc --state-dir DIR`).
+        alive = pid === process.pid || readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir);
+      } catch { alive = false; }
+    }
+    if (alive) throw new BmcError('BMC_STATE', `another BMC (pid ${pid}) serves the state directory ${stateDir}; stop it first (two BMCs cannot share one TPM state)`);
+  }
+  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+}
+function releaseStateDir(stateDir: string): void {
+  const pidFile = join(stateDir, 'bmc.pid');
+  try { if (Number(readFileSync(pidFile, 'utf8').trim()) === process.pid) rmSync(pidFile, { force: true }); } catch { /* already gone */ }
+}
+
 export async function startBmcService(options: BmcServiceOptions): Promise<BmcService> {
-  const anchorPcr = options.anchorPcr ?? DEFAULT_ANCHOR_PCR;
-  if (!Number.isInteger(anchorPcr) || anchorPcr < 0 || anchorPcr > 23) throw new BmcError('BMC_CONFIG', `anchor PCR ${anchorPcr} is not 0..23`);
   if (options.plainHttp) checkPlainHttpAllowed(options.host);
-  if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined)) throw new BmcError('BMC_CONFIG', '--tls-cert and --tls-key go together');
-  if (options.plainHttp && options.tlsCertFile) throw new BmcError('BMC_CONFIG', '--plain-http and --tls-cert exclude each other');
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   chmodSync(options.stateDir, 0o700);
+  claimStateDir(options.stateDir);
+  let service: BmcService;
+  try {
+    service = await startClaimed(options);
+  } catch (e) {
+    releaseStateDir(options.stateDir);
+    throw e;
+  }
+  const close = service.close;
+  return { ...service, close: async () => { try { await close(); } finally { releaseStateDir(options.stateDir); } } };
+}
+
+async function startClaimed(options: BmcServiceOptions): Promise<BmcService> {
+  const anchorPcr = options.anchorPcr ?? DEFAULT_ANCHOR_PCR;
+  if (!Number.isInteger(anchorPcr) || anchorPcr < 0 || anchorPcr > 23) throw new BmcError('BMC_CONFIG', `anchor PCR ${anchorPcr} is not 0..23`);
+  if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined)) throw new BmcError('BMC_CONFIG', '--tls-cert and --tls-key go together');
+  if (options.plainHttp && options.tlsCertFile) throw new BmcError('BMC_CONFIG', '--plain-http and --tls-cert exclude each other');
   const tls: TlsIdentity | undefined = options.plainHttp ? undefined
     : await loadTlsIdentity(options.stateDir, options.host, options.tlsCertFile && options.tlsKeyFile ? { certFile: options.tlsCertFile, keyFile: options.tlsKeyFile } : undefined);
   const tokens = ensureTokens(options.stateDir);

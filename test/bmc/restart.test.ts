@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BmcApiClient, BmcApiError, type AnchorEntry } from '../../src/bmc/index.js';
+import { BmcApiClient, BmcApiError, BmcError, startBmcService, type AnchorEntry } from '../../src/bmc/index.js';
 import { Alg, replayPcr, unmarshalPublic, verifyQuote } from '../../src/tpm/index.js';
 import { missingPrograms } from '../tpm/swtpm-fixture.js';
 
@@ -142,5 +142,22 @@ test('a BMC whose start fails exits non-zero on its own and leaves no swtpm behi
     assert.equal(code, 1);
     assert.match(err, /the attestation key file .*ak\.json/);
     await waitFor('no swtpm left after the failed start', () => processesFor(dir).length === 0);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('a second BMC on a state directory a live BMC serves is refused, and does not kill the first one\'s swtpm', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-bmc-twice-'));
+  try {
+    const first = await startBmc(dir);
+    const swtpmBefore = processesFor(dir).filter((pid) => pid !== first.child.pid);
+    assert.equal(swtpmBefore.length, 1, 'the first BMC runs one swtpm');
+    await assert.rejects(startBmcService({ stateDir: dir, host: '127.0.0.1', port: 0 }),
+      (e: unknown) => e instanceof BmcError && e.code === 'BMC_STATE' && new RegExp(`another BMC \\(pid ${first.child.pid}\\) serves the state directory`).test(e.message));
+    assert.deepEqual(processesFor(dir).filter((pid) => pid !== first.child.pid), swtpmBefore, 'its swtpm is untouched');
+    const { host } = clients(dir, first.url);
+    assert.equal((await host.anchor(sha('still served'))).seq, 1);
+    first.child.kill('SIGTERM');
+    assert.equal((await first.exited).code, 0);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
