@@ -119,3 +119,39 @@ export async function anchorDigest(tpm: BmcTpm, log: AnchorLog, pcr: number, dig
   }
   return entry;
 }
+
+/**
+ * Whether the extended anchors of the current reset epoch replay to the PCR's value now
+ * (with nothing pending). Returns the reason when they do not: the PCR was extended by
+ * something other than this BMC, or the list belongs to another TPM, and no quote of
+ * it may be given, because a verifier could not tell a forged history from ours.
+ */
+export async function explainPcr(tpm: BmcTpm, log: AnchorLog, pcr: number): Promise<string | undefined> {
+  const clock = (await tpm.readClock()).clockInfo;
+  const current = await tpm.readPcr(pcr);
+  const resetValues = [Buffer.alloc(32, 0), Buffer.alloc(32, 0xff)];
+  const list = log.list().filter((e) => e.pcr === pcr);
+  // The entries of the current reset epoch: the PCR's history since its last reset value.
+  let first = list.length;
+  while (first > 0 && (list[first - 1] as AnchorEntry).resetCount === clock.resetCount) first--;
+  const epoch = list.slice(first);
+  let possible: Buffer[] = resetValues;
+  let restart: number | undefined;
+  for (const e of epoch) {
+    // A TPM Restart (another restartCount, same resetCount) resets PCRs; a Resume keeps them.
+    if (restart !== undefined && e.restartCount !== restart) possible = [...possible, ...resetValues];
+    const after = Buffer.from(e.pcrValue, 'hex');
+    if (!possible.some((b) => extendPcrValue(Alg.SHA256, b, Buffer.from(e.anchor, 'hex')).equals(after))) {
+      return `the anchor list ${log.path} does not replay to PCR ${pcr}: anchor ${e.seq} records ${e.pcrValue}, which is not the extend of its anchor onto the value before it; `
+        + 'the list was altered or belongs to another TPM. Anchors and quotes are refused; move the state directory away and re-enrol, or restore the right list.';
+    }
+    possible = [after];
+    restart = e.restartCount;
+  }
+  if (restart !== undefined && clock.restartCount !== restart) possible = [...possible, ...resetValues];
+  if (possible.some((b) => b.equals(current))) return undefined;
+  const last = epoch.at(-1);
+  return `the anchor list ${log.path} does not replay to PCR ${pcr}: the PCR holds ${current.toString('hex')}, but `
+    + (last ? `the list's last anchor of this TPM epoch (reset ${clock.resetCount}) is ${last.seq}, after which it held ${last.pcrValue}` : `the list has no anchor in this TPM epoch (reset ${clock.resetCount}), so it should hold its reset value`)
+    + '; something other than this BMC extended the PCR, or the list belongs to another TPM. Anchors and quotes are refused until the TPM is reset (a new epoch) or the right list is restored.';
+}

@@ -3,6 +3,10 @@
 // message, an unreachable service, and answers whose body is not what the API defines.
 // Bodies come from the network, so each value read is checked before it is used; a
 // wrong one names the property, rather than surfacing later as a TypeError.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import {
   marshalPcrSelections, marshalSignatureScheme, unmarshalPublic,
   type PcrSelection, type SignatureScheme, type TpmPublic,
@@ -91,34 +95,122 @@ function errorMessage(body: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
+export interface BmcApiClientOptions {
+  /** PEM CA certificate(s) the server's certificate must chain to (and name the URL's host). */
+  ca?: string;
+  /**
+   * SHA-256 fingerprint (hex; colons and case ignored) of the server's certificate, as
+   * the BMC writes it to its state directory's tls-cert.sha256. The certificate must be
+   * exactly that one; no CA or name is checked then.
+   */
+  pinSha256?: string;
+  /** How long one request may take in all (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** The most response bytes read: a page of anchors is far smaller; anything bigger is not a vigil BMC. */
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+export interface AnchorPage { PCR: number; total: number; from: number; nextFrom: number | null; Members: AnchorEntry[] }
+
 export class BmcApiClient {
-  constructor(readonly baseUrl: string, private readonly token: string | undefined) {}
+  private readonly url: URL;
+  private readonly pin: string | undefined;
+  private readonly options: BmcApiClientOptions;
+
+  /**
+   * An https URL needs `ca` or `pinSha256`: a token sent to a server nobody checked could
+   * go to anyone on the management network. Throws a BmcApiError (status 0) otherwise.
+   */
+  constructor(readonly baseUrl: string, private readonly token: string | undefined, options: BmcApiClientOptions = {}) {
+    this.options = options;
+    try { this.url = new URL(baseUrl); } catch { throw new BmcApiError(0, `${baseUrl} is not a URL`, undefined); }
+    if (this.url.protocol !== 'https:' && this.url.protocol !== 'http:') throw new BmcApiError(0, `${baseUrl}: only http and https URLs are supported`, undefined);
+    if (options.pinSha256 !== undefined) {
+      const pin = options.pinSha256.replace(/:/g, '').toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(pin)) throw new BmcApiError(0, `pinSha256 must be a SHA-256 fingerprint (64 hex digits), got ${JSON.stringify(options.pinSha256)}`, undefined);
+      this.pin = pin;
+    }
+    if (this.url.protocol === 'https:' && this.pin === undefined && options.ca === undefined) {
+      throw new BmcApiError(0, `${baseUrl}: an https BMC needs the CA to check its certificate against (ca) or its certificate's SHA-256 fingerprint (pinSha256, `
+        + 'the BMC\'s tls-cert.sha256); this client never sends a token to an unchecked server', undefined);
+    }
+  }
+
+  /** Opens the TLS connection and checks the server before anything (the token) is written. */
+  private connectTls(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({
+        host, port, servername: isIP(host) ? undefined : host, minVersion: 'TLSv1.2',
+        // Pinned: the fingerprint below is the whole check. Otherwise the CA and the name.
+        ...(this.pin !== undefined ? { rejectUnauthorized: false } : { ca: this.options.ca, rejectUnauthorized: true }),
+      });
+      const fail = (e: Error) => { s.destroy(); reject(e); };
+      signal.addEventListener('abort', () => fail(new Error('timed out during the TLS handshake')), { once: true });
+      s.once('error', fail);
+      s.once('secureConnect', () => {
+        if (this.pin !== undefined) {
+          const got = createHash('sha256').update(s.getPeerCertificate().raw).digest('hex');
+          if (got !== this.pin) { fail(new Error(`the server's certificate has SHA-256 fingerprint ${got}, not the pinned ${this.pin}: not this BMC (or its certificate changed)`)); return; }
+        }
+        s.off('error', fail);
+        resolve(s);
+      });
+    });
+  }
 
   /**
    * Raw request: resolves with status and parsed JSON body (no throw on HTTP errors; the
    * body is the text when it is not JSON). `token` overrides the client's token; null
    * sends no Authorization header. Rejects with a BmcApiError (status 0) when the
-   * service cannot be reached.
+   * service cannot be reached or its certificate is not the expected one.
    */
   async request(method: 'GET' | 'POST', path: string, body?: unknown, token: string | null = this.token ?? null): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    let text: string;
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    if (payload) { headers['content-type'] = 'application/json'; headers['content-length'] = String(payload.length); }
+    const host = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const https = this.url.protocol === 'https:';
+    const port = Number(this.url.port || (https ? 443 : 80));
+    const target = (this.url.pathname.replace(/\/$/, '') + path) || '/';
+    const ctl = new AbortController();
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
     try {
-      res = await fetch(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-      text = await res.text();
+      const socket = https ? await this.connectTls(host, port, ctl.signal) : undefined;
+      return await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const req = http.request({
+          host, port, method, path: target, headers, signal: ctl.signal,
+          // The checked TLS socket carries this one request; without one, a fresh connection (no agent: nothing pooled).
+          ...(socket ? { createConnection: () => socket } : { agent: false }),
+        }, (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (d: Buffer) => {
+            size += d.length;
+            if (size > MAX_RESPONSE_BYTES) { req.destroy(new Error(`the response is larger than ${MAX_RESPONSE_BYTES} bytes`)); return; }
+            chunks.push(d);
+          });
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+        });
+        req.on('error', reject);
+        req.end(payload);
+      });
     } catch (e) {
-      // fetch reports a refused connection or a reset as TypeError('fetch failed') with the reason in cause.
-      const reason = (e as { cause?: { message?: unknown } }).cause?.message;
-      const err = new BmcApiError(0, `${method} ${path}: no answer from ${this.baseUrl}: ${typeof reason === 'string' ? reason : (e as Error).message}`, undefined);
+      const reason = ctl.signal.aborted ? `no complete answer within ${timeoutMs} ms` : (e as Error).message;
+      const err = new BmcApiError(0, `${method} ${path}: no answer from ${this.baseUrl}: ${reason}`, undefined);
       Object.defineProperty(err, 'cause', { value: e });
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
-    let parsed: unknown = text;
-    try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-    return { status: res.status, body: parsed };
   }
 
   private async ok(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ResponseBody> {
@@ -132,13 +224,36 @@ export class BmcApiClient {
     return b.anchorEntry(b.raw, '#');
   }
 
-  async anchors(): Promise<{ PCR: number; Members: AnchorEntry[] }> {
-    const b = await this.ok('GET', Paths.anchors);
+  /** One page of the anchor list: anchors from seq `from` on, at most `limit` (the BMC's default and maximum apply). */
+  async anchorPage(from = 1, limit?: number): Promise<AnchorPage> {
+    const q = `?from=${from}${limit === undefined ? '' : `&limit=${limit}`}`;
+    const b = await this.ok('GET', Paths.anchors + q);
     const o = b.root();
     const pcr = b.integer(o, 'PCR', '#');
+    const total = b.integer(o, 'Total', '#');
+    const next = o.NextFrom;
+    const nextFrom = next === null ? null : b.integer(o, 'NextFrom', '#');
     const members = o.Members;
     if (!Array.isArray(members)) return b.fail('#/Members', `is ${describe(members)}, expected an array`);
-    return { PCR: pcr, Members: members.map((m, i) => b.anchorEntry(m, `#/Members/${i}`)) };
+    const entries = members.map((m, i) => b.anchorEntry(m, `#/Members/${i}`));
+    // Seqs are contiguous from `from`: a page that skips or repeats one is not what was asked for.
+    entries.forEach((e, i) => { if (e.seq !== from + i) b.fail(`#/Members/${i}/seq`, `is ${e.seq}, expected ${from + i}`); });
+    if (nextFrom !== null && (entries.length === 0 || nextFrom !== from + entries.length)) b.fail('#/NextFrom', `is ${nextFrom}, expected ${from + entries.length} after this page`);
+    return { PCR: pcr, total, from, nextFrom, Members: entries };
+  }
+
+  /** The whole anchor list, read page by page (as it was when the last page was read). */
+  async anchors(): Promise<{ PCR: number; Members: AnchorEntry[] }> {
+    const all: AnchorEntry[] = [];
+    let from: number | null = 1;
+    let pcr = -1;
+    while (from !== null) {
+      const page: AnchorPage = await this.anchorPage(from);
+      pcr = page.PCR;
+      all.push(...page.Members);
+      from = page.nextFrom;
+    }
+    return { PCR: pcr, Members: all };
   }
 
   async signedMeasurements(nonce: Buffer, selection?: PcrSelection[], scheme?: SignatureScheme): Promise<SignedMeasurements> {
@@ -160,7 +275,7 @@ export class BmcApiClient {
     };
   }
 
-  async endorsementKey(): Promise<KeyInfo & { certificatePem: string | null }> {
+  async endorsementKey(): Promise<KeyInfo & { certificatePem: string | null; chainPems: string[] }> {
     const b = await this.ok('GET', Paths.ekCertificate);
     const o = b.root();
     const rawCert = o.CertificateString;
@@ -168,9 +283,12 @@ export class BmcApiClient {
     const v = b.object(b.object(o.Oem, '#/Oem').Vigil, '#/Oem/Vigil');
     const at = '#/Oem/Vigil';
     const bytes = b.base64(v, 'PublicArea', at);
+    const chain = v.CertificateChain ?? [];
+    if (!Array.isArray(chain)) return b.fail(`${at}/CertificateChain`, `is ${describe(chain)}, expected an array of PEM strings`);
+    const chainPems = chain.map((c: unknown, i) => (typeof c === 'string' ? c : b.fail(`${at}/CertificateChain/${i}`, `is ${describe(c)}, expected a PEM string`)));
     return {
       algorithm: b.string(v, 'Algorithm', at), public: b.decode(`${at}/PublicArea`, bytes, unmarshalPublic), publicBytes: bytes,
-      name: b.hex(v, 'Name', at), pem: b.string(v, 'PublicKeyPEM', at), certificatePem: cert,
+      name: b.hex(v, 'Name', at), pem: b.string(v, 'PublicKeyPEM', at), certificatePem: cert, chainPems,
     };
   }
 

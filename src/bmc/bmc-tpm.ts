@@ -22,13 +22,20 @@ export const DEFAULT_ANCHOR_PCR = 23;
 
 /**
  * Which TPM: an swtpm this service starts and owns (powered on at start: each start is a
- * TPM reset), a device, or a TPM simulator already running with the swtpm TCP protocol
- * (`--tpm swtpm-tcp:HOST:PORT`), which like a device outlives this process.
+ * TPM reset; reached over unix sockets in the state directory), a device, or a TPM
+ * simulator already running with the swtpm protocol on a unix socket
+ * (`--tpm swtpm-unix:PATH`) or TCP (`--tpm swtpm-tcp:HOST:PORT`), which like a device
+ * outlives this process and is not this service's to shut down.
  */
-export type TpmSource = { kind: 'swtpm' } | { kind: 'device'; path: string } | { kind: 'swtpm-tcp'; host: string; port: number };
+export type TpmSource = { kind: 'swtpm' } | { kind: 'device'; path: string } | { kind: 'swtpm-tcp'; host: string; port: number } | { kind: 'swtpm-unix'; path: string };
 
 export function describeSource(source: TpmSource): string {
-  return source.kind === 'swtpm' ? 'swtpm' : source.kind === 'device' ? source.path : `swtpm-tcp:${source.host}:${source.port}`;
+  switch (source.kind) {
+    case 'swtpm': return 'swtpm';
+    case 'device': return source.path;
+    case 'swtpm-tcp': return `swtpm-tcp:${source.host}:${source.port}`;
+    case 'swtpm-unix': return `swtpm-unix:${source.path}`;
+  }
 }
 
 export interface BmcTpmOptions {
@@ -96,7 +103,14 @@ export class BmcTpm {
     readonly akAlgorithm: KeyAlgorithm,
     /** PEM CA certificates of the local CA (swtpm only); real TPMs chain to their vendor. */
     readonly caCertificates: string[],
+    /** The PCR banks (hash algorithms) this TPM has active: a quote may select only these. */
+    readonly banks: readonly number[],
   ) {}
+
+  /** The pid of the swtpm this service started (undefined for a device or an external TPM). */
+  get swtpmPid(): number | undefined { return this.swtpm?.pid; }
+  /** Resolves when the swtpm this service owns ends (never, for a TPM it does not own). */
+  get swtpmExited(): Promise<number | null> { return this.swtpm?.exited ?? new Promise(() => undefined); }
 
   static async open(options: BmcTpmOptions): Promise<BmcTpm> {
     const ekAlgorithm = options.ekAlgorithm ?? 'rsa';
@@ -106,15 +120,23 @@ export class BmcTpm {
     let caCertificates: string[] = [];
     try {
       if (options.source.kind === 'swtpm') {
-        caCertificates = (await provisionSwtpm(options.stateDir)).caCertificates;
-        swtpm = await SwtpmProcess.start({ tpmStateDir: join(options.stateDir, 'tpm'), logFile: join(options.stateDir, 'swtpm.log') });
+        const provisioned = await provisionSwtpm(options.stateDir);
+        caCertificates = provisioned.caCertificates;
+        // Unix sockets in the 0700 state directory: nothing else on this machine can send
+        // the TPM a command (CMD_GET_STATEBLOB would hand out its endorsement seed, CMD_INIT
+        // would stop every quote). --terminate ends swtpm with the connection, so a BMC
+        // killed with SIGKILL leaves no swtpm behind holding the state lock.
+        swtpm = await SwtpmProcess.start({
+          tpmStateDir: join(options.stateDir, 'tpm'), logFile: join(options.stateDir, 'swtpm.log'), keyFile: provisioned.keyFile, terminate: true,
+        });
         client = new TpmClient(swtpm.transport());
         // swtpm was just powered on: this is a TPM Reset, as a BMC boot would be.
         await client.startup('clear');
       } else {
-        client = new TpmClient(options.source.kind === 'device'
-          ? new DeviceTransport(options.source.path)
-          : new SwtpmTcpTransport({ host: options.source.host, port: options.source.port }));
+        const src = options.source;
+        client = new TpmClient(src.kind === 'device' ? new DeviceTransport(src.path)
+          : src.kind === 'swtpm-unix' ? new SwtpmTcpTransport({ path: src.path })
+            : new SwtpmTcpTransport({ host: src.host, port: src.port }));
         await client.ensureStarted();
         await flushLeftovers(client);
       }
@@ -139,7 +161,9 @@ export class BmcTpm {
         writeFileSync(akPath, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
         ak = await loadAk(client, ek.handle, blob);
       }
-      return new BmcTpm(client, swtpm, ek, ekAlgorithm, ekCertificate, ak, akAlgorithm, caCertificates);
+      const pcrs = await client.getCapability(Capability.PCRS, 0, 1);
+      const banks = pcrs.data.capability === 'pcrs' ? pcrs.data.pcrs.filter((b) => b.pcrs.length > 0).map((b) => b.hashAlg) : [];
+      return new BmcTpm(client, swtpm, ek, ekAlgorithm, ekCertificate, ak, akAlgorithm, caCertificates, banks);
     } catch (e) {
       await swtpm?.stop().catch(() => undefined);
       if (e instanceof BmcError) throw e;
@@ -171,8 +195,11 @@ export class BmcTpm {
     try {
       await this.client.flushContext(this.ak.handle).catch(() => undefined);
       await this.client.flushContext(this.ek.handle).catch(() => undefined);
-      // An orderly shutdown, so the next Startup is not counted as a dirty one.
-      await this.client.shutdown('clear').catch(() => undefined);
+      // An orderly shutdown, so the next Startup is not counted as a dirty one, but only
+      // of the swtpm this service powers on and off. A device or an external TPM goes on
+      // serving others after this service ends; TPM2_Shutdown there would tell the TPM its
+      // power is about to go and leave its orderly state wrong for whoever powers it off.
+      if (this.swtpm) await this.client.shutdown('clear').catch(() => undefined);
       await this.client.close();
     } finally {
       await this.swtpm?.stop();

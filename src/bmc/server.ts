@@ -1,9 +1,11 @@
 // The BMC's HTTP API (Redfish-style). Routes declare which roles may call them; the
 // auth hook answers 401 for a missing or unknown token and 403 for a known token of the
 // wrong role before any handler runs.
+import http from 'node:http';
+import https from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
-  Alg, TpmError, objectName, publicKeyPem, unmarshalPcrSelections, unmarshalSignatureScheme,
+  Alg, HashInfo, TpmError, objectName, publicKeyPem, unmarshalPcrSelections, unmarshalSignatureScheme,
   type PcrSelection, type SignatureScheme,
 } from '../tpm/index.js';
 import type { AnchorLog } from './anchors.js';
@@ -21,10 +23,65 @@ export interface BmcApiOptions {
   logger?: boolean;
   /** Test-only fault points in anchoring; see AnchorFaultHooks. */
   faultHooks?: AnchorFaultHooks;
+  /** Serve HTTPS with this key and certificate (PEM); plain HTTP without. */
+  tls?: { key: string; cert: string };
+  limits?: Partial<BmcLimits>;
+  /**
+   * When it returns a reason, anchors and quotes are refused (500) with it: the PCR holds
+   * a value the anchor list cannot explain. Everything else is still served.
+   */
+  refusal?: () => string | undefined;
 }
 
-/** Largest nonce accepted: a TPM2B_DATA holds at most a TPMT_HA, i.e. a 64-byte digest here. */
-export const NONCE_SIZE_MAX = 64;
+/**
+ * Bounds on what clients can make the service hold. A slow or silent client is cut off
+ * by the timeouts; at most `maxConnections` are open at once (more are closed on
+ * accept); the host role may anchor `anchorBurst` times at once and `anchorsPerSecond`
+ * on average, which bounds how fast the anchor list grows.
+ */
+export interface BmcLimits {
+  maxConnections: number;
+  /** A TLS handshake must finish within this. */
+  handshakeTimeoutMs: number;
+  /** The request headers must arrive within this... */
+  headersTimeoutMs: number;
+  /** ...and the whole request within this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** How often the server looks for requests over their time (Node checks on a timer). */
+  checkIntervalMs: number;
+  anchorBurst: number;
+  anchorsPerSecond: number;
+  /** Anchors per page of GET Anchors when no limit is given, and the most a page may hold. */
+  anchorPageDefault: number;
+  anchorPageMax: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<BmcLimits> = {
+  maxConnections: 128, handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000,
+  checkIntervalMs: 1_000, anchorBurst: 1_000, anchorsPerSecond: 100, anchorPageDefault: 100, anchorPageMax: 1_000,
+};
+
+/** Largest nonce accepted: a TPM2B_DATA holds at most a TPMT_HA, sizeof(TPMT_HA) = 2 + 64 = 66 bytes (Part 2, 10.4.3). */
+export const NONCE_SIZE_MAX = 66;
+/** Smallest nonce accepted: a verifier's nonce must be fresh, and 16 random bytes do not repeat. */
+export const NONCE_SIZE_MIN = 16;
+
+/** A token bucket: `burst` at once, refilled at `perSecond`. */
+class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+  constructor(private readonly burst: number, private readonly perSecond: number) { this.tokens = burst; }
+  /** Takes one token; returns 0, or the milliseconds until one is available. */
+  take(): number {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens >= 1) { this.tokens -= 1; return 0; }
+    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+  }
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig { roles?: readonly Role[] | 'public' }
@@ -87,10 +144,56 @@ function redfishError(reply: FastifyReply, status: number, code: string, message
   return reply.code(status).send({ error: { code: `Base.1.16.${code}`, message, '@Message.ExtendedInfo': [info] } });
 }
 
+/** Which banks a quote may select: known hash algorithms the TPM has active. Names the field otherwise. */
+function checkBanks(selection: readonly PcrSelection[], banks: readonly number[]): void {
+  const name = (alg: number) => HashInfo[alg]?.name.toUpperCase() ?? `0x${alg.toString(16).padStart(4, '0')}`;
+  for (const [i, s] of selection.entries()) {
+    if (!HashInfo[s.hashAlg]) throw new BmcError('BMC_BAD_REQUEST', `PCRSelection bank ${i} has hash algorithm ${name(s.hashAlg)}, which is not a PCR bank algorithm (SHA1, SHA256, SHA384, SHA512)`, { field: '#/PCRSelection' });
+    // A TPM leaves out a bank it does not have and quotes the rest: a quote over an
+    // inactive bank would cover nothing and prove nothing, so it is refused here.
+    if (!banks.includes(s.hashAlg)) throw new BmcError('BMC_BAD_REQUEST', `PCRSelection selects the ${name(s.hashAlg)} bank, which this TPM does not have active (it has: ${banks.map(name).join(', ') || 'none'})`, { field: '#/PCRSelection' });
+    if (selection.findIndex((o) => o.hashAlg === s.hashAlg) !== i) throw new BmcError('BMC_BAD_REQUEST', `PCRSelection names the ${name(s.hashAlg)} bank twice`, { field: '#/PCRSelection' });
+  }
+}
+
+/** A positive integer from the query string, or the default; names the parameter otherwise. */
+function queryInt(query: unknown, name: string, dflt: number, min: number, max: number): number {
+  const v = (query as Record<string, unknown> | undefined)?.[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new BmcError('BMC_BAD_REQUEST', `query parameter ${name} must be an integer, got ${JSON.stringify(v)}`, { field: name });
+  const n = Number(v);
+  if (n < min || n > max) throw new BmcError('BMC_BAD_REQUEST', `query parameter ${name} must be ${min}..${max}, got ${n}`, { field: name });
+  return n;
+}
+
 export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
   const { tpm, anchors, tokens, anchorPcr } = options;
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 64 * 1024 });
+  const limits: BmcLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const tls = options.tls;
+  const app = Fastify({
+    logger: options.logger ?? false, bodyLimit: 64 * 1024,
+    // Our own server, so every bound applies (Fastify sets only some of them, and not the
+    // TLS handshake timeout or the connection limit).
+    serverFactory: (handler) => {
+      const common: http.ServerOptions = {
+        requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: limits.checkIntervalMs,
+      };
+      const server = tls
+        ? https.createServer({ ...common, key: tls.key, cert: tls.cert, handshakeTimeout: limits.handshakeTimeoutMs, minVersion: 'TLSv1.2' }, handler)
+        : http.createServer(common, handler);
+      server.maxConnections = limits.maxConnections;
+      // An idle socket (no bytes either way) is closed as well, whatever state it is in.
+      server.setTimeout(limits.requestTimeoutMs, (socket) => socket.destroy());
+      return server;
+    },
+  });
   const mutex = new Mutex();
+  const anchorLimiter = new RateLimiter(limits.anchorBurst, limits.anchorsPerSecond);
+  const refuseIfUnexplained = (): void => {
+    const reason = options.refusal?.();
+    if (reason) throw new BmcError('BMC_STATE', reason);
+  };
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const roles = req.routeOptions.config.roles;
@@ -158,6 +261,9 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
         PublicArea: ekPublic.bytes.toString('base64'),
         Name: objectName(ekPublic.public, ekPublic.bytes).toString('hex'),
         PublicKeyPEM: publicKeyPem(ekPublic.public),
+        // The CA certificates this BMC was given with its TPM (swtpm: its local CA), as
+        // intermediates for the verifier; the verifier's trust store is its own.
+        CertificateChain: tpm.caCertificates,
       } },
     };
   });
@@ -173,14 +279,23 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
   });
 
   app.post(Paths.getSignedMeasurements, { config: verifier }, async (req) => {
-    const body = objectBody(req.body ?? {}, ['Nonce', 'PCRSelection', 'Scheme', 'Certificate']);
-    const nonce = hexField(body, 'Nonce', { required: false, maxBytes: NONCE_SIZE_MAX }) ?? await tpm.client.getRandom(32);
+    // No body is no request: the verifier's nonce is what makes the quote fresh, so the
+    // BMC never picks one for it.
+    const body = objectBody(req.body, ['Nonce', 'PCRSelection', 'Scheme', 'Certificate']);
+    const nonce = hexField(body, 'Nonce', { required: true, maxBytes: NONCE_SIZE_MAX }) as Buffer;
+    if (nonce.length < NONCE_SIZE_MIN) throw new BmcError('BMC_BAD_REQUEST', `Nonce must be ${NONCE_SIZE_MIN} to ${NONCE_SIZE_MAX} bytes of fresh randomness from the verifier, got ${nonce.length}`, { field: '#/Nonce' });
     const selBytes = base64Field(body, 'PCRSelection', false);
     const selection: PcrSelection[] = selBytes ? parseWith('PCRSelection', selBytes, unmarshalPcrSelections) : [{ hashAlg: Alg.SHA256, pcrs: [anchorPcr] }];
-    if (selection.length === 0 || selection.every((s) => s.pcrs.length === 0)) throw new BmcError('BMC_BAD_REQUEST', 'PCRSelection selects no PCR', { field: '#/PCRSelection' });
+    if (selection.length === 0 || selection.some((s) => s.pcrs.length === 0)) throw new BmcError('BMC_BAD_REQUEST', 'PCRSelection has a bank that selects no PCR', { field: '#/PCRSelection' });
     if (selection.some((s) => s.pcrs.some((p) => p > 23))) throw new BmcError('BMC_BAD_REQUEST', 'PCRSelection selects a PCR above 23', { field: '#/PCRSelection' });
+    checkBanks(selection, tpm.banks);
     const schemeBytes = base64Field(body, 'Scheme', false);
     const scheme: SignatureScheme | undefined = schemeBytes ? parseWith('Scheme', schemeBytes, unmarshalSignatureScheme) : undefined;
+    const akScheme = tpm.ak.outPublic.public.type === 'rsa' || tpm.ak.outPublic.public.type === 'ecc' ? tpm.ak.outPublic.public.scheme : undefined;
+    if (scheme && scheme.scheme !== Alg.NULL && akScheme && (scheme.scheme !== akScheme.scheme || scheme.hashAlg !== akScheme.hashAlg)) {
+      // The AK is a restricted key with one scheme; the TPM would refuse any other (TPM_RC_SCHEME).
+      throw new BmcError('BMC_BAD_REQUEST', `Scheme 0x${scheme.scheme.toString(16)}/0x${scheme.hashAlg.toString(16)} is not the attestation key's scheme 0x${akScheme.scheme.toString(16)}/0x${akScheme.hashAlg.toString(16)}; send the AK's scheme or TPM_ALG_NULL`, { field: '#/Scheme' });
+    }
     if (body.Certificate !== undefined) {
       const c = body.Certificate as { '@odata.id'?: unknown };
       if (typeof c !== 'object' || c === null || c['@odata.id'] !== Paths.attestationKey) {
@@ -192,6 +307,7 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
     // PCR the list cannot explain, and settling after a TPM reset may drop a pending
     // anchor only because no quote ever covered it (see anchoring.ts).
     const q = await mutex.run(async () => {
+      refuseIfUnexplained();
       await settlePendingAnchor(tpm, anchors);
       return tpm.quote(nonce, selection, scheme);
     });
@@ -211,16 +327,37 @@ export function buildBmcApi(options: BmcApiOptions): FastifyInstance {
   app.post(Paths.anchors, { config: host }, async (req, reply) => {
     const body = objectBody(req.body, ['Anchor']);
     const anchor = hexField(body, 'Anchor', { required: true, bytes: 32 }) as Buffer;
+    // The host is the side an attacker may own: its anchors are rate-limited so it
+    // cannot grow the list (and the verifier's work) without bound.
+    const wait = anchorLimiter.take();
+    if (wait > 0) {
+      reply.header('Retry-After', String(Math.ceil(wait / 1000)));
+      return redfishError(reply, 429, 'RateLimitExceeded', `more than ${limits.anchorBurst} anchors at once or ${limits.anchorsPerSecond} per second; retry in ${wait} ms`);
+    }
     // Under the lock quotes take too, so no quote sees the PCR between the extend and
     // the record of it (see anchoring.ts for why that matters after a crash).
-    const entry = await mutex.run(() => anchorDigest(tpm, anchors, anchorPcr, anchor, options.faultHooks));
+    const entry = await mutex.run(() => { refuseIfUnexplained(); return anchorDigest(tpm, anchors, anchorPcr, anchor, options.faultHooks); });
     return reply.code(201).send(entry);
   });
 
-  app.get(Paths.anchors, { config: verifier }, async () => ({
-    '@odata.id': Paths.anchors, Name: 'Anchors', PCR: anchorPcr, Bank: 'SHA256',
-    'Members@odata.count': anchors.length, Members: anchors.list(),
-  }));
+  // Paged: ?from=SEQ (default 1) &limit=N (default anchorPageDefault, at most
+  // anchorPageMax). NextFrom is the seq of the next page, or null after the last.
+  app.get(Paths.anchors, { config: verifier }, async (req) => {
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    for (const k of Object.keys(query)) if (k !== 'from' && k !== 'limit') throw new BmcError('BMC_BAD_REQUEST', `unknown query parameter ${k} (allowed: from, limit)`, { field: k });
+    const total = anchors.length;
+    const from = queryInt(query, 'from', 1, 1, Number.MAX_SAFE_INTEGER);
+    const limit = queryInt(query, 'limit', limits.anchorPageDefault, 1, limits.anchorPageMax);
+    // Extended anchors are numbered 1, 2, 3, ... without gaps, so seq N is at index N-1.
+    const page = anchors.list().slice(from - 1, from - 1 + limit);
+    const nextFrom = from - 1 + limit < total ? from + limit : null;
+    return {
+      '@odata.id': Paths.anchors, Name: 'Anchors', PCR: anchorPcr, Bank: 'SHA256',
+      'Members@odata.count': total, Total: total, From: from, Limit: limit, NextFrom: nextFrom,
+      ...(nextFrom !== null ? { 'Members@odata.nextLink': `${Paths.anchors}?from=${nextFrom}&limit=${limit}` } : {}),
+      Members: page,
+    };
+  });
 
   return app;
 }

@@ -14,11 +14,11 @@ export {
   type PublicArea, type CreatePrimaryResult, type CreateResult, type LoadResult, type ReadPublicResult, type NvReadPublicResult,
   type PcrReadResult, type QuoteResult, type StartAuthSessionResult, type PolicySecretResult, type CapabilityResult, type TimeInfo, type ResponseShape, type TpmExchange, type TpmClientOptions,
 } from './client.js';
-export { SwtpmTcpTransport, SwtpmControl, DeviceTransport, type TpmTransport } from './transport.js';
-export { SwtpmProcess, provisionSwtpm, freePortPair, haveProgram, type ProvisionResult } from './swtpm.js';
+export { SwtpmTcpTransport, SwtpmSocketTransport, SwtpmControl, DeviceTransport, type TpmTransport, type SwtpmTcpOptions, type SwtpmSocketOptions } from './transport.js';
+export { SwtpmProcess, provisionSwtpm, freePortPair, haveProgram, killStaleSwtpm, swtpmSocketPaths, swtpmKeyPath, type ProvisionResult, type SwtpmStartOptions } from './swtpm.js';
 export { EK_POLICY_SHA256, EK_CERT_NV_INDEX, EK_PERSISTENT_HANDLE, ekTemplate, ekTemplateRsa2048, ekTemplateEccP256, akTemplate, type KeyAlgorithm } from './templates.js';
-export { createEk, readEkCertificate, checkEkCertificate, createAk, loadAk, activateCredential, type LoadedKey, type AkBlob } from './keys.js';
+export { createEk, readEkCertificate, checkEkCertificate, createAk, loadAk, activateCredential, type LoadedKey, type AkBlob, type EkCertificateCheckOptions } from './keys.js';
 export {
-  hash, digestSize, objectName, nvIndexName, permanentHandleName, policySecretDigest, publicKeyFromTpm, publicKeyPem, samePublicKey,
-  kdfa, kdfe, makeCredential, extendPcrValue, replayPcr, quotePcrDigest, verifySignature, verifyQuote, type MadeCredential, type QuoteExpectations,
+  hash, digestSize, objectName, qualifiedName, akQualifiedName, nvIndexName, permanentHandleName, policySecretDigest, publicKeyFromTpm, publicKeyPem, samePublicKey,
+  kdfa, kdfe, makeCredential, extendPcrValue, replayPcr, quotePcrDigest, verifySignature, verifyQuote, checkAkAttributes, type MadeCredential, type QuoteExpectations,
 } from './verifier.js';

@@ -6,6 +6,8 @@ import { TpmReader, TpmWriter } from './marshal.js';
 
 // ---- limits (from the reference implementation's defaults; generous for any TPM) ----
 const MAX_DIGEST = 64;
+/** TPM2B_DATA holds at most sizeof(TPMT_HA) = 2 + 64 bytes (Part 2, 10.4.3), not a digest. */
+export const MAX_DATA = 66;
 const MAX_NAME = 2 + MAX_DIGEST;
 const MAX_RSA_BYTES = 512;
 const MAX_ECC_BYTES = 66;
@@ -229,7 +231,7 @@ export function unmarshalAttest(buf: Buffer): Attestation {
   if (magic !== TPM_GENERATED_VALUE) r.fail(`magic 0x${magic.toString(16)} is not TPM_GENERATED_VALUE (0xff544347): not made by a TPM`);
   const type = r.u16('type');
   const qualifiedSigner = r.tpm2b('qualifiedSigner', MAX_NAME);
-  const extraData = r.tpm2b('extraData', MAX_DIGEST);
+  const extraData = r.tpm2b('extraData', MAX_DATA);
   const clockInfo = readClockInfo(r);
   const firmwareVersion = r.u64('firmwareVersion');
   let attested: Attestation['attested'];

@@ -33,10 +33,16 @@ class SerialQueue {
   }
 }
 
-export interface SwtpmTcpOptions { host?: string; port: number; timeoutMs?: number }
+/**
+ * Where swtpm's data channel is: a unix socket (`path`, what the BMC uses: only the
+ * state directory's owner can reach it) or a TCP port (`host`/`port`, for tpm2-tools in
+ * tests: TSS 3.2's swtpm TCTI speaks TCP only).
+ */
+export interface SwtpmTcpOptions { host?: string; port?: number; path?: string; timeoutMs?: number }
+export type SwtpmSocketOptions = SwtpmTcpOptions;
 
 /**
- * swtpm's TCP data channel: raw TPM command and response bytes on a stream. swtpm serves
+ * swtpm's data channel: raw TPM command and response bytes on a stream. swtpm serves
  * one client at a time, so `close()` lets another program (tpm2-tools, say) in; the next
  * `send` reconnects. TPM state (loaded objects, sessions) survives reconnects.
  */
@@ -44,23 +50,31 @@ export class SwtpmTcpTransport implements TpmTransport {
   readonly description: string;
   private socket: net.Socket | undefined;
   private readonly queue = new SerialQueue();
-  private readonly host: string;
-  private readonly port: number;
+  private readonly connectTo: net.NetConnectOpts;
+  private readonly hint: string;
   private readonly timeoutMs: number;
 
   constructor(options: SwtpmTcpOptions) {
-    this.host = options.host ?? '127.0.0.1';
-    this.port = options.port;
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.description = `swtpm at ${this.host}:${this.port}`;
+    if (options.path !== undefined) {
+      this.connectTo = { path: options.path };
+      this.description = `swtpm at unix socket ${options.path}`;
+      this.hint = `--server type=unixio,path=${options.path}`;
+    } else {
+      if (options.port === undefined) throw new TpmTransportError('an swtpm transport needs a unix socket path or a TCP port');
+      const host = options.host ?? '127.0.0.1';
+      this.connectTo = { host, port: options.port };
+      this.description = `swtpm at ${host}:${options.port}`;
+      this.hint = `--server type=tcp,port=${options.port}`;
+    }
   }
 
   private connect(): Promise<net.Socket> {
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     return new Promise((resolve, reject) => {
-      const s = net.createConnection({ host: this.host, port: this.port });
-      s.setNoDelay(true);
-      const onError = (err: Error) => reject(new TpmTransportError(`cannot connect to ${this.description}: ${err.message}; is swtpm running with --server type=tcp,port=${this.port}?`, { cause: err }));
+      const s = net.createConnection(this.connectTo);
+      if (!('path' in this.connectTo)) s.setNoDelay(true);
+      const onError = (err: Error) => reject(new TpmTransportError(`cannot connect to ${this.description}: ${err.message}; is swtpm running with ${this.hint}?`, { cause: err }));
       s.once('error', onError);
       s.once('connect', () => {
         s.off('error', onError);
@@ -125,23 +139,32 @@ function exchange(s: net.Socket, command: Buffer, timeoutMs: number, where: stri
 /** swtpm control-channel commands (swtpm's ioctl numbering, used on its ctrl socket too). */
 export const SwtpmControlCommand = { GET_CAPABILITY: 1, INIT: 2, SHUTDOWN: 3, GET_TPMESTABLISHED: 4, SET_LOCALITY: 5, CANCEL_TPM_CMD: 9, STORE_VOLATILE: 10, STOP: 14 } as const;
 
+/** The swtpm transport under the name that says what it is (TCP or unix socket). */
+export const SwtpmSocketTransport = SwtpmTcpTransport;
+
 /**
- * swtpm's control channel (`--ctrl type=tcp,port=P`): power the TPM on (CMD_INIT, the
- * equivalent of _TPM_Init), pick the locality commands come from, shut swtpm down.
- * One connection per command keeps it simple; these are rare.
+ * swtpm's control channel (`--ctrl type=unixio,path=P` or `type=tcp,port=P`): power the
+ * TPM on (CMD_INIT, the equivalent of _TPM_Init), pick the locality commands come from,
+ * shut swtpm down. One connection per command keeps it simple; these are rare.
+ * `endpoint` is a TCP port (on `host`) or a unix socket path.
  */
 export class SwtpmControl {
-  constructor(private readonly port: number, private readonly host = '127.0.0.1', private readonly timeoutMs = 10_000) {}
+  private readonly where: string;
+  private readonly connectTo: net.NetConnectOpts;
+  constructor(endpoint: number | string, host = '127.0.0.1', private readonly timeoutMs = 10_000) {
+    this.connectTo = typeof endpoint === 'string' ? { path: endpoint } : { host, port: endpoint };
+    this.where = typeof endpoint === 'string' ? endpoint : `${host}:${endpoint}`;
+  }
 
   private async call(name: string, code: number, payload: Buffer = Buffer.alloc(0)): Promise<void> {
     const msg = Buffer.alloc(4 + payload.length);
     msg.writeUInt32BE(code, 0);
     payload.copy(msg, 4);
     const answer = await new Promise<Buffer>((resolve, reject) => {
-      const s = net.createConnection({ host: this.host, port: this.port });
+      const s = net.createConnection(this.connectTo);
       const chunks: Buffer[] = [];
-      const timer = setTimeout(() => { s.destroy(); reject(new TpmTransportError(`swtpm control channel ${this.host}:${this.port} did not answer ${name} within ${this.timeoutMs} ms`)); }, this.timeoutMs);
-      s.on('error', (e) => { clearTimeout(timer); reject(new TpmTransportError(`swtpm control channel ${this.host}:${this.port}: ${e.message}`, { cause: e })); });
+      const timer = setTimeout(() => { s.destroy(); reject(new TpmTransportError(`swtpm control channel ${this.where} did not answer ${name} within ${this.timeoutMs} ms`)); }, this.timeoutMs);
+      s.on('error', (e) => { clearTimeout(timer); reject(new TpmTransportError(`swtpm control channel ${this.where}: ${e.message}`, { cause: e })); });
       s.on('connect', () => s.write(msg));
       s.on('data', (d) => {
         chunks.push(d);

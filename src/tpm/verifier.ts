@@ -2,7 +2,7 @@
 // the KDFs of Part 1 (11.4.10), MakeCredential (Part 1, 24), PCR arithmetic, and the
 // checks of a quote. All cryptography is node:crypto.
 import crypto, { type KeyObject } from 'node:crypto';
-import { Alg, CommandCode, EccCurve, HashInfo, Tag } from './constants.js';
+import { Alg, CommandCode, EccCurve, Handle, HashInfo, ObjectAttr, Tag } from './constants.js';
 import { TpmUsageError, TpmVerifyError } from './errors.js';
 import { TpmWriter } from './marshal.js';
 import {
@@ -41,6 +41,20 @@ export function objectName(pub: TpmPublic, publicBytes?: Uint8Array): Buffer {
 export function nvIndexName(pub: NvPublic): Buffer {
   return Buffer.concat([u16(pub.nameAlg), hash(pub.nameAlg, marshalNvPublic(pub))]);
 }
+/**
+ * Qualified name of an object under a parent (Part 1, 16): nameAlg ‖ H_nameAlg(QN(parent)
+ * ‖ Name(object)), with the object's nameAlg (the first two bytes of its name). The QN of
+ * a hierarchy is its handle; a primary key's parent is its hierarchy.
+ */
+export function qualifiedName(parentQualifiedName: Uint8Array, objectNameBytes: Uint8Array): Buffer {
+  const nameAlg = Buffer.from(objectNameBytes).readUInt16BE(0);
+  return Buffer.concat([u16(nameAlg), hash(nameAlg, parentQualifiedName, objectNameBytes)]);
+}
+/** The qualified name of an AK made under the EK (a primary key of the endorsement hierarchy), as a quote's qualifiedSigner holds it. */
+export function akQualifiedName(ekName: Uint8Array, akName: Uint8Array): Buffer {
+  return qualifiedName(qualifiedName(u32(Handle.ENDORSEMENT), ekName), akName);
+}
+
 /** The name of a permanent handle is the handle itself. */
 export function permanentHandleName(handle: number): Buffer { return u32(handle); }
 
@@ -186,10 +200,20 @@ export function quotePcrDigest(signHashAlg: number, selection: readonly PcrSelec
 
 // ---- signatures and quotes ----
 
-/** Checks a TPMT_SIGNATURE over `message` with a TPM public key. */
-export function verifySignature(pub: TpmPublic, message: Uint8Array, signature: Signature): boolean {
+/**
+ * Checks a TPMT_SIGNATURE over `message` with a TPM public key. The scheme and hash are
+ * pinned, never taken from the signature: the key's own scheme, or `expected` for a key
+ * whose scheme is TPM_ALG_NULL (a key with a fixed scheme refuses any other `expected`).
+ * A signature by another scheme or hash (a weaker one, SHA-1, say) is false.
+ */
+export function verifySignature(pub: TpmPublic, message: Uint8Array, signature: Signature, expected?: { scheme: number; hashAlg: number }): boolean {
   const key = publicKeyFromTpm(pub);
   if (signature.sigAlg === Alg.NULL) return false;
+  const own = pub.type === 'rsa' || pub.type === 'ecc' ? pub.scheme : undefined;
+  const pinned = own && own.scheme !== Alg.NULL ? own : expected;
+  if (!pinned) throw new TpmUsageError('the key has no fixed signing scheme (TPM_ALG_NULL): pass the scheme the signature must use');
+  if (expected && (expected.scheme !== pinned.scheme || expected.hashAlg !== pinned.hashAlg)) return false;
+  if (signature.sigAlg !== pinned.scheme || signature.hashAlg !== pinned.hashAlg) return false;
   const alg = hashName(signature.hashAlg);
   if (signature.sigAlg === Alg.RSASSA) {
     if (pub.type !== 'rsa') return false;
@@ -208,9 +232,41 @@ export function verifySignature(pub: TpmPublic, message: Uint8Array, signature: 
   return false;
 }
 
+/** The attributes an attestation key must have, and why. */
+const AK_ATTRIBUTES: readonly [keyof typeof ObjectAttr, string][] = [
+  ['restricted', 'it must sign only what the TPM produced, or anyone with its authorization could sign a forged quote'],
+  ['sign', 'it must be a signing key'],
+  ['fixedTPM', 'it must never leave its TPM'],
+  ['fixedParent', 'it must not be duplicated under another parent'],
+  ['sensitiveDataOrigin', 'its private part must have been generated inside the TPM'],
+];
+
+/**
+ * Checks that a public area describes an attestation key: restricted, sign, fixedTPM,
+ * fixedParent and sensitiveDataOrigin set, decrypt clear, and a signing scheme fixed
+ * in the key. Throws TpmVerifyError naming the first attribute that is wrong.
+ */
+export function checkAkAttributes(pub: TpmPublic): void {
+  for (const [name, why] of AK_ATTRIBUTES) {
+    if (!(pub.objectAttributes & ObjectAttr[name])) throw new TpmVerifyError(`the attestation key lacks the ${name} attribute: ${why}`);
+  }
+  if (pub.objectAttributes & ObjectAttr.decrypt) throw new TpmVerifyError('the attestation key has the decrypt attribute: a restricted key that also decrypts is a storage key, not an AK');
+  if (pub.type !== 'rsa' && pub.type !== 'ecc') throw new TpmVerifyError(`the attestation key is a ${pub.type} object, not an RSA or ECC key`);
+  if (pub.scheme.scheme === Alg.NULL) throw new TpmVerifyError('the attestation key has no fixed signing scheme (TPM_ALG_NULL): its quotes could be signed with any hash');
+}
+
 export interface QuoteExpectations {
   /** The nonce the verifier sent (must equal extraData). */
   nonce: Uint8Array;
+  /**
+   * The quote's qualifiedSigner must be the AK's qualified name: give it as pinned at
+   * enrolment (`qualifiedSigner`), or give the EK's name (`ekName`) and the AK's name
+   * (`akName`, computed from `akPublic` when absent) of an AK made under that EK. One of
+   * the two is required: a quote whose signer is not the enrolled key is refused.
+   */
+  qualifiedSigner?: Uint8Array;
+  ekName?: Uint8Array;
+  akName?: Uint8Array;
   /** When given, the quote must cover exactly this selection... */
   pcrSelection?: readonly PcrSelection[];
   /** ...and its pcrDigest must match these values (bank alg → PCR → value). */
@@ -218,14 +274,21 @@ export interface QuoteExpectations {
 }
 
 /**
- * Verifies a quote: signature by the AK, TPM_GENERATED magic and quote type, the nonce,
- * and, when expected values are given, the PCR selection and digest. Returns the parsed
- * attestation (clock, reset and restart counters) for the caller's freshness checks.
+ * Verifies a quote: the AK's attributes, the signature by the AK with the AK's own
+ * scheme, TPM_GENERATED magic and quote type, qualifiedSigner = the AK's name, the nonce,
+ * and, when expected values are given, the PCR selection and digest: every PCR with an
+ * expected value must be in the quoted selection (a quote that selects nothing, such
+ * as one over a bank the TPM lacks, proves no value). Returns the parsed attestation
+ * (clock, reset and restart counters) for the caller's freshness checks.
  */
 export function verifyQuote(akPublic: TpmPublic, attest: Buffer, signature: Signature, expect: QuoteExpectations): Attestation {
-  if (!verifySignature(akPublic, attest, signature)) throw new TpmVerifyError('the quote signature does not verify with the attestation key');
+  checkAkAttributes(akPublic);
+  if (!verifySignature(akPublic, attest, signature)) throw new TpmVerifyError('the quote signature does not verify with the attestation key (or uses another scheme or hash than the key\'s)');
   const a = unmarshalAttest(attest);
   if (a.type !== Tag.ATTEST_QUOTE || a.attested.kind !== 'quote') throw new TpmVerifyError(`attestation type 0x${a.type.toString(16)} is not a quote`);
+  if (!expect.qualifiedSigner && !expect.ekName) throw new TpmUsageError('verifyQuote needs the pinned qualifiedSigner or the EK\'s name (ekName) to check who signed the quote');
+  const signer = expect.qualifiedSigner ? Buffer.from(expect.qualifiedSigner) : akQualifiedName(expect.ekName as Uint8Array, expect.akName ?? objectName(akPublic));
+  if (!a.qualifiedSigner.equals(signer)) throw new TpmVerifyError(`the quote's qualifiedSigner ${a.qualifiedSigner.toString('hex')} is not the attestation key's qualified name ${signer.toString('hex')}`);
   if (!a.extraData.equals(Buffer.from(expect.nonce))) throw new TpmVerifyError('the quote was made for a different nonce (replayed or for another verifier)');
   const q = a.attested.quote;
   if (expect.pcrSelection) {
@@ -235,6 +298,16 @@ export function verifyQuote(akPublic: TpmPublic, attest: Buffer, signature: Sign
   if (expect.pcrValues) {
     const signHash = signature.sigAlg === Alg.NULL ? Alg.SHA256 : signature.hashAlg;
     const values = expect.pcrValues;
+    let expected = 0;
+    for (const [alg, pcrs] of values) {
+      for (const pcr of pcrs.keys()) {
+        expected++;
+        if (!q.pcrSelect.some((b) => b.hashAlg === alg && b.pcrs.includes(pcr))) {
+          throw new TpmVerifyError(`the quote does not cover PCR ${pcr} of bank 0x${alg.toString(16)} (it selects ${JSON.stringify(q.pcrSelect.map((b) => [b.hashAlg, b.pcrs]))}): it proves nothing about that PCR`);
+        }
+      }
+    }
+    if (expected === 0) throw new TpmVerifyError('no expected PCR value given: a PCR digest check over nothing proves nothing');
     const digest = quotePcrDigest(signHash, q.pcrSelect, (alg, pcr) => {
       const v = values.get(alg)?.get(pcr);
       if (!v) throw new TpmVerifyError(`no expected value for PCR ${pcr} of bank 0x${alg.toString(16)}`);

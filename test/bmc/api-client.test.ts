@@ -10,6 +10,8 @@ import { ekTemplateEccP256, marshalPublic } from '../../src/tpm/index.js';
 
 /** What the server answers next, per path: status and raw body text. */
 const answers = new Map<string, { status: number; body: string }>();
+/** The request targets (path and query) the server saw. */
+const seen: string[] = [];
 let server: http.Server;
 let client: BmcApiClient;
 
@@ -17,7 +19,8 @@ before(async () => {
   server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      const a = answers.get(req.url ?? '') ?? { status: 404, body: '' };
+      seen.push(req.url ?? '');
+      const a = answers.get((req.url ?? '').split('?')[0] ?? '') ?? { status: 404, body: '' };
       res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
     });
   });
@@ -64,11 +67,14 @@ test('malformed anchor answers name the property', async () => {
   answer(Paths.anchors, { ...entry, seq: '1' }, 201);
   await rejectsWith(() => client.anchor('aa'.repeat(32)), 201, '#', /not an anchor entry/);
 
-  answer(Paths.anchors, { PCR: 23 });
+  const page = { PCR: 23, Total: 2, NextFrom: null };
+  answer(Paths.anchors, { ...page });
   await rejectsWith(() => client.anchors(), 200, '#/Members', /#\/Members is missing, expected an array/);
-  answer(Paths.anchors, { PCR: '23', Members: [] });
+  answer(Paths.anchors, { ...page, PCR: '23', Members: [] });
   await rejectsWith(() => client.anchors(), 200, '#/PCR', /#\/PCR is a string, expected an integer/);
-  answer(Paths.anchors, { PCR: 23, Members: [entry, { seq: 2 }] });
+  answer(Paths.anchors, { ...page, Total: undefined, Members: [] });
+  await rejectsWith(() => client.anchors(), 200, '#/Total', /#\/Total is missing, expected an integer/);
+  answer(Paths.anchors, { ...page, Members: [entry, { seq: 2 }] });
   await rejectsWith(() => client.anchors(), 200, '#/Members/1', /#\/Members\/1 is not an anchor entry/);
   answer(Paths.anchors, [entry]);
   await rejectsWith(() => client.anchors(), 200, '#', /# is an array, expected a JSON object/);
@@ -129,4 +135,27 @@ test('an unreachable service is a BmcApiError with status 0', async () => {
   await new Promise((resolve) => closed.close(resolve));
   const c = new BmcApiClient(`http://127.0.0.1:${port}`, 'token');
   await rejectsWith(() => c.anchors(), 0, undefined, /no answer from http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+});
+
+test('anchors() reads the list page by page, and refuses a page that skips or repeats a seq', async () => {
+  const e = (seq: number) => ({ ...entry, seq });
+  // The fake server answers the same body for every page: enough to see the client follow NextFrom and check seqs.
+  answer(Paths.anchors, { PCR: 23, Total: 1, NextFrom: null, Members: [e(1)] });
+  seen.length = 0;
+  assert.deepEqual((await client.anchors()).Members.map((m) => m.seq), [1]);
+  assert.deepEqual(seen, [`${Paths.anchors}?from=1`]);
+  answer(Paths.anchors, { PCR: 23, Total: 3, NextFrom: 2, Members: [e(2)] });
+  await rejectsWith(() => client.anchors(), 200, '#/Members/0/seq', /is 2, expected 1/);
+  answer(Paths.anchors, { PCR: 23, Total: 3, NextFrom: 3, Members: [e(1)] });
+  await rejectsWith(() => client.anchors(), 200, '#/NextFrom', /is 3, expected 2 after this page/);
+  answer(Paths.anchors, { PCR: 23, Total: 3, NextFrom: 2, Members: [e(1)] });
+  seen.length = 0;
+  await rejectsWith(() => client.anchors(), 200, '#/Members/0/seq', /is 1, expected 2/);
+  assert.deepEqual(seen, [`${Paths.anchors}?from=1`, `${Paths.anchors}?from=2`], 'the second page was asked from NextFrom');
+});
+
+test('an https URL without a CA or a pinned fingerprint is refused before any request', () => {
+  assert.throws(() => new BmcApiClient('https://127.0.0.1:1', 'token'), (err: unknown) => err instanceof BmcApiError
+    && /an https BMC needs the CA to check its certificate against \(ca\) or its certificate's SHA-256 fingerprint \(pinSha256/.test(err.message));
+  assert.throws(() => new BmcApiClient('https://127.0.0.1:1', 'token', { pinSha256: 'abc' }), /pinSha256 must be a SHA-256 fingerprint/);
 });

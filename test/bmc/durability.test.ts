@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BmcApiClient, BmcApiError, startBmcService, type AnchorEntry, type BmcService } from '../../src/bmc/index.js';
+import { clientFor } from './bmc-fixture.js';
 import { Alg, replayPcr, verifyQuote } from '../../src/tpm/index.js';
 import { missingPrograms, startSwtpm, type SwtpmEnv } from '../tpm/swtpm-fixture.js';
 
@@ -34,22 +35,25 @@ const records = (stateDir: string): Record[] => readFileSync(join(stateDir, 'anc
  * what PCR_Read says now.
  */
 async function assertListExplainsPcr(service: BmcService): Promise<AnchorEntry[]> {
-  const verifier = new BmcApiClient(service.url, service.tokens.verifier);
+  const verifier = clientFor(service, service.tokens.verifier);
   const ak = await verifier.attestationKey();
+  const ekName = (await verifier.endorsementKey()).name;
   const nonce = randomBytes(32);
   const sm = await verifier.signedMeasurements(nonce, [{ hashAlg: Alg.SHA256, pcrs: [PCR] }]);
   const list = (await verifier.anchors()).Members;
-  const resetCount = verifyQuote(ak.public, sm.attest, sm.signature, { nonce }).clockInfo.resetCount;
+  const pcrSelection = [{ hashAlg: Alg.SHA256, pcrs: [PCR] }];
+  const resetCount = verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, akName: ak.name, pcrSelection }).clockInfo.resetCount;
   const epoch = list.filter((m) => m.resetCount === resetCount);
   const replayed = replayPcr(Alg.SHA256, epoch.map((m) => Buffer.from(m.anchor, 'hex')));
-  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrValues: new Map([[Alg.SHA256, new Map([[PCR, replayed]])]]) });
+  // The selection is pinned as well as the value: a quote over no PCR would match any value.
+  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, akName: ak.name, pcrSelection, pcrValues: new Map([[Alg.SHA256, new Map([[PCR, replayed]])]]) });
   assert.deepEqual(await service.tpm.readPcr(PCR), replayed, 'the list replays to PCR_Read');
   return list;
 }
 
 /** Starts the BMC in a child process that dies at `point` of anchor `seq`; resolves once it listens. */
-async function startCrashingBmc(stateDir: string, env: SwtpmEnv, point: 'pendingRecorded' | 'extended', seq: number): Promise<{ child: ChildProcess; url: string; hostToken: string; exited: Promise<NodeJS.Signals | null> }> {
-  const child = spawn(process.execPath, [childPath, stateDir, env.swtpm.host, String(env.swtpm.port), point, String(seq)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startCrashingBmc(stateDir: string, env: SwtpmEnv, point: 'pendingRecorded' | 'extended', seq: number): Promise<{ child: ChildProcess; url: string; hostToken: string; pin: string; exited: Promise<NodeJS.Signals | null> }> {
+  const child = spawn(process.execPath, [childPath, stateDir, env.swtpm.sockets?.data ?? '', point, String(seq)], { stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   let out = '';
@@ -64,8 +68,8 @@ async function startCrashingBmc(stateDir: string, env: SwtpmEnv, point: 'pending
     });
     void exited.then((signal) => { clearTimeout(timer); reject(new Error(`the BMC child ended (${signal}) before listening: ${err}`)); });
   });
-  const { url, host } = JSON.parse(line) as { url: string; host: string };
-  return { child, url, hostToken: host, exited };
+  const { url, host, pin } = JSON.parse(line) as { url: string; host: string; pin: string };
+  return { child, url, hostToken: host, pin, exited };
 }
 
 async function crashAndRecover(point: 'pendingRecorded' | 'extended'): Promise<{ list: AnchorEntry[]; disk: Record[] }> {
@@ -76,7 +80,7 @@ async function crashAndRecover(point: 'pendingRecorded' | 'extended'): Promise<{
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
 
   const bmc = await startCrashingBmc(stateDir, env, point, 4);
-  const host = new BmcApiClient(bmc.url, bmc.hostToken);
+  const host = new BmcApiClient(bmc.url, bmc.hostToken, { pinSha256: bmc.pin });
   for (let i = 1; i <= 3; i++) assert.equal((await host.anchor(sha(`batch ${i}`))).seq, i);
   await assert.rejects(host.anchor(sha('batch 4')), (e: unknown) => e instanceof BmcApiError && e.status === 0, 'the BMC died without answering');
   assert.equal(await bmc.exited, 'SIGKILL');
@@ -89,11 +93,11 @@ async function crashAndRecover(point: 'pendingRecorded' | 'extended'): Promise<{
   assert.deepEqual(pcrAtCrash, replayPcr(Alg.SHA256, extendedAnchors.map((i) => Buffer.from(sha(`batch ${i}`), 'hex'))));
 
   // The restarted BMC settles anchor 4 from the PCR before it serves anyone.
-  const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, source: { kind: 'swtpm-tcp', host: env.swtpm.host, port: env.swtpm.port } });
+  const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, source: { kind: 'swtpm-unix', path: env.swtpm.sockets?.data ?? '' } });
   try {
     const list = await assertListExplainsPcr(service);
     // The anchor list goes on as before.
-    const next = await new BmcApiClient(service.url, service.tokens.host).anchor(sha('after the crash'));
+    const next = await clientFor(service, service.tokens.host).anchor(sha('after the crash'));
     await assertListExplainsPcr(service);
     return { list: [...list, next], disk: records(stateDir) };
   } finally { await service.close(); }
@@ -128,7 +132,7 @@ test('the extended record cannot be written: 500, the anchor stays pending, and 
     } } },
   });
   cleanups.push(() => service.close());
-  const host = new BmcApiClient(service.url, service.tokens.host);
+  const host = clientFor(service, service.tokens.host);
   await host.anchor(sha('one'));
   failExtendedRecord = true;
   const r = await host.request('POST', '/redfish/v1/Oem/Vigil/Anchors', { Anchor: sha('two') });
@@ -149,7 +153,7 @@ test('an anchor list on a full filesystem refuses anchoring without extending th
   cleanups.push(() => { execFileSync('umount', [stateDir]); });
   const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0 });
   cleanups.push(() => service.close());
-  const host = new BmcApiClient(service.url, service.tokens.host);
+  const host = clientFor(service, service.tokens.host);
   const pcrBefore = await service.tpm.readPcr(PCR);
 
   // Fill the filesystem to the last byte.
@@ -185,7 +189,7 @@ test('an anchor still pending when its TPM epoch ends (the BMC\'s own swtpm rest
     // The TPM connection fails right after the extend: the anchor cannot be settled.
     faults: { anchoring: { extended: (seq) => { if (seq === 2) throw new Error('simulated loss of the TPM after PCR_Extend'); } } },
   });
-  const host = new BmcApiClient(first.url, first.tokens.host);
+  const host = clientFor(first, first.tokens.host);
   await host.anchor(sha('one'));
   assert.equal((await host.request('POST', '/redfish/v1/Oem/Vigil/Anchors', { Anchor: sha('two') })).status, 500);
   await first.close();
@@ -208,7 +212,7 @@ test('a pending anchor the PCR cannot explain (something else extended it): the 
   const stateDir = mkdtempSync(join(tmpdir(), 'vigil-bmc-foreign-'));
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
   const bmc = await startCrashingBmc(stateDir, env, 'pendingRecorded', 2);
-  const host = new BmcApiClient(bmc.url, bmc.hostToken);
+  const host = new BmcApiClient(bmc.url, bmc.hostToken, { pinSha256: bmc.pin });
   await host.anchor(sha('first'));
   await assert.rejects(host.anchor(sha('second')), (e: unknown) => e instanceof BmcApiError && e.status === 0);
   await bmc.exited;
@@ -216,15 +220,15 @@ test('a pending anchor the PCR cannot explain (something else extended it): the 
   await env.client.pcrExtend(PCR, [{ hashAlg: Alg.SHA256, digest: Buffer.from(sha('foreign'), 'hex') }]);
   await env.client.close();
 
-  const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, source: { kind: 'swtpm-tcp', host: env.swtpm.host, port: env.swtpm.port } });
+  const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, source: { kind: 'swtpm-unix', path: env.swtpm.sockets?.data ?? '' } });
   try {
     assert.match(service.unsettled ?? '', /PCR 23 holds [0-9a-f]{64}, which is neither the value before pending anchor 2/);
-    const verifier = new BmcApiClient(service.url, service.tokens.verifier);
+    const verifier = clientFor(service, service.tokens.verifier);
     const list = (await verifier.anchors()).Members;
     assert.equal(list[0]?.anchor, sha('first'), 'the list is served');
     assert.match((await verifier.endorsementKey()).certificatePem ?? '', /BEGIN CERTIFICATE/, 'the EK certificate is served');
     const refused = (e: unknown) => e instanceof BmcApiError && e.status === 500 && /neither the value before pending anchor 2/.test(e.message);
-    await assert.rejects(new BmcApiClient(service.url, service.tokens.host).anchor(sha('third')), refused);
+    await assert.rejects(clientFor(service, service.tokens.host).anchor(sha('third')), refused);
     await assert.rejects(verifier.signedMeasurements(randomBytes(32), [{ hashAlg: Alg.SHA256, pcrs: [PCR] }]), refused);
   } finally { await service.close(); }
 });

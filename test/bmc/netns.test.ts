@@ -97,9 +97,11 @@ test('the BMC runs in its own network namespace and answers only on its manageme
 
 test('over the management network: the host anchors, the verifier quotes and replays', async (t) => {
   if (skip || !bmc) { t.skip(skip ?? 'BMC did not start'); return; }
-  const url = `http://${bmcAddr}:${port}`;
-  const host = new BmcApiClient(url, readFileSync(join(stateDir, 'tokens', 'host.token'), 'utf8').trim());
-  const verifier = new BmcApiClient(url, readFileSync(join(stateDir, 'tokens', 'verifier.token'), 'utf8').trim());
+  // HTTPS over the management network, pinned to the certificate the BMC generated.
+  const url = `https://${bmcAddr}:${port}`;
+  const pinSha256 = readFileSync(join(stateDir, 'tls-cert.sha256'), 'utf8').trim();
+  const host = new BmcApiClient(url, readFileSync(join(stateDir, 'tokens', 'host.token'), 'utf8').trim(), { pinSha256 });
+  const verifier = new BmcApiClient(url, readFileSync(join(stateDir, 'tokens', 'verifier.token'), 'utf8').trim(), { pinSha256 });
   for (let i = 0; i < 3; i++) await host.anchor(createHash('sha256').update(`netns batch ${i}`).digest('hex'));
   assert.equal((await host.request('POST', '/redfish/v1/ComponentIntegrity/TPM_0/Actions/ComponentIntegrity.TPMGetSignedMeasurements', { Nonce: 'aa' })).status, 403);
   assert.equal((await verifier.request('POST', '/redfish/v1/Oem/Vigil/Anchors', { Anchor: 'aa'.repeat(32) })).status, 403);
@@ -109,10 +111,12 @@ test('over the management network: the host anchors, the verifier quotes and rep
   const nonce = randomBytes(32);
   const sm = await verifier.signedMeasurements(nonce);
   const list = await verifier.anchors();
-  const a = verifyQuote(ak.public, sm.attest, sm.signature, { nonce });
+  const ekName = (await verifier.endorsementKey()).name;
+  const pcrSelection = [{ hashAlg: Alg.SHA256, pcrs: [23] }];
+  const a = verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, pcrSelection });
   const epoch = list.Members.filter((m) => m.resetCount === a.clockInfo.resetCount);
   assert.equal(epoch.length, 3);
   verifyQuote(ak.public, sm.attest, sm.signature, {
-    nonce, pcrValues: new Map([[Alg.SHA256, new Map([[23, replayPcr(Alg.SHA256, epoch.map((m) => Buffer.from(m.anchor, 'hex')))]])]]),
+    nonce, ekName, pcrSelection, pcrValues: new Map([[Alg.SHA256, new Map([[23, replayPcr(Alg.SHA256, epoch.map((m) => Buffer.from(m.anchor, 'hex')))]])]]),
   });
 });

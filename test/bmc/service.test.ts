@@ -7,9 +7,10 @@ import { generateKeyPairSync, randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BmcApiClient, Paths, parseSignedMeasurements, startBmcService, type AnchorEntry, type BmcService } from '../../src/bmc/index.js';
+import { BmcApiClient, Paths, startBmcService, type AnchorEntry, type BmcService } from '../../src/bmc/index.js';
+import { clientFor } from './bmc-fixture.js';
 import {
-  Alg, checkEkCertificate, ekTemplateRsa2048, haveProgram, makeCredential, marshalPcrSelections, replayPcr, unmarshalAttest, verifyQuote,
+  Alg, checkEkCertificate, ekTemplateRsa2048, haveProgram, makeCredential, marshalPcrSelections, replayPcr, verifyQuote,
 } from '../../src/tpm/index.js';
 
 let stateDir = '';
@@ -34,7 +35,7 @@ after(async () => {
 });
 
 function clients(s: BmcService) {
-  return { host: new BmcApiClient(s.url, s.tokens.host), verifier: new BmcApiClient(s.url, s.tokens.verifier), anonymous: new BmcApiClient(s.url, undefined) };
+  return { host: clientFor(s, s.tokens.host), verifier: clientFor(s, s.tokens.verifier), anonymous: clientFor(s, undefined) };
 }
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const quoteBody = { Nonce: '00'.repeat(16) };
@@ -94,12 +95,12 @@ test('bad request bodies get 400 naming the field', async (t) => {
     [host, Paths.anchors, { Anchor: sha('a'), Extra: 1 }, /unknown property Extra/, '#/Extra'],
     [host, Paths.anchors, [sha('a')], /must be a JSON object/, '#'],
     [host, Paths.anchors, '{"Anchor": ', /JSON/, '#'],
-    [verifier, Paths.getSignedMeasurements, { Nonce: 'ff'.repeat(65) }, /Nonce must be at most 64 bytes/, '#/Nonce'],
+    [verifier, Paths.getSignedMeasurements, { Nonce: 'ff'.repeat(67) }, /Nonce must be at most 66 bytes/, '#/Nonce'],
     [verifier, Paths.getSignedMeasurements, { Nonce: 'xyz' }, /Nonce must be hex/, '#/Nonce'],
-    [verifier, Paths.getSignedMeasurements, { PCRSelection: 'not base64!' }, /PCRSelection must be Base64/, '#/PCRSelection'],
-    [verifier, Paths.getSignedMeasurements, { PCRSelection: Buffer.from([0, 0, 0, 9]).toString('base64') }, /PCRSelection does not decode/, '#/PCRSelection'],
-    [verifier, Paths.getSignedMeasurements, { Scheme: Buffer.from([0x00, 0x99]).toString('base64') }, /Scheme does not decode/, '#/Scheme'],
-    [verifier, Paths.getSignedMeasurements, { Certificate: { '@odata.id': '/elsewhere' } }, /Certificate must be/, '#/Certificate'],
+    [verifier, Paths.getSignedMeasurements, { ...quoteBody, PCRSelection: 'not base64!' }, /PCRSelection must be Base64/, '#/PCRSelection'],
+    [verifier, Paths.getSignedMeasurements, { ...quoteBody, PCRSelection: Buffer.from([0, 0, 0, 9]).toString('base64') }, /PCRSelection does not decode/, '#/PCRSelection'],
+    [verifier, Paths.getSignedMeasurements, { ...quoteBody, Scheme: Buffer.from([0x00, 0x99]).toString('base64') }, /Scheme does not decode/, '#/Scheme'],
+    [verifier, Paths.getSignedMeasurements, { ...quoteBody, Certificate: { '@odata.id': '/elsewhere' } }, /Certificate must be/, '#/Certificate'],
     [verifier, Paths.activateCredential, { Secret: 'AAAA' }, /CredentialBlob is required/, '#/CredentialBlob'],
   ];
   for (const [client, path, body, message, field] of cases) {
@@ -116,35 +117,31 @@ test('bad request bodies get 400 naming the field', async (t) => {
 async function verifyAnchoredState(s: BmcService): Promise<{ resetCount: number; epoch: AnchorEntry[] }> {
   const { verifier } = clients(s);
   const ak = await verifier.attestationKey();
+  const ekName = (await verifier.endorsementKey()).name;
   const nonce = randomBytes(32);
   const sm = await verifier.signedMeasurements(nonce, [{ hashAlg: Alg.SHA256, pcrs: [s.anchorPcr] }]);
   const list = await verifier.anchors();
-  const attestation = verifyQuote(ak.public, sm.attest, sm.signature, { nonce });
+  const attestation = verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, pcrSelection: [{ hashAlg: Alg.SHA256, pcrs: [s.anchorPcr] }] });
   const epoch = list.Members.filter((m) => m.resetCount === attestation.clockInfo.resetCount);
   const expected = replayPcr(Alg.SHA256, epoch.map((m) => Buffer.from(m.anchor, 'hex')));
-  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrSelection: [{ hashAlg: Alg.SHA256, pcrs: [s.anchorPcr] }], pcrValues: new Map([[Alg.SHA256, new Map([[s.anchorPcr, expected]])]]) });
+  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, pcrSelection: [{ hashAlg: Alg.SHA256, pcrs: [s.anchorPcr] }], pcrValues: new Map([[Alg.SHA256, new Map([[s.anchorPcr, expected]])]]) });
   // A verifier missing one anchor computes another value: withheld entries are found.
   if (epoch.length > 1) {
     const withheld = replayPcr(Alg.SHA256, epoch.slice(1).map((m) => Buffer.from(m.anchor, 'hex')));
-    assert.throws(() => verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrValues: new Map([[Alg.SHA256, new Map([[s.anchorPcr, withheld]])]]) }), /PCR digest does not match/);
+    assert.throws(() => verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, pcrValues: new Map([[Alg.SHA256, new Map([[s.anchorPcr, withheld]])]]) }), /PCR digest does not match/);
   }
   return { resetCount: attestation.clockInfo.resetCount, epoch };
 }
 
-test('TPMGetSignedMeasurements honours PCRSelection and Scheme, and makes a nonce when none is sent', async (t) => {
+test('TPMGetSignedMeasurements honours PCRSelection and Scheme', async (t) => {
   if (!service) { t.skip(skip ?? 'BMC did not start'); return; }
   const { verifier } = clients(service);
   const ak = await verifier.attestationKey();
+  const ekName = (await verifier.endorsementKey()).name;
   const nonce = randomBytes(20);
   const selection = [{ hashAlg: Alg.SHA256, pcrs: [0, 7, 23] }];
   const sm = await verifier.signedMeasurements(nonce, selection, { scheme: Alg.ECDSA, hashAlg: Alg.SHA256 });
-  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrSelection: selection });
-  const r = await verifier.request('POST', Paths.getSignedMeasurements, {});
-  assert.equal(r.status, 200);
-  const generated = parseSignedMeasurements(Buffer.from((r.body as { SignedMeasurements: string }).SignedMeasurements, 'base64'));
-  const attestation = unmarshalAttest(generated.attest);
-  assert.equal(attestation.extraData.length, 32, 'the service chose a 32-byte nonce');
-  verifyQuote(ak.public, generated.attest, generated.signature, { nonce: attestation.extraData, pcrSelection: [{ hashAlg: Alg.SHA256, pcrs: [23] }] });
+  verifyQuote(ak.public, sm.attest, sm.signature, { nonce, ekName, pcrSelection: selection });
 });
 
 test('enrolment: EK certificate chains to the local CA; credential activation works for this EK only', async (t) => {

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BmcTpm } from '../../src/bmc/bmc-tpm.js';
-import { BmcApiClient, BmcError, startBmcService } from '../../src/bmc/index.js';
+import { BmcError, startBmcService } from '../../src/bmc/index.js';
+import { clientFor } from './bmc-fixture.js';
 import { checkEkCertificate, haveProgram, makeCredential, publicKeyFromTpm, samePublicKey } from '../../src/tpm/index.js';
 
 let skip: string | undefined;
@@ -77,7 +78,7 @@ test('--ek-alg ecc: the BMC serves a P-256 EK certificate from the local CA, and
   const stateDir = tempDir();
   const service = await startBmcService({ stateDir, host: '127.0.0.1', port: 0, ekAlgorithm: 'ecc' });
   try {
-    const verifier = new BmcApiClient(service.url, service.tokens.verifier);
+    const verifier = clientFor(service, service.tokens.verifier);
     const ek = await verifier.endorsementKey();
     assert.equal(ek.algorithm, 'ecc');
     assert.ok(ek.certificatePem, 'CertificateString is served');

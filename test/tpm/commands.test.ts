@@ -20,7 +20,7 @@ let skip: string | undefined;
 
 before(async () => {
   skip = await missingPrograms(['swtpm', 'swtpm_setup', 'swtpm_localca', 'tpm2_pcrread', 'tpm2_checkquote', 'tpm2_nvread']);
-  if (!skip) env = await startSwtpm({ provision: true });
+  if (!skip) env = await startSwtpm({ provision: true, listen: 'tcp' }); // tpm2-tools reach swtpm over TCP only
 });
 after(async () => { await env?.close(); });
 
@@ -198,12 +198,12 @@ test('Create/Load an AK under the EK, persist it with EvictControl, quote, and t
       assert.ok(!(await e.client.listHandles(0x81000000)).includes(persistent));
 
       const values = await e.client.pcrRead(Alg.SHA256, [0, 16, 23]);
-      const a = verifyQuote(ak.outPublic.public, q.attest, q.signature, { nonce, pcrSelection: selection, pcrValues: new Map([[Alg.SHA256, values]]) });
+      const a = verifyQuote(ak.outPublic.public, q.attest, q.signature, { nonce, ekName: ek.name, pcrSelection: selection, pcrValues: new Map([[Alg.SHA256, values]]) });
       assert.ok(a.clockInfo.resetCount >= 0);
       assert.deepEqual(a.qualifiedSigner.length, 34);
-      assert.throws(() => verifyQuote(ak!.outPublic.public, q.attest, q.signature, { nonce: Buffer.from('another nonce') }), /different nonce/);
+      assert.throws(() => verifyQuote(ak!.outPublic.public, q.attest, q.signature, { nonce: Buffer.from('another nonce'), ekName: ek.name }), /different nonce/);
       const tampered = Buffer.from(q.attest); tampered[tampered.length - 1] ^= 1;
-      assert.throws(() => verifyQuote(ak!.outPublic.public, tampered, q.signature, { nonce }), /signature does not verify/);
+      assert.throws(() => verifyQuote(ak!.outPublic.public, tampered, q.signature, { nonce, ekName: ek.name }), /signature does not verify/);
 
       // The independent check: tpm2_checkquote with PEM key, TPMS_ATTEST message, TPMT_SIGNATURE.
       const dir = e.dir;
@@ -233,7 +233,7 @@ test('quotes carry the TPM reset and restart counters', async (t) => {
     const nonce = await e.client.getRandom(16);
     const q = await e.client.quote(ak.handle, nonce, [{ hashAlg: Alg.SHA256, pcrs: [23] }]);
     await e.client.flushContext(ak.handle); await e.client.flushContext(ekNow.handle);
-    return verifyQuote(ak.outPublic.public, q.attest, q.signature, { nonce }).clockInfo;
+    return verifyQuote(ak.outPublic.public, q.attest, q.signature, { nonce, ekName: ek.name }).clockInfo;
   };
   await e.client.flushContext(ek.handle);
   const first = await quoteNow();

@@ -24,12 +24,18 @@ export interface SwtpmEnv {
   close(): Promise<void>;
 }
 
-/** Starts swtpm (manufactured with EK certificates when `provision`), powers it on and runs Startup(CLEAR). */
-export async function startSwtpm(options: { provision?: boolean; clientOptions?: TpmClientOptions } = {}): Promise<SwtpmEnv> {
+/**
+ * Starts swtpm (manufactured with EK certificates, state encrypted at rest, when
+ * `provision`), powers it on and runs Startup(CLEAR). It listens on unix sockets in its
+ * 0700 directory; `listen: 'tcp'` (loopback ports, open to every local user) only for
+ * tests that run tpm2-tools, whose swtpm TCTI speaks TCP only.
+ */
+export async function startSwtpm(options: { provision?: boolean; clientOptions?: TpmClientOptions; listen?: 'unix' | 'tcp' } = {}): Promise<SwtpmEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-tpm-test-'));
   let caCertificates: string[] = [];
-  if (options.provision) caCertificates = (await provisionSwtpm(dir)).caCertificates;
-  const swtpm = await SwtpmProcess.start({ tpmStateDir: join(dir, 'tpm') });
+  let keyFile: string | undefined;
+  if (options.provision) ({ caCertificates, keyFile } = await provisionSwtpm(dir));
+  const swtpm = await SwtpmProcess.start({ tpmStateDir: join(dir, 'tpm'), listen: options.listen ?? 'unix', keyFile });
   const client = new TpmClient(swtpm.transport(), options.clientOptions);
   await client.startup('clear');
   return {
