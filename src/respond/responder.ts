@@ -97,7 +97,12 @@ export class Responder {
     };
     const c = e.container;
     if (c.id === '') return finish({ ...base, outcome: 'failed', error: 'the event has no known container: nothing is acted on without one' });
-    const protectedBy = this.protection.reason(c, this.opts.labels(c.id));
+    // Labels the resolver does not know yet (a container's first milliseconds): the action
+    // then checks them with the runtime's own answer before it acts (a kill is delayed by
+    // that inspect; the pidfd check still keeps it off a reused pid).
+    const labels = this.opts.labels(c.id);
+    const labelsPending = labels === undefined && this.opts.config.protect.labels.length > 0;
+    const protectedBy = this.protection.reason(c, labels ?? {});
     if (protectedBy) return finish({ ...base, outcome: 'protected', reason: protectedBy });
     const now = this.now();
     const key = action === 'kill' ? `kill\0${e.process.pid}\0${e.process.nsPid}\0${e.namespaces.pid}` : `${action}\0${c.id}`;
@@ -116,7 +121,22 @@ export class Responder {
     }
     this.remember(key, now);
     if (this.dryRun) return finish({ ...base, outcome: 'would', reason: `would ${action === 'kill' ? `kill process ${e.process.pid}` : `${action} the container`} (dry run)` });
-    if (action === 'kill') return finish(this.killNow(e, base));
+    if (action === 'kill' && !labelsPending) return finish(this.killNow(e, base));
+    if (action === 'kill') {
+      e.response = { ...base, outcome: 'pending', reason: 'the container\'s labels are checked with the runtime first' };
+      return () => {
+        this.track(this.opts.docker.inspect(c.id).then(
+          (st) => {
+            const why = this.protection.reason(st, st.labels);
+            return why ? { ...base, outcome: 'protected' as const, reason: why } : this.killNow(e, base);
+          },
+          (err: unknown) => ({ ...base, outcome: 'failed' as const, error: `cannot read the container's labels to check protect.labels: ${(err as Error).message}` }),
+        ).then((info) => {
+          this.count(info);
+          this.opts.record(info, about);
+        }));
+      };
+    }
     // A container action: the event says pending, the record comes when the runtime answers.
     e.response = { ...base, outcome: 'pending' };
     return () => {
