@@ -65,15 +65,18 @@ function checkDirectory(dir: string): void {
   if ((st.mode & 0o022) !== 0) throw new Error(`${dir} can be written by others (mode ${(st.mode & 0o777).toString(8)}); make it 0700`);
 }
 
-/** Whether something answers at path (another agent's socket), checked before taking it over. */
-function answers(path: string): Promise<boolean> {
+/**
+ * Whether a socket at path is served (another agent's), stale (ECONNREFUSED: its agent is
+ * gone) or cannot be told (a full backlog: EAGAIN); only a stale one is taken over.
+ */
+function probe(path: string): Promise<'served' | 'stale' | 'unknown'> {
   return new Promise((resolve) => {
     const s = net.connect(path);
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve('served');
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'stale' : 'unknown'));
   });
 }
 
@@ -84,7 +87,8 @@ export async function startControlServer(
 ): Promise<ControlServer> {
   checkDirectory(dirname(path));
   if (lstatSync(path, { throwIfNoEntry: false })) {
-    if (await answers(path)) throw new Error(`${path} is in use by another process (another agent?)`);
+    const state = await probe(path);
+    if (state !== 'stale') throw new Error(`${path} is ${state === 'served' ? 'served by another process (another agent?)' : 'there and cannot be probed'}`);
     unlinkSync(path); // a stale socket of an agent that did not stop cleanly
   }
   const token = randomBytes(32);
