@@ -18,7 +18,7 @@ export interface RespondConfig {
   rateLimit: {
     /** Actions one rule may cause, across containers. */
     perRule: RateLimit;
-    /** Actions on one container (its processes' kills included). */
+    /** Actions on one container: its processes' kills, and container actions, each counted on their own. */
     perContainer: RateLimit;
   };
   /** The control socket's path ('' : no control interface); its token is PATH.token. */

@@ -6,7 +6,7 @@
 // is the pidfd's own: a newcomer with that pid started after the event, and so fails.
 // The signal then goes through the pidfd (pidfd_send_signal), not through the number.
 import koffi from 'koffi';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_SEND_SIGNAL = 424;
@@ -40,7 +40,8 @@ export interface KillTarget {
   timeNs: bigint;
 }
 
-export type KillResult = { outcome: 'done' } | { outcome: 'gone' | 'reused' | 'failed'; error: string };
+/** done: the signal went through the pidfd; descendants: children it forked since the event, killed with it. */
+export type KillResult = { outcome: 'done'; descendants: number } | { outcome: 'gone' | 'reused' | 'failed'; error: string };
 
 /** USER_HZ: /proc/PID/stat's start time is in these ticks since boot. */
 const TICK_NS = 10_000_000n;
@@ -83,6 +84,58 @@ function mismatch(t: KillTarget): string | undefined {
   return undefined;
 }
 
+/** Start time in ns of boot time (10 ms ticks) and the parent, from /proc/PID/stat; undefined when gone. */
+function startAndParent(pid: number): { startNs: bigint; ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { startNs: BigInt(f[19] ?? '0') * TICK_NS, ppid: Number(f[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pidfds of the processes the target forked since the event (children, their children...):
+ * a reverse shell's `cat /etc/shadow` would otherwise outlive the shell and still write to
+ * the socket. Each is pinned like the target: a pidfd, then its parent and its start time
+ * checked. Read from /proc/PID/task/TID/children; what forks while this runs can escape.
+ */
+function pinDescendants(pid: number, eventBootNs: bigint, c: Libc): number[] {
+  const fds: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && fds.length < 1024) {
+    const parent = queue.shift() as number;
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      let kids: string[] = [];
+      try {
+        kids = readFileSync(`/proc/${parent}/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+      } catch {
+        continue;
+      }
+      for (const k of kids.map(Number)) {
+        const fd = Number(c.syscall(SYS_PIDFD_OPEN, 'int', k, 'uint', 0));
+        if (fd < 0) continue;
+        const st = startAndParent(k);
+        // Still that parent's child (not a reused pid), and born after the event (minus a tick).
+        if (st && st.ppid === parent && st.startNs + TICK_NS >= eventBootNs) {
+          fds.push(fd);
+          queue.push(k);
+        } else {
+          c.close(fd);
+        }
+      }
+    }
+  }
+  return fds;
+}
+
 /** Sends SIGKILL to the event's process, or says why it did not. */
 export function killProcess(t: KillTarget): KillResult {
   const c = lib();
@@ -95,12 +148,19 @@ export function killProcess(t: KillTarget): KillResult {
     const why = mismatch(t);
     if (why === 'gone') return { outcome: 'gone', error: 'the process had already exited' };
     if (why) return { outcome: 'reused', error: why };
-    const r = Number(c.syscall(SYS_PIDFD_SEND_SIGNAL, 'int', fd, 'int', SIGKILL, 'void *', null, 'uint', 0));
-    if (r !== 0) {
-      const errno = koffi.errno();
-      return errno === ESRCH ? { outcome: 'gone', error: 'the process had already exited' } : { outcome: 'failed', error: `pidfd_send_signal failed (errno ${errno})` };
+    const kids = pinDescendants(t.pid, t.timeNs + bootMinusWallNs(), c);
+    try {
+      const r = Number(c.syscall(SYS_PIDFD_SEND_SIGNAL, 'int', fd, 'int', SIGKILL, 'void *', null, 'uint', 0));
+      let descendants = 0;
+      for (const k of kids) if (Number(c.syscall(SYS_PIDFD_SEND_SIGNAL, 'int', k, 'int', SIGKILL, 'void *', null, 'uint', 0)) === 0) descendants++;
+      if (r !== 0) {
+        const errno = koffi.errno();
+        return errno === ESRCH ? { outcome: 'gone', error: 'the process had already exited' } : { outcome: 'failed', error: `pidfd_send_signal failed (errno ${errno})` };
+      }
+      return { outcome: 'done', descendants };
+    } finally {
+      for (const k of kids) c.close(k);
     }
-    return { outcome: 'done' };
   } finally {
     c.close(fd);
   }

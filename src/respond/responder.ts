@@ -114,10 +114,12 @@ export class Responder {
       const l = this.opts.config.rateLimit.perRule;
       return finish({ ...base, outcome: 'limited', reason: `rule '${rule}' took ${l.count} actions in the last ${l.seconds} s (rateLimit.perRule)` });
     }
-    if (!this.perContainer.take(c.id, now)) {
+    // Kills and container actions are counted apart: decoy processes that use up a container's
+    // kills must not also use up the pause or stop a rule asks for.
+    if (!this.perContainer.take(action === 'kill' ? `${c.id}\0kills` : c.id, now)) {
       this.perRule.untake(rule);
       const l = this.opts.config.rateLimit.perContainer;
-      return finish({ ...base, outcome: 'limited', reason: `container ${c.name || c.id.slice(0, 12)} had ${l.count} actions in the last ${l.seconds} s (rateLimit.perContainer)` });
+      return finish({ ...base, outcome: 'limited', reason: `container ${c.name || c.id.slice(0, 12)} had ${l.count} ${action === 'kill' ? 'process kills' : 'container actions'} in the last ${l.seconds} s (rateLimit.perContainer)` });
     }
     this.remember(key, now);
     if (this.dryRun) return finish({ ...base, outcome: 'would', reason: `would ${action === 'kill' ? `kill process ${e.process.pid}` : `${action} the container`} (dry run)` });
@@ -154,7 +156,7 @@ export class Responder {
     const tookUs = Number((process.hrtime.bigint() - t0) / 1000n);
     // From the system call (the kernel's timestamp) to the signal, as the wall clock sees it (ms precision).
     const afterEventMs = Number(BigInt(Date.now()) * 1_000_000n - BigInt(e.time)) / 1e6;
-    if (r.outcome === 'done') return { ...base, outcome: 'done', pid: e.process.pid, killUs: tookUs, afterEventMs };
+    if (r.outcome === 'done') return { ...base, outcome: 'done', pid: e.process.pid, ...(r.descendants > 0 ? { descendants: r.descendants } : {}), killUs: tookUs, afterEventMs };
     if (r.outcome === 'gone') return { ...base, outcome: 'failed', pid: e.process.pid, error: r.error };
     if (r.outcome === 'reused') return { ...base, outcome: 'failed', pid: e.process.pid, error: `not killed: ${r.error}` };
     return { ...base, outcome: 'failed', pid: e.process.pid, error: r.error };

@@ -18,7 +18,7 @@ const TAG = `${process.pid}`;
 const trigger = (what: string) => `/etc/vigil-t${TAG}-${what}`;
 const RULES: Array<[string, string]> = [
   ['pause', 'pause'], ['stop', 'stop'], ['isolate', 'isolate'], ['burst', 'isolate'], ['burstkill', 'kill'],
-  ['ppause', 'pause'], ['pstop', 'stop'], ['pkill', 'kill'], ['drypause', 'pause'],
+  ['ppause', 'pause'], ['pstop', 'stop'], ['pkill', 'kill'], ['decoy', 'kill'], ['escalate', 'pause'], ['drypause', 'pause'],
 ];
 
 function writeSetup(): { config: string; policy: string; socket: string } {
@@ -176,6 +176,17 @@ describe('container actions, safety rails and the control socket', { skip }, () 
     // The first cat may have exited before the kill: done, or failed because it was gone.
     assert.ok(acted[0]!.args['outcome'] === 'done' || /already exited/.test(String(acted[0]!.args['error'])), JSON.stringify(acted[0]!.response));
     assert.ok(recs.filter((r) => r.args['outcome'] === 'limited').every((r) => /rateLimit\.(perRule|perContainer)/.test(String(r.args['reason']))));
+  });
+
+  test('decoys that use up a container\'s kills do not use up its pause', async () => {
+    const name = uniqueName('vigil-decoy');
+    run(name, `cat ${trigger('decoy')} 2>/dev/null; cat ${trigger('decoy')} 2>/dev/null; cat ${trigger('escalate')} 2>/dev/null; sleep 300`);
+    await until('paused', () => (state(name).Paused ? true : undefined));
+    const recs = await until('three records', () => {
+      const r = records(agent, name);
+      return r.length >= 3 ? r : undefined;
+    });
+    assert.deepEqual(recs.map((r) => [r.args['action'], r.args['outcome'] === 'limited' ? 'limited' : 'acted']).sort(), [['kill', 'acted'], ['kill', 'limited'], ['pause', 'acted']]);
   });
 
   test('vigil respond pause|kill through the control socket (0600, token): acts, logs, and refuses a bad token', async () => {

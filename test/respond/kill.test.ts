@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -180,9 +180,55 @@ describe('the user-space kill never hits a process that reused the pid', { skip:
     await new Promise((r) => setTimeout(r, 50));
     const exited = new Promise<NodeJS.Signals | null>((r) => p.once('exit', (_c, s) => r(s)));
     const r = killProcess({ pid: p.pid!, nsPid: p.pid!, pidNs: 0, timeNs: BigInt(Date.now()) * 1_000_000n });
-    assert.equal(r.outcome, 'done', JSON.stringify(r));
+    assert.deepEqual(r, { outcome: 'done', descendants: 0 });
     assert.equal(await exited, 'SIGKILL');
     assert.equal(killProcess({ pid: p.pid!, nsPid: 0, pidNs: 0, timeNs: BigInt(Date.now()) * 1_000_000n }).outcome, 'gone');
+  });
+});
+
+describe('the user-space kill takes the children forked since the event with it', { skip: process.getuid?.() === 0 ? undefined : 'needs root' }, () => {
+  test('a child forked after the event dies with the process; one from before lives on', async () => {
+    // The shell forks one child, says so, waits for a line, forks another: the event's time is
+    // taken between the two, well clear of /proc's 10 ms start-time ticks on either side.
+    const sh = spawn('sh', ['-c', 'sleep 60 & echo up; read x; sleep 60 & echo two; wait'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    sh.stdout!.setEncoding('utf8');
+    sh.stdout!.on('data', (d: string) => (out += d));
+    const waitOut = async (s: string) => {
+      const end = Date.now() + 10_000;
+      while (!out.includes(s) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    };
+    const children = () => readFileSync(`/proc/${sh.pid}/task/${sh.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+    let kids: number[] = [];
+    try {
+      await waitOut('up');
+      await new Promise((r) => setTimeout(r, 50));
+      const eventNs = BigInt(Date.now()) * 1_000_000n;
+      await new Promise((r) => setTimeout(r, 50));
+      sh.stdin!.write('\n');
+      await waitOut('two');
+      kids = children();
+      assert.equal(kids.length, 2, `two children: ${kids.join(' ')}`);
+      const r = killProcess({ pid: sh.pid!, nsPid: 0, pidNs: 0, timeNs: eventNs });
+      assert.deepEqual(r, { outcome: 'done', descendants: 1 });
+      const alive = (pid: number) => {
+        try {
+          const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+          return state !== 'Z' && state !== 'X';
+        } catch {
+          return false;
+        }
+      };
+      const end = Date.now() + 10_000;
+      while (alive(kids[1]!) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(alive(kids[1]!), false, 'the child forked after the event was killed');
+      assert.equal(alive(kids[0]!), true, 'the child from before the event lives on');
+    } finally {
+      sh.kill('SIGKILL');
+      for (const k of kids) {
+        try { process.kill(k, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
   });
 });
 
