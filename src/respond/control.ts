@@ -108,6 +108,10 @@ export async function startControlServer(
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_REQUEST) {
+        // Nothing more is read from a caller that sends more than any request needs.
+        sock.removeAllListeners('data');
+        sock.pause();
+        log(`control socket: refused a request longer than ${MAX_REQUEST} bytes`);
         sock.end(JSON.stringify({ ok: false, error: `request longer than ${MAX_REQUEST} bytes` }) + '\n');
         return;
       }

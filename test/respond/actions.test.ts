@@ -5,6 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
@@ -215,6 +218,37 @@ describe('container actions, safety rails and the control socket', { skip }, () 
     const unknown = await requestAction(setup.socket, token, { action: 'stop', container: 'vigil-no-such-container-x', timeoutSeconds: undefined });
     assert.equal(unknown.ok && unknown.response.outcome, 'failed');
     assert.match(agent.stderr(), /control socket: refused a request: bad or missing token/);
+  });
+});
+
+describe('the control socket against a caller that should not get in', { skip }, () => {
+  test('another user cannot connect; an oversized request and a token guess are refused; the agent serves on', async () => {
+    const setup = writeSetup();
+    const agent = await startAgent(['--config', setup.config, '--policy', setup.policy, '--no-default-policy']);
+    try {
+      // The directory and socket modes are the kernel's check: nobody gets EACCES at connect().
+      const probe = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, '-e',
+        `require('net').connect(${JSON.stringify(setup.socket)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`], { encoding: 'utf8' });
+      assert.equal(probe.stdout.trim(), 'EACCES', probe.stderr);
+      const big = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(setup.socket);
+        let got = '';
+        s.on('data', (d) => (got += d.toString()));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+        s.write('x'.repeat(70 * 1024));
+      });
+      assert.match(big, /"ok":false,"error":"request longer than 65536 bytes"/);
+      for (let i = 0; i < 20; i++) {
+        const r = await requestAction(setup.socket, randomBytes(32).toString('hex'), { action: 'kill', container: 'anything', timeoutSeconds: undefined });
+        assert.deepEqual(r, { ok: false, error: 'bad or missing token' });
+      }
+      const token = readFileSync(`${setup.socket}.token`, 'utf8').trim();
+      const still = await requestAction(setup.socket, token, { action: 'pause', container: 'vigil-no-such-container-y', timeoutSeconds: undefined });
+      assert.equal(still.ok && still.response.outcome, 'failed', 'the agent still serves its own token');
+    } finally {
+      await agent.stop();
+    }
   });
 });
 
