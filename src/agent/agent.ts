@@ -13,6 +13,8 @@ import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo 
 import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
+import { DockerActions, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
+import type { ResponseInfo, VigilEvent } from '../events/index.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
@@ -42,6 +44,9 @@ export class Agent {
   /** What the kernel was last told to send (the configured capture with the policy's needs). */
   private capture: CaptureConfig | undefined;
   private kernelSettings: { hostMountNs: number; cgroupMode: CgroupHierarchy['mode']; startedNs: bigint } | undefined;
+  private responder: Responder | undefined;
+  private control: ControlServer | undefined;
+  private limitedLogged = 0;
 
   /**
    * onFatal hears of failures the agent cannot run on after (the ring buffer reader
@@ -72,6 +77,7 @@ export class Agent {
       onContainer: (key, c) => this.maybeStream(key, c),
     });
     await this.resolver.start();
+    this.startResponder();
     this.pipeline = new EventPipeline({
       host: this.config.host,
       resolver: this.resolver,
@@ -79,7 +85,11 @@ export class Agent {
       // a reload swaps this.policy between two events, never during one.
       emit: (e) => {
         if (this.policy) e.verdict = this.policy.judge(e);
+        // Countermeasures: a kill happens here, before the event is written; the response
+        // record follows the event (see src/respond).
+        const after = this.responder?.respond(e);
         for (const o of this.outputs) o.write(e);
+        after?.();
       },
       exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
       ignoreKey: (key) => {
@@ -113,6 +123,7 @@ export class Agent {
     // kernel, and what it forked before is in /proc for the scan.
     this.rememberEscapedProcesses(hierarchy, hostMountNs);
     this.watchPolicies();
+    await this.startControl();
     this.lostTimer = setInterval(() => this.reportLost(), 1000);
     this.lostTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
@@ -121,6 +132,45 @@ export class Agent {
     if (this.config.metricsPath) {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
+    }
+  }
+
+  // Countermeasures (src/respond, docs/respond.md): the responder and the control socket.
+  private startResponder(): void {
+    const resolver = this.resolver;
+    const own = ownContainerId();
+    this.responder = new Responder({
+      config: this.config.respond,
+      docker: new DockerActions(this.config.dockerSocket),
+      record: (info, about) => this.writeResponse(info, { ...about, rules: info.rule ? [info.rule] : [] }),
+      labels: (id) => resolver?.facts(id)?.labels,
+      rules: () => this.rules(),
+      log: (m) => this.log(m),
+      ownContainerId: own,
+    });
+    if (this.config.respond.dryRun) this.log('dry run: countermeasures are logged as "would ..." and not taken');
+    if (own) this.log(`running in container ${own.slice(0, 12)}: it is never acted on`);
+  }
+
+  private writeResponse(info: ResponseInfo, about: Parameters<EventPipeline['responseEvent']>[1]): void {
+    if (!this.pipeline) return;
+    const e: VigilEvent = this.pipeline.responseEvent(info, about);
+    for (const o of this.outputs) o.write(e);
+    // stderr gets every action and the first limited ones; the outputs get every record.
+    if (info.outcome === 'limited' && this.limitedLogged++ >= 10) return;
+    const what = `${info.action} ${info.target === 'process' ? `process ${about.process?.pid ?? '?'} of ` : ''}${about.container.name || about.container.id.slice(0, 12)}`;
+    this.log(`response: ${what} (${info.layer}, by ${info.by}${info.rule ? ` for '${info.rule}'` : ''}): ${info.outcome}${info.error ? `: ${info.error}` : info.reason ? ` (${info.reason})` : ''}`);
+  }
+
+  /** The control socket is an extra: a path in use (another agent) or a bad directory leaves it off, said in one line. */
+  private async startControl(): Promise<void> {
+    const path = this.config.respond.socket;
+    const responder = this.responder;
+    if (!path || !responder) return;
+    try {
+      this.control = await startControlServer(path, (r) => responder.request(r.action, r.container, r.timeoutSeconds), (m) => this.log(m));
+    } catch (e) {
+      this.log(`control socket ${path} not opened (${(e as Error).message}); \`vigil respond\` cannot reach this agent`);
     }
   }
 
@@ -315,6 +365,8 @@ export class Agent {
     try {
       await this.drain?.stop();
       await this.pipeline?.flush();
+      await this.control?.close();
+      await this.responder?.settle();
       this.reportLost();
       if (this.sensor) {
         try {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import YAML from 'yaml';
 import { parseOutputSpec, type OutputSpec } from './outputs.js';
 import { CaptureError, DEFAULT_CAPTURE, parseCapture, type CaptureConfig } from './capture.js';
+import { DEFAULT_RESPOND, parseRespondConfig, RespondConfigError, type RespondConfig } from '../respond/index.js';
 
 export interface AgentConfig {
   host: string;
@@ -24,6 +25,8 @@ export interface AgentConfig {
   policies: string[];
   /** Load vigil's default rule set first (--no-default-policy turns it off). */
   defaultPolicy: boolean;
+  /** Countermeasures: dry run, protected containers, rate limits, control socket (docs/respond.md). */
+  respond: RespondConfig;
 }
 
 export class ConfigError extends Error {
@@ -44,9 +47,10 @@ export const DEFAULT_CONFIG: AgentConfig = {
   metricsPath: '',
   policies: [],
   defaultPolicy: true,
+  respond: DEFAULT_RESPOND,
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -115,6 +119,14 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
           throw e;
         }
         break;
+      case 'respond':
+        try {
+          out.respond = parseRespondConfig(value, `config file ${path}, key 'respond'`);
+        } catch (e) {
+          if (e instanceof RespondConfigError) throw new ConfigError(e.message);
+          throw e;
+        }
+        break;
       case 'countsPath':
       case 'metricsPath':
         if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
@@ -147,6 +159,9 @@ options:
   --counts PATH          write per-container syscall counts here on SIGUSR1 and at stop
   --all-paths            report file events for every path, not only the watched ones
   --metrics PATH         write the agent's counters (Prometheus text format) here every 5 s
+  --dry-run              countermeasures are logged as "would ..." and not taken
+  --control-socket PATH  the control socket for \`vigil respond\` (default /run/vigil/respond.sock)
+  --no-control-socket    no control socket
   -h, --help             this text
 
 The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
@@ -161,6 +176,8 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   let configPath: string | undefined;
   const streams: string[] = [];
   let allPaths = false;
+  let dryRun = false;
+  let controlSocket: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -185,6 +202,13 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
       case '--counts': flags.countsPath = value(); break;
       case '--metrics': flags.metricsPath = value(); break;
       case '--all-paths': allPaths = true; break;
+      case '--dry-run': dryRun = true; break;
+      case '--no-control-socket': controlSocket = ''; break;
+      case '--control-socket': {
+        controlSocket = value();
+        if (!controlSocket.startsWith('/')) throw new ConfigError(`option --control-socket: expected an absolute path, got '${controlSocket}'`);
+        break;
+      }
       case '--ring-buffer-bytes': {
         const v = value();
         flags.ringBufferBytes = checkRingBytes(/^\d+$/.test(v) ? Number(v) : v, 'option --ring-buffer-bytes');
@@ -212,6 +236,11 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   }
   if (flagPolicies.length > 0) merged.policies = [...(fromFile.policies ?? []), ...flagPolicies];
   if (noDefaultPolicy) merged.defaultPolicy = false;
+  if (dryRun || controlSocket !== undefined) {
+    merged.respond = structuredClone(merged.respond);
+    if (dryRun) merged.respond.dryRun = true;
+    if (controlSocket !== undefined) merged.respond.socket = controlSocket;
+  }
   if (streams.length > 0 || allPaths) {
     merged.capture = structuredClone(merged.capture);
     merged.capture.stream.push(...streams);

@@ -2,7 +2,7 @@
 // sequence numbers. Events leave in the order the kernel produced them; when a
 // record's container is not yet known, it and every later record wait (bounded)
 // while the key is resolved in the background, so the event loop never blocks.
-import type { ContainerRef, EventArgs, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
+import type { ContainerRef, EventArgs, ProcessRef, RawRecord, ResponseInfo, VigilEvent } from '../events/index.js';
 import { describeRecord } from '../events/index.js';
 import type { KeyIdentity } from '../containers/index.js';
 import { ProcessTable } from './processes.js';
@@ -214,6 +214,33 @@ export class EventPipeline {
         return { seq, time, host, kind: d.kind, syscall: d.syscall, args: d.args, ret: d.ret, container, process, namespaces, verdict };
       }
     }
+  }
+
+  /**
+   * The record of a countermeasure (src/respond): numbered in the same sequence as the events,
+   * about the container (and process) acted on, INSECURE so alerts outputs carry it too.
+   */
+  responseEvent(info: ResponseInfo, about: { container: ContainerRef; process: ProcessRef | undefined; trigger: number | undefined; rules: string[] }): VigilEvent {
+    const args: EventArgs = { action: info.action, target: info.target, layer: info.layer, outcome: info.outcome, by: info.by };
+    if (info.rule) args['rule'] = info.rule;
+    if (about.trigger !== undefined) args['trigger_seq'] = about.trigger;
+    if (info.reason) args['reason'] = info.reason;
+    if (info.error) args['error'] = info.error;
+    return {
+      seq: ++this.seq,
+      time: (process.hrtime.bigint() + this.wallOffsetNs).toString(),
+      host: this.opts.host,
+      kind: 'response',
+      syscall: '',
+      args,
+      ret: null,
+      container: about.container,
+      // An operator's request names no process: the agent itself acted.
+      process: about.process ?? { pid: process.pid, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '', name: 'vigil' },
+      namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
+      verdict: { level: 'INSECURE', rules: about.rules, action: info.action },
+      response: info,
+    };
   }
 
   /** An entry that says records were lost in the kernel: loss is logged, never hidden. */

@@ -1,4 +1,4 @@
-export type { CgroupRecord, ContainerRef, EventArgs, EventKind, ProcessRef, RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext, Verdict, VigilEvent } from './model.js';
+export type { CgroupRecord, ContainerRef, EventArgs, EventKind, ProcessRef, RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext, Verdict, VigilEvent, ResponseInfo } from './model.js';
 export { describeRecord, absolutePath } from './describe.js';
 export type { Described } from './describe.js';
 export { SYSCALL_SPECS, encodeRule, specOf, syscallName, syscallNumber } from './syscalls.js';

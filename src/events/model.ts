@@ -6,7 +6,7 @@
  * system calls of those categories. capability: a cap_capable check. tcp: a TCP
  * state change. syscall: a raw streamed system call. lost: records the kernel dropped.
  */
-export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost';
+export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost' | 'response';
 
 /** What every kernel record says about the task that caused it. */
 export interface TaskContext {
@@ -158,4 +158,25 @@ export interface VigilEvent {
   process: ProcessRef;
   namespaces: { mnt: number; pid: number; cgroupId: string; containerKey: string };
   verdict: Verdict;
+  /** What the countermeasures did about this event (src/respond, docs/respond.md); absent when nothing was asked. */
+  response?: ResponseInfo;
+}
+
+/**
+ * One countermeasure and its outcome, on the event that asked for it and on the `response`
+ * record written for it. layer: who acted (the kernel's sys_enter program, the agent from user
+ * space, the container runtime); outcome: done, pending (sent to the runtime: the response
+ * record that follows says how it ended), would (dry run), limited (rate limit or already
+ * taken), protected (a container never acted on), failed (error says why).
+ */
+export interface ResponseInfo {
+  action: 'kill' | 'pause' | 'stop' | 'isolate';
+  target: 'process' | 'container';
+  layer: 'kernel' | 'user-space' | 'runtime';
+  outcome: 'done' | 'pending' | 'would' | 'limited' | 'protected' | 'failed';
+  by: 'policy' | 'operator';
+  rule?: string;
+  reason?: string;
+  error?: string;
+  [detail: string]: string | number | boolean | string[] | undefined;
 }

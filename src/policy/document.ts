@@ -6,7 +6,8 @@ import type { EventKind } from '../events/index.js';
 import type { PolicyProblem, SourcePos } from './errors.js';
 
 export const API_VERSION = 'vigil.dev/v1';
-export const ACTIONS = ['log', 'alert', 'pause', 'stop', 'kill'] as const;
+// In rank order: a verdict takes the strongest action of the rules that matched.
+export const ACTIONS = ['log', 'alert', 'isolate', 'pause', 'stop', 'kill'] as const;
 export type RuleAction = (typeof ACTIONS)[number];
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];

@@ -201,7 +201,7 @@ const CASES: Case[] = [
   {
     title: 'bad action',
     files: { 'a.yaml': ruleDoc('p', '  - name: r\n    condition: kind == "exec"\n    action: block\n') },
-    problems: [{ file: 'a.yaml', at: 'action: «block', message: /^rule 'r': action must be one of log, alert, pause, stop, kill, not 'block'$/ }],
+    problems: [{ file: 'a.yaml', at: 'action: «block', message: /^rule 'r': action must be one of log, alert, isolate, pause, stop, kill, not 'block'$/ }],
   },
   {
     title: 'bad kinds: an unknown kind in the list',

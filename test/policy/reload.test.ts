@@ -225,7 +225,7 @@ test('a bad policy at start: the agent exits non-zero with the FILE:LINE:COL lin
   assert.deepEqual(r.stderr.trimEnd().split('\n'), [
     'vigil agent: the policy has 2 problems; nothing started:',
     `${file}:7:24: rule 'one': CEL type: unknown event field 'foo'`,
-    `${file}:10:13: rule 'two': action must be one of log, alert, pause, stop, kill, not 'block'`,
+    `${file}:10:13: rule 'two': action must be one of log, alert, isolate, pause, stop, kill, not 'block'`,
   ]);
   assert.ok(!existsSync(out), 'no output was opened');
   assert.ok(!r.stderr.includes('ready:'));
