@@ -3,7 +3,7 @@
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
   ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
-  PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
+  IO_URING_LAYOUT, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
 import { ipv4, ipv6 } from './net.js';
@@ -117,6 +117,9 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
         path: buf.toString('utf8', o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
       };
     }
+    case RECORD_KIND.IO_URING:
+      need(IO_URING_LAYOUT.data);
+      return decodeIoUring(buf, o, len, task);
     default:
       throw new DecodeError(`unknown record kind ${kind}`, o);
   }
@@ -179,6 +182,35 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     pathCut: (sflags & SYSCALL_FLAG.PATH_CUT) !== 0,
     notEntered: (sflags & SYSCALL_FLAG.NOT_ENTERED) !== 0,
     stringCut: (sflags & SYSCALL_FLAG.STR_CUT) !== 0,
+  };
+}
+
+function decodeIoUring(buf: Buffer, o: number, len: number, task: TaskContext): RawRecord {
+  const L = IO_URING_LAYOUT;
+  const lens = [buf.readUInt16LE(o + L.name_len), buf.readUInt16LE(o + L.name2_len)];
+  const baseLen = buf.readUInt16LE(o + L.base_len);
+  const addrLen = buf.readUInt16LE(o + L.addr_len);
+  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || addrLen > BLOB_MAX) {
+    throw new DecodeError(`io_uring record has a field longer than its bound (names ${lens.join('/')}, base ${baseLen}, address ${addrLen})`, o);
+  }
+  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + addrLen;
+  if (L.data + dataLen !== len) throw new DecodeError(`io_uring record carries ${len - L.data} data bytes but its lengths add up to ${dataLen}`, o);
+  let at = o + L.data;
+  const take = (n: number) => {
+    const part = buf.subarray(at, at + n);
+    at += n;
+    return part;
+  };
+  const names = lens.map((n) => take(n).toString('utf8'));
+  while (names.length > 0 && names[names.length - 1] === '') names.pop();
+  const base = baseLen ? take(baseLen).toString('utf8') : undefined;
+  const addr = addrLen ? Buffer.from(take(addrLen)) : undefined;
+  const uflags = buf.readUInt16LE(o + L.uflags);
+  return {
+    kind: 'io_uring', task, op: buf.readUInt32LE(o + L.op), fd: buf.readInt32LE(o + L.fd),
+    arg0: buf.readBigUInt64LE(o + L.arg0), arg1: buf.readBigUInt64LE(o + L.arg1), arg2: buf.readBigUInt64LE(o + L.arg2),
+    ret: buf.readBigInt64LE(o + L.ret), names, base, addr,
+    nameCut: (uflags & URING_FLAG.NAME_CUT) !== 0, baseCut: (uflags & URING_FLAG.BASE_CUT) !== 0, sqpoll: (uflags & URING_FLAG.SQPOLL) !== 0,
   };
 }
 
