@@ -82,6 +82,7 @@ export class Agent {
         for (const o of this.outputs) o.write(e);
       },
       exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
+      wholeEnvironment: () => this.capture?.environment ?? false,
       ignoreKey: (key) => {
         try {
           sensor.ignoreCgroup(key);

@@ -5,7 +5,7 @@
 import type { ContainerRef, EventArgs, ProcessRef, RawRecord, VigilEvent } from '../events/index.js';
 import { describeRecord } from '../events/index.js';
 import type { KeyIdentity } from '../containers/index.js';
-import { ProcessTable } from './processes.js';
+import { environmentArgs, ProcessTable } from './processes.js';
 
 /** What the pipeline needs of a resolver (ContainerResolver in production). */
 export interface KeyResolver {
@@ -27,6 +27,8 @@ export interface PipelineOptions {
   ignoreKey: (key: bigint) => void;
   /** Where this container's executable comes from: its writable layer, the image's layers, or neither (a mount). */
   exeOrigin?: (containerId: string, exe: string) => { written: boolean; inImage: boolean };
+  /** Exec events carry the whole environment (capture.environment); else names and a few values only. */
+  wholeEnvironment?: () => boolean;
   /** Longest a record waits for its container to be resolved. */
   resolveTimeoutMs?: number;
 }
@@ -198,7 +200,7 @@ export class EventPipeline {
     switch (r.kind) {
       case 'exec': {
         const args: EventArgs = { filename: r.filename, argv: r.argv };
-        if (r.env) args['envp'] = r.env;
+        if (r.env) Object.assign(args, environmentArgs(r.env, this.opts.wholeEnvironment?.() ?? false));
         if (r.envTruncated) args['envp_truncated'] = true;
         if (r.exeTruncated) args['exe_truncated'] = true;
         return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };
