@@ -273,7 +273,7 @@ export class Agent {
     for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
     try {
       writeFileAtomic(this.config.metricsPath, renderMetrics({
-        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu,
+        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu, ignoredCgroups: this.resolver?.ignoredCgroups,
         insecure: this.policy?.stats.insecure, rules: this.policy?.size, ruleErrors: this.policy?.evalErrors(),
       }));
     } catch (e) {

@@ -14,6 +14,8 @@ export interface MetricsSnapshot {
   insecure?: number;
   rules?: number;
   ruleErrors?: Record<string, number>;
+  /** Cgroups the agent found not to be containers' and drops (each logged once with the reason). */
+  ignoredCgroups?: number;
 }
 
 export function renderMetrics(m: MetricsSnapshot): string {
@@ -26,6 +28,7 @@ export function renderMetrics(m: MetricsSnapshot): string {
   counter('vigil_host_records_dropped_total', 'Records of host cgroups dropped after their first lookup.', m.droppedHost);
   counter('vigil_unresolved_events_total', 'Events written without a known container.', m.unresolved);
   counter('vigil_bad_records_total', 'Records that did not decode and were skipped.', m.decodeErrors);
+  if (m.ignoredCgroups !== undefined) counter('vigil_ignored_cgroups_total', 'Cgroups found not to be containers\' (no runtime\'s naming, the host\'s pid namespace): their records are dropped.', m.ignoredCgroups);
   if (m.insecure !== undefined) counter('vigil_insecure_events_total', 'Events the policy judged INSECURE (since the last policy load).', m.insecure);
   if (m.rules !== undefined) lines.push('# HELP vigil_policy_rules Rules in force.', '# TYPE vigil_policy_rules gauge', `vigil_policy_rules ${m.rules}`);
   if (m.ruleErrors && Object.keys(m.ruleErrors).length > 0) {

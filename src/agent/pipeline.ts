@@ -10,7 +10,8 @@ import { environmentArgs, ProcessTable } from './processes.js';
 /** What the pipeline needs of a resolver (ContainerResolver in production). */
 export interface KeyResolver {
   lookup(key: bigint): KeyIdentity | undefined;
-  resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined>;
+  /** pidNs: the pid namespace inode the record's task was in (a container's own tells it from a host service). */
+  resolve(key: bigint, pidHint: number, pidNs?: number): Promise<KeyIdentity | undefined>;
   /**
    * A cgroup was made in the reference hierarchy (a cgroup record): its key's identity,
    * known from its path before any of its tasks' records. Optional: without it the
@@ -140,7 +141,7 @@ export class EventPipeline {
     if (!this.resolving.has(key)) {
       const timeout = this.opts.resolveTimeoutMs ?? 3000;
       const lookup = Promise.race([
-        this.opts.resolver.resolve(key, record.task.tgid),
+        this.opts.resolver.resolve(key, record.task.tgid, record.task.pidNs),
         new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout).unref()),
       ]).then(
         (identity) => {
