@@ -7,6 +7,7 @@ import {
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
 import { ipv4, ipv6 } from './net.js';
+import { utf8 } from './utf8.js';
 
 export class DecodeError extends Error {
   readonly code = 'VIGIL_BAD_RECORD';
@@ -26,7 +27,7 @@ const STDIO_NAMES: readonly StdioKind[] = (() => {
 function cString(buf: Buffer, start: number, max: number): string {
   const end = buf.indexOf(0, start);
   const stop = end < 0 || end > start + max ? start + max : end;
-  return buf.toString('utf8', start, stop);
+  return utf8(buf, start, stop);
 }
 
 export function decodeTask(buf: Buffer, o: number): TaskContext {
@@ -71,13 +72,13 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const envLen = buf.readUInt32LE(o + EXEC_LAYOUT.env_len);
       if (argsLen > ARGS_MAX || EXEC_LAYOUT.args + argsLen > len) throw new DecodeError(`exec record carries ${argsLen} argv bytes, more than its size allows`, o);
       if (envLen > ARGS_MAX || (envLen > 0 && EXEC_LAYOUT.env + envLen !== len)) throw new DecodeError(`exec record carries ${envLen} environment bytes, more than its size allows`, o);
-      const filename = buf.toString('utf8', o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
+      const filename = utf8(buf, o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
       const exeLen = buf.readUInt32LE(o + EXEC_LAYOUT.exe_len);
       if (exeLen > PATH_MAX) throw new DecodeError(`exec record carries a ${exeLen}-byte executable path, more than ${PATH_MAX}`, o);
-      const exe = buf.toString('utf8', o + EXEC_LAYOUT.exe, o + EXEC_LAYOUT.exe + exeLen);
+      const exe = utf8(buf, o + EXEC_LAYOUT.exe, o + EXEC_LAYOUT.exe + exeLen);
       const exeTruncated = (buf.readUInt16LE(o + HEADER_LAYOUT.flags) & FLAG_EXE_CUT) !== 0;
       const nulList = (start: number, n: number) => {
-        const list = buf.subarray(start, start + n).toString('utf8').split('\0');
+        const list = utf8(buf, start, start + n).split('\0');
         if (list.length > 0 && list[list.length - 1] === '') list.pop();
         return list;
       };
@@ -114,7 +115,7 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       if (pathLen >= PATH_MAX || CGROUP_LAYOUT.path + pathLen > len) throw new DecodeError(`cgroup record carries a ${pathLen}-byte path, more than its size allows`, o);
       return {
         kind: 'cgroup', task, id: buf.readBigUInt64LE(o + CGROUP_LAYOUT.id), level: buf.readUInt32LE(o + CGROUP_LAYOUT.level),
-        path: buf.toString('utf8', o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
+        path: utf8(buf, o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
       };
     }
     case RECORD_KIND.IO_URING:
@@ -159,10 +160,10 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     at += n;
     return part;
   };
-  const strings = lens.map((n) => take(n).toString('utf8'));
+  const strings = lens.map((n) => utf8(take(n)));
   while (strings.length > 0 && strings[strings.length - 1] === '') strings.pop();
-  const base = baseLen ? take(baseLen).toString('utf8') : undefined;
-  const fdPath = fdPathLen ? take(fdPathLen).toString('utf8') : undefined;
+  const base = baseLen ? utf8(take(baseLen)) : undefined;
+  const fdPath = fdPathLen ? utf8(take(fdPathLen)) : undefined;
   const blob = blobLen ? Buffer.from(take(blobLen)) : undefined;
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(buf.readBigUInt64LE(o + L.args + 8 * i));
@@ -201,9 +202,9 @@ function decodeIoUring(buf: Buffer, o: number, len: number, task: TaskContext): 
     at += n;
     return part;
   };
-  const names = lens.map((n) => take(n).toString('utf8'));
+  const names = lens.map((n) => utf8(take(n)));
   while (names.length > 0 && names[names.length - 1] === '') names.pop();
-  const base = baseLen ? take(baseLen).toString('utf8') : undefined;
+  const base = baseLen ? utf8(take(baseLen)) : undefined;
   const addr = addrLen ? Buffer.from(take(addrLen)) : undefined;
   const uflags = buf.readUInt16LE(o + L.uflags);
   return {

@@ -70,7 +70,7 @@ test('text output: openat, exec, fork, exit, connect, TCP state, accept, chmod u
   const shim = init.process.parent;
   const container = `Container:{image: vigil-test/bash:2, id: ${run.id.slice(0, 12)}, name: ${run.name}}`;
   const expect = (e: VigilEvent, event: string, proc: string, parent: string, args: string) => {
-    assert.equal(lineOf(e), `${localTime(e.time)} [NORMAL] Event:{host:${HOST}, ${event}, time: ${e.time}}, ${container}, Process:{proc: ${proc}, pid: ${e.process.pid}, parent: ${parent}, args: ${args}, caps: ${DOCKER_CAPS}}`);
+    assert.equal(lineOf(e), `${localTime(e.time)} [NORMAL] Event:{host:${HOST}, ${event}, time: ${e.time}}, ${container}, Process:{proc: ${proc}, exe: ${e.process.exe}, pid: ${e.process.pid}, parent: ${parent}, args: ${args}, caps: ${DOCKER_CAPS}}`);
   };
 
   // cat /etc/passwd: its exec and its open.
