@@ -71,6 +71,8 @@ class FileWriter {
   private drains: Array<() => void> = [];
   lost = 0;
   closed = false;
+  /** Set while the file this one replaces (reopen) still writes what it had: lines stay in order. */
+  held = false;
 
   constructor(
     readonly fd: number,
@@ -105,8 +107,14 @@ class FileWriter {
     else this.queue.push({ lost: lines, reason });
   }
 
+  /** The replaced file is done: this one starts writing. */
+  release(): void {
+    this.held = false;
+    this.pump();
+  }
+
   private pump(): void {
-    if (this.writing || this.retryTimer || this.closed) return;
+    if (this.writing || this.retryTimer || this.closed || this.held) return;
     let head = this.queue[0];
     while (head !== undefined && !Buffer.isBuffer(head)) {
       // The place where lines were dropped: an entry saying so goes there.
@@ -164,6 +172,7 @@ class FileWriter {
 
   /** Writes what waits (trying a failing file for a while), then closes the fd; what could not be written is counted. */
   async end(): Promise<void> {
+    if (this.held) this.release();
     const done = new Promise<void>((resolve) => {
       if (this.queue.length === 0 && !this.writing) resolve();
       else this.idle.push(resolve);
@@ -273,13 +282,19 @@ export function openOutput(spec: OutputSpec, onError: (message: string) => void 
       // Everything written so far goes to the old file; from here on lines go to the new one.
       flush();
       const old = file;
+      let next: FileWriter;
       try {
-        file = openFile(spec.path); // on failure lines keep going to the old file
+        next = openFile(spec.path); // on failure lines keep going to the old file
       } catch (e) {
         return Promise.reject(e);
       }
+      // The new file waits for the old one to write what it holds: both may be the same
+      // file (a reopen without rotation), and lines must stay in order.
+      next.held = true;
+      file = next;
       return old.end().then(() => {
         lostBefore += old.lost;
+        next.release();
       });
     },
     close: () =>
