@@ -112,7 +112,7 @@ test('text output: openat, exec, fork, exit, connect, TCP state, accept, chmod u
   expect(initExit, 'syscall: exit, args:code=0 signal=0', 'sh', shim, initArgs);
 
   // Every line of the container has the paper's shape.
-  const shape = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:vigil-text-host, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-text-[^,]+\}, Process:\{proc: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
+  const shape = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:vigil-text-host, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-text-[^,]+\}, Process:\{proc: [^,]+, exe: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
   for (const e of events) assert.match(lineOf(e), shape);
 });
 
