@@ -24,6 +24,7 @@ enum vigil_kind {
 	VIGIL_KIND_CAPABILITY = 5, /* a cap_capable check */
 	VIGIL_KIND_TCP_STATE = 6,  /* a TCP state change of a socket a container used */
 	VIGIL_KIND_CGROUP = 7,     /* a new cgroup of the reference hierarchy (not an event: identity) */
+	VIGIL_KIND_IO_URING = 8,   /* a ring set up or registered, or a request submitted through one */
 	VIGIL_KIND_MAX = 64, /* size of the per-kind lost counter array */
 };
 
@@ -242,5 +243,36 @@ struct vigil_path_key {
 
 #define VIGIL_CGROUP_V2 0
 #define VIGIL_CGROUP_V1_MEMORY 1
+
+/*
+ * io_uring (io_uring.bpf.c). Work submitted through a ring never passes sys_enter or
+ * sys_exit, so it is reported from the io_uring tracepoints: a ring's creation, its
+ * register calls, and each request of the kinds below at submission, read from the
+ * kernel's own copy of the request (made when it was prepared: names are the kernel's
+ * struct filename, addresses the kernel's copy of the sockaddr), so a thread changing the
+ * user's buffers after submission changes nothing here. The result is not reported.
+ */
+#define VIGIL_URING_SETUP 0x100    /* op: io_uring_setup made a ring (fd; arg0 sq_entries, arg1 cq_entries, arg2 flags) */
+#define VIGIL_URING_REGISTER 0x101 /* op: io_uring_register (arg0 opcode, arg1 nr_files, arg2 nr_bufs, ret) */
+
+struct vigil_io_uring {
+	struct vigil_header hdr;
+	__u32 op;          /* IORING_OP_* of a request, or VIGIL_URING_* */
+	__s32 fd;          /* the request's fd (or directory fd of a name), the ring's fd for setup */
+	__u64 arg0;        /* open: flags; mkdir: mode; socket: domain; rename/link: flags */
+	__u64 arg1;        /* open: mode; socket: type; rename/link: the second name's directory fd */
+	__u64 arg2;        /* socket: protocol */
+	__s64 ret;         /* register: its result; else 0 */
+	__u16 name_len;    /* bytes of the first name (no NUL) */
+	__u16 name2_len;   /* bytes of the second name: rename/link target, symlink's link path */
+	__u16 base_len;    /* bytes of the directory a relative first name is relative to */
+	__u16 addr_len;    /* bytes of sockaddr (connect, bind) */
+	__u16 uflags;      /* VIGIL_URING_F_* */
+	__u16 _pad0[3];
+	__u8 data[2 * VIGIL_STR_MAX + VIGIL_PATH_MAX + VIGIL_BLOB_MAX]; /* name | name2 | base | addr: used bytes only */
+};
+#define VIGIL_URING_F_NAME_CUT (1u << 0) /* a name was longer than VIGIL_STR_MAX */
+#define VIGIL_URING_F_BASE_CUT (1u << 1) /* the directory's path was cut */
+#define VIGIL_URING_F_SQPOLL (1u << 2)   /* submitted by the ring's kernel polling thread */
 
 #endif

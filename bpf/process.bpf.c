@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Process life cycle of container tasks: exec (with filename and argv), fork of a
- * new process (threads are left out) and exit of a whole process.
+ * new process (threads are left out) and exit of a whole process (its last thread).
  */
 #include "common.h"
 #include "paths.h"
@@ -149,8 +149,11 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->env_len = 0;
 	e->env_total = 0;
 
-	__u32 size = offsetof(struct vigil_exec, args) + e->args_len;
-	if (cfg->capture_env) {
+	/* The environment always crosses: user space keeps its variables' names and the values
+	 * of a few that change what a program does (LD_PRELOAD, GLIBC_TUNABLES, proxies), and
+	 * every value only with capture_env (values hold secrets). */
+	__u32 size;
+	{
 		unsigned long env_start = BPF_CORE_READ(mm, env_start);
 		unsigned long env_end = BPF_CORE_READ(mm, env_end);
 		__u32 etotal = env_end > env_start ? env_end - env_start : 0;
@@ -192,12 +195,18 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * The exit of a whole process: when its last thread exits (do_exit has counted it off
+ * signal->live before this tracepoint), not its group leader. A leader that called
+ * pthread_exit leaves the others running under the same tgid, with the same program:
+ * until they are gone too, the process lives on, and user space keeps its identity.
+ */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vigil_exit, struct task_struct *task)
 {
 	struct vigil_config *cfg = vigil_get_config();
 	__u64 key;
-	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;

@@ -1,6 +1,6 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
 import { BpfSensor, RingBufferDrain, hostNamespace } from '../sensor/index.js';
-import { decodeBatch, layout, syscallName, type ContainerRef } from '../events/index.js';
+import { decodeBatch, layout, syscallName, type ContainerRef, type VigilEvent } from '../events/index.js';
 import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy, type ContainerFacts } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
@@ -18,7 +18,8 @@ import type { ResponseInfo, VigilEvent } from '../events/index.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
-export interface AgentSummary extends PipelineStats { lost: number; decodeErrors: number }
+/** outputLost: lines the outputs could not write (a full disk), each told in a `lost` entry once they could again. */
+export interface AgentSummary extends PipelineStats { lost: number; decodeErrors: number; outputLost: number }
 
 export interface SyscallCountsReport {
   time: string;
@@ -65,7 +66,7 @@ export class Agent {
     checkWritableFile(this.config.metricsPath, '--metrics');
     // Policies next: a bad one stops the start with every problem as FILE:LINE:COL.
     this.policy = this.loadPolicy();
-    this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m)));
+    this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m), { lostEvent: (n, reason) => this.outputLostEvent(spec.path, n, reason) }));
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
     for (const note of sensor.unavailable) this.log(note);
@@ -92,6 +93,7 @@ export class Agent {
         after?.();
       },
       exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
+      wholeEnvironment: () => this.capture?.environment ?? false,
       ignoreKey: (key) => {
         try {
           sensor.ignoreCgroup(key);
@@ -322,12 +324,22 @@ export class Agent {
     for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
     try {
       writeFileAtomic(this.config.metricsPath, renderMetrics({
-        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu,
+        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu, ignoredCgroups: this.resolver?.ignoredCgroups,
+        outputLost: this.config.outputs.map((spec, i) => ({ output: `${spec.format}:${spec.path}`, lines: this.outputs[i]?.lost ?? 0 })),
         insecure: this.policy?.stats.insecure, rules: this.policy?.size, ruleErrors: this.policy?.evalErrors(),
       }));
     } catch (e) {
       this.log(`cannot write metrics to ${this.config.metricsPath}: ${(e as Error).message}`);
     }
+  }
+
+  /** The entry an output writes where it had to drop lines (a full disk), once it can write again. */
+  private outputLostEvent(path: string, lines: number, reason: string): VigilEvent {
+    const e = (this.pipeline as EventPipeline).lostEvent('output', BigInt(lines));
+    e.args['output'] = path;
+    e.args['reason'] = reason;
+    if (this.policy) e.verdict = this.policy.judge(e);
+    return e;
   }
 
   /** Writes an entry for records the kernel could not queue since the last check. */
@@ -384,7 +396,8 @@ export class Agent {
     let lost = 0;
     for (const n of this.lostSeen.values()) lost += Number(n);
     const stats = this.pipeline?.stats ?? { records: 0, cgroups: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
-    return { ...stats, lost, decodeErrors: this.decodeErrors };
+    const outputLost = this.outputs.reduce((n, o) => n + o.lost, 0);
+    return { ...stats, lost, decodeErrors: this.decodeErrors, outputLost };
   }
 }
 

@@ -68,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
   process.off('SIGUSR1', dumpCounts);
   process.off('SIGHUP', reopen);
   const s = await agent.stop();
-  log(`stopped: ${s.emitted} events written, ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
+  // emitted: events handed to the outputs; the lines they could not write (a full disk) are counted apart.
+  log(`stopped: ${s.emitted} events emitted, ${s.outputLost} output lines lost (could not be written), ${s.lost} records lost in the kernel, ${s.droppedHost} host records dropped, ${s.unresolved} without a known container, ${s.decodeErrors} bad records`);
   if (fatal) {
     log(`stopped because of a failure it cannot watch through: ${fatal}`);
     return 1;

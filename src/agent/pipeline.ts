@@ -5,12 +5,13 @@
 import type { ContainerRef, EventArgs, ProcessRef, RawRecord, ResponseInfo, VigilEvent } from '../events/index.js';
 import { describeRecord } from '../events/index.js';
 import type { KeyIdentity } from '../containers/index.js';
-import { ProcessTable } from './processes.js';
+import { environmentArgs, ProcessTable } from './processes.js';
 
 /** What the pipeline needs of a resolver (ContainerResolver in production). */
 export interface KeyResolver {
   lookup(key: bigint): KeyIdentity | undefined;
-  resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined>;
+  /** pidNs: the pid namespace inode the record's task was in (a container's own tells it from a host service). */
+  resolve(key: bigint, pidHint: number, pidNs?: number): Promise<KeyIdentity | undefined>;
   /**
    * A cgroup was made in the reference hierarchy (a cgroup record): its key's identity,
    * known from its path before any of its tasks' records. Optional: without it the
@@ -27,6 +28,8 @@ export interface PipelineOptions {
   ignoreKey: (key: bigint) => void;
   /** Where this container's executable comes from: its writable layer, the image's layers, or neither (a mount). */
   exeOrigin?: (containerId: string, exe: string) => { written: boolean; inImage: boolean };
+  /** Exec events carry the whole environment (capture.environment); else names and a few values only. */
+  wholeEnvironment?: () => boolean;
   /** Longest a record waits for its container to be resolved. */
   resolveTimeoutMs?: number;
 }
@@ -138,7 +141,7 @@ export class EventPipeline {
     if (!this.resolving.has(key)) {
       const timeout = this.opts.resolveTimeoutMs ?? 3000;
       const lookup = Promise.race([
-        this.opts.resolver.resolve(key, record.task.tgid),
+        this.opts.resolver.resolve(key, record.task.tgid, record.task.pidNs),
         new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout).unref()),
       ]).then(
         (identity) => {
@@ -198,7 +201,7 @@ export class EventPipeline {
     switch (r.kind) {
       case 'exec': {
         const args: EventArgs = { filename: r.filename, argv: r.argv };
-        if (r.env) args['envp'] = r.env;
+        if (r.env) Object.assign(args, environmentArgs(r.env, this.opts.wholeEnvironment?.() ?? false));
         if (r.envTruncated) args['envp_truncated'] = true;
         if (r.exeTruncated) args['exe_truncated'] = true;
         return { seq, time, host, kind: 'exec', syscall: 'execve', args, ret: 0, container, process, namespaces, verdict };

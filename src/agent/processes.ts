@@ -30,6 +30,40 @@ export function programName(exe: string, argv: readonly string[]): string {
   return MULTI_CALL.has(base) && applet !== '' ? applet : base;
 }
 
+/**
+ * Environment variables whose values every exec event carries, opted in or not: they
+ * change what the dynamic loader, the C library or a shell does before the program's own
+ * code runs (preloads, audit libraries, tunables, BASH_ENV), or where its traffic goes
+ * (proxies). Other values stay out: environments hold secrets.
+ */
+const SECURITY_ENV = new Set(['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'GLIBC_TUNABLES', 'BASH_ENV']);
+const PROXY_ENV = /_proxy$/i;
+
+export function securityRelevantEnv(name: string): boolean {
+  return SECURITY_ENV.has(name) || PROXY_ENV.test(name);
+}
+
+/**
+ * The exec event's environment fields: env_names (every variable's name, in order),
+ * env_values (NAME=value of the security-relevant ones), and with the whole environment
+ * opted in (capture.environment) envp as well. Omitted when empty.
+ */
+export function environmentArgs(env: readonly string[], whole: boolean): { env_names?: string[]; env_values?: string[]; envp?: string[] } {
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const entry of env) {
+    const eq = entry.indexOf('=');
+    const name = eq < 0 ? entry : entry.slice(0, eq);
+    names.push(name);
+    if (securityRelevantEnv(name)) values.push(entry);
+  }
+  const out: { env_names?: string[]; env_values?: string[]; envp?: string[] } = {};
+  if (names.length > 0) out.env_names = names;
+  if (values.length > 0) out.env_values = values;
+  if (whole) out.envp = [...env];
+  return out;
+}
+
 const MAX_ANCESTORS = 8;
 const NONE: readonly StdioKind[] = Object.freeze([]);
 
@@ -71,11 +105,14 @@ export class ProcessTable {
       entry.name = programName(entry.exe, entry.args);
       this.entries.set(t.tgid, entry);
     } else {
-      entry = this.entries.get(t.tgid) ?? this.fromProc(t.tgid, t.ppid, t.parentComm, t.comm);
+      entry = this.entries.get(t.tgid) ?? this.fromParent(t.tgid, t.ppid, t.comm) ?? this.fromProc(t.tgid, t.ppid, t.parentComm, t.comm);
       if (r.kind === 'fork') {
         const ancestors = Object.freeze([t.comm, ...entry.ancestors].slice(0, MAX_ANCESTORS));
         this.entries.set(r.childPid, { ...entry, comm: t.comm, ancestors });
-      } else if (r.kind === 'exit') this.entries.delete(t.tgid);
+      }
+      // An exit (of the last thread) keeps the entry until the sweep finds the pid gone:
+      // records of the process still in flight (a socket's TCP close after it) find it,
+      // rather than its parent's identity or /proc's. A reused pid's fork record replaces it.
     }
     return {
       pid: t.tgid,
@@ -137,7 +174,24 @@ export class ProcessTable {
     return dropped;
   }
 
-  /** A process the table has not seen (it started before the agent): ask /proc once. */
+  /**
+   * A process the table has not seen whose parent it knows: the kernel reported the
+   * parent, so it would have reported this child's fork too, and its record was lost (a
+   * full ring buffer, which a container can cause). Until it execs (an exec record
+   * names its program) it runs its parent's program: that is its identity. /proc is not
+   * asked: what it says of a live process (cmdline can be rewritten by the process) or of
+   * a pid that was reused is the attacker's to choose.
+   */
+  private fromParent(pid: number, ppid: number, comm: string): ProcessEntry | undefined {
+    const parent = this.entries.get(ppid);
+    if (!parent) return undefined;
+    const ancestors = Object.freeze([parent.comm, ...parent.ancestors].slice(0, MAX_ANCESTORS));
+    const entry: ProcessEntry = { ...parent, comm, ancestors };
+    this.entries.set(pid, entry);
+    return entry;
+  }
+
+  /** A process the table has not seen, nor its parent (it started before the agent): ask /proc once. */
   private fromProc(pid: number, ppid: number, parentComm: string, comm: string): ProcessEntry {
     const entry: ProcessEntry = { exe: '', args: [], argsTruncated: false, comm, ancestors: this.lineage(ppid, parentComm), entered: false, stdio: NONE, exeWritten: false, exeInImage: true, name: comm };
     try {

@@ -99,7 +99,14 @@ export async function findCgroupPathByKey(h: CgroupHierarchy, key: bigint, maxDe
 
 export interface CgroupContainerId {
   id: string;
-  runtime: 'docker' | 'containerd' | 'cri-o' | 'podman' | 'unknown';
+  runtime: 'docker' | 'containerd' | 'cri-o' | 'podman' | 'lxc' | 'nspawn' | 'unknown';
+  /** The container's name when the path carries one (LXC, Incus, systemd-nspawn: their id is the name). */
+  name?: string;
+}
+
+/** systemd's unit-name escaping (machine-my\x2dbox.scope is machine "my-box"). */
+function unescapeUnitName(s: string): string {
+  return s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
 const HEX64 = /([0-9a-f]{64})/;
@@ -126,6 +133,26 @@ export function containerIdFromCgroupPath(path: string): CgroupContainerId | und
     if (part.startsWith('libpod-')) return { id, runtime: 'podman' };
     if (parts.some((p) => p.startsWith('kubepods'))) return { id, runtime: 'containerd' };
     if (part === id) return { id, runtime: 'unknown' };
+  }
+  // Runtimes that name a container's cgroup after the container, not a 64-hex id. The
+  // deepest match wins: the container's own init (systemd in an nspawn machine, LXC's
+  // payload) makes cgroups of its own below.
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i] as string;
+    // LXC 4+ and Incus/LXD: lxc.payload.NAME is the container; lxc.monitor.NAME its monitor on the host.
+    if (part.startsWith('lxc.monitor.')) return undefined;
+    if (part.startsWith('lxc.payload.') && part.length > 'lxc.payload.'.length) {
+      const name = part.slice('lxc.payload.'.length);
+      return { id: name, runtime: 'lxc', name };
+    }
+    // LXC before 4: /lxc/NAME.
+    if (i === 1 && parts[0] === 'lxc') return { id: part, runtime: 'lxc', name: part };
+    // systemd-nspawn (and machinectl, and VMs registered with systemd-machined): machine.slice/machine-NAME.scope.
+    const m = /^machine-(.+)\.scope$/.exec(part);
+    if (m && parts[i - 1] === 'machine.slice') {
+      const name = unescapeUnitName(m[1] as string);
+      return { id: name, runtime: 'nspawn', name };
+    }
   }
   return undefined;
 }

@@ -11,8 +11,9 @@ export interface ContainerFacts {
   /** The image's layer directories on the host ([] when unknown). */
   lowerDirs: readonly string[];
 }
+import { readlinkSync } from 'node:fs';
 import {
-  cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupHierarchy,
+  cgroupPathOfPid, containerIdFromCgroupPath, findCgroupPathByKey, keyOfCgroupPath, type CgroupContainerId, type CgroupHierarchy,
 } from './cgroups.js';
 import { DockerApiError, DockerClient, type DockerContainerInfo } from './docker.js';
 
@@ -51,6 +52,9 @@ export class ContainerResolver {
   private readonly log: (msg: string) => void;
   private readonly onContainer: ((key: bigint, container: ContainerRef) => void) | undefined;
   private events: { stop(): void } | undefined;
+  private hostPidNs: number | undefined;
+  /** Cgroups found not to be containers' (each logged once with the reason): their records are dropped. */
+  ignoredCgroups = 0;
 
   constructor(readonly hierarchy: CgroupHierarchy, opts: ResolverOptions = {}) {
     this.docker = opts.docker === undefined ? new DockerClient() : opts.docker;
@@ -110,7 +114,7 @@ export class ContainerResolver {
     if (!parsed) return;
     const known = this.byKey.get(key);
     if (known?.type === 'container' && known.container.id === parsed.id) return;
-    const ref = this.refById.get(parsed.id) ?? Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
+    const ref = this.refById.get(parsed.id) ?? Object.freeze({ id: parsed.id, name: parsed.name ?? '', image: '', runtime: parsed.runtime });
     this.remember(key, { type: 'container', container: ref });
     if (ref.name === '' && this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
       const id = parsed.id;
@@ -164,30 +168,33 @@ export class ContainerResolver {
    * Finds what a key is: through the process's /proc entry when it still lives, else
    * by walking the cgroup hierarchy. Undefined when the cgroup is gone already.
    */
-  resolve(key: bigint, pidHint: number): Promise<KeyIdentity | undefined> {
+  resolve(key: bigint, pidHint: number, pidNs?: number): Promise<KeyIdentity | undefined> {
     const known = this.byKey.get(key);
     if (known) return Promise.resolve(known);
     let p = this.pending.get(key);
     if (!p) {
-      p = this.resolveUncached(key, pidHint).finally(() => this.pending.delete(key));
+      p = this.resolveUncached(key, pidHint, pidNs).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
   }
 
-  private async resolveUncached(key: bigint, pid: number): Promise<KeyIdentity | undefined> {
+  private async resolveUncached(key: bigint, pid: number, pidNs: number | undefined): Promise<KeyIdentity | undefined> {
     let path = cgroupPathOfPid(this.hierarchy, pid);
     if (path === undefined || keyOfCgroupPath(this.hierarchy, path) !== key) path = await findCgroupPathByKey(this.hierarchy, key);
     if (path === undefined) return undefined;
-    const parsed = containerIdFromCgroupPath(path);
+    const parsed = containerIdFromCgroupPath(path) ?? this.ownPidNamespace(path, pid, pidNs);
     if (!parsed) {
       const identity: KeyIdentity = { type: 'host', cgroupPath: path };
       this.byKey.set(key, identity);
+      // Never silent: each cgroup given up on is named once, with the reason, and counted.
+      this.ignoredCgroups++;
+      this.log(`ignoring cgroup ${path} (key ${key}): its path names no container runtime's container (docker, podman, CRI-O, containerd, Kubernetes, LXC/Incus, systemd-nspawn) and its task (process ${pid}) was in the host's pid namespace, so it is taken for a host service with a private mount namespace; its records are dropped from now on`);
       return identity;
     }
     const cached = this.refById.get(parsed.id);
-    let container: ContainerRef = cached ?? Object.freeze({ id: parsed.id, name: '', image: '', runtime: parsed.runtime });
-    if (!cached && this.docker && (parsed.runtime === 'docker' || parsed.runtime === 'unknown')) {
+    let container: ContainerRef = cached ?? Object.freeze({ id: parsed.id, name: parsed.name ?? '', image: '', runtime: parsed.runtime });
+    if (!cached && this.docker && (parsed.runtime === 'docker' || (parsed.runtime === 'unknown' && parsed.name === undefined))) {
       try {
         container = this.toRef(await this.docker.inspect(parsed.id, this.inspectTimeoutMs));
       } catch (err) {
@@ -200,6 +207,33 @@ export class ContainerResolver {
     const identity: KeyIdentity = { type: 'container', container };
     this.remember(key, identity);
     return identity;
+  }
+
+  /**
+   * A cgroup no runtime's naming covers, whose process lives in a pid namespace of its own
+   * (the host's services do not make one; every container runtime does): a container of
+   * a runtime vigil does not know, watched as one. Its id is the cgroup's path.
+   */
+  private ownPidNamespace(path: string, pid: number, pidNs: number | undefined): CgroupContainerId | undefined {
+    // The kernel's word (the record's pid namespace) first; /proc only when it is not given.
+    const inode = (link: string) => Number(/\[(\d+)\]/.exec(link)?.[1] ?? NaN);
+    let ns = pidNs;
+    if (ns === undefined || ns === 0) {
+      try {
+        ns = inode(readlinkSync(`/proc/${pid}/ns/pid`));
+      } catch {
+        return undefined; // gone: nothing to tell it by
+      }
+    }
+    if (this.hostPidNs === undefined) {
+      try {
+        this.hostPidNs = inode(readlinkSync('/proc/self/ns/pid'));
+      } catch {
+        return undefined;
+      }
+    }
+    if (ns === this.hostPidNs) return undefined;
+    return { id: path, runtime: 'unknown', name: path.slice(path.lastIndexOf('/') + 1) };
   }
 
   private inspectLater(key: bigint, id: string, attempt: number): void {

@@ -3,10 +3,11 @@
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
   ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
-  PATH_MAX, RECORD_KIND, SOCK_LAYOUT, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
+  IO_URING_LAYOUT, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
 import { ipv4, ipv6 } from './net.js';
+import { utf8 } from './utf8.js';
 
 export class DecodeError extends Error {
   readonly code = 'VIGIL_BAD_RECORD';
@@ -26,7 +27,7 @@ const STDIO_NAMES: readonly StdioKind[] = (() => {
 function cString(buf: Buffer, start: number, max: number): string {
   const end = buf.indexOf(0, start);
   const stop = end < 0 || end > start + max ? start + max : end;
-  return buf.toString('utf8', start, stop);
+  return utf8(buf, start, stop);
 }
 
 export function decodeTask(buf: Buffer, o: number): TaskContext {
@@ -71,13 +72,13 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       const envLen = buf.readUInt32LE(o + EXEC_LAYOUT.env_len);
       if (argsLen > ARGS_MAX || EXEC_LAYOUT.args + argsLen > len) throw new DecodeError(`exec record carries ${argsLen} argv bytes, more than its size allows`, o);
       if (envLen > ARGS_MAX || (envLen > 0 && EXEC_LAYOUT.env + envLen !== len)) throw new DecodeError(`exec record carries ${envLen} environment bytes, more than its size allows`, o);
-      const filename = buf.toString('utf8', o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
+      const filename = utf8(buf, o + EXEC_LAYOUT.filename, o + EXEC_LAYOUT.filename + fnLen);
       const exeLen = buf.readUInt32LE(o + EXEC_LAYOUT.exe_len);
       if (exeLen > PATH_MAX) throw new DecodeError(`exec record carries a ${exeLen}-byte executable path, more than ${PATH_MAX}`, o);
-      const exe = buf.toString('utf8', o + EXEC_LAYOUT.exe, o + EXEC_LAYOUT.exe + exeLen);
+      const exe = utf8(buf, o + EXEC_LAYOUT.exe, o + EXEC_LAYOUT.exe + exeLen);
       const exeTruncated = (buf.readUInt16LE(o + HEADER_LAYOUT.flags) & FLAG_EXE_CUT) !== 0;
       const nulList = (start: number, n: number) => {
-        const list = buf.subarray(start, start + n).toString('utf8').split('\0');
+        const list = utf8(buf, start, start + n).split('\0');
         if (list.length > 0 && list[list.length - 1] === '') list.pop();
         return list;
       };
@@ -114,9 +115,12 @@ export function decodeRecord(buf: Buffer, o: number, len: number): RawRecord {
       if (pathLen >= PATH_MAX || CGROUP_LAYOUT.path + pathLen > len) throw new DecodeError(`cgroup record carries a ${pathLen}-byte path, more than its size allows`, o);
       return {
         kind: 'cgroup', task, id: buf.readBigUInt64LE(o + CGROUP_LAYOUT.id), level: buf.readUInt32LE(o + CGROUP_LAYOUT.level),
-        path: buf.toString('utf8', o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
+        path: utf8(buf, o + CGROUP_LAYOUT.path, o + CGROUP_LAYOUT.path + pathLen), pathTruncated: task.truncated,
       };
     }
+    case RECORD_KIND.IO_URING:
+      need(IO_URING_LAYOUT.data);
+      return decodeIoUring(buf, o, len, task);
     default:
       throw new DecodeError(`unknown record kind ${kind}`, o);
   }
@@ -156,10 +160,10 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     at += n;
     return part;
   };
-  const strings = lens.map((n) => take(n).toString('utf8'));
+  const strings = lens.map((n) => utf8(take(n)));
   while (strings.length > 0 && strings[strings.length - 1] === '') strings.pop();
-  const base = baseLen ? take(baseLen).toString('utf8') : undefined;
-  const fdPath = fdPathLen ? take(fdPathLen).toString('utf8') : undefined;
+  const base = baseLen ? utf8(take(baseLen)) : undefined;
+  const fdPath = fdPathLen ? utf8(take(fdPathLen)) : undefined;
   const blob = blobLen ? Buffer.from(take(blobLen)) : undefined;
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(buf.readBigUInt64LE(o + L.args + 8 * i));
@@ -179,6 +183,35 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     pathCut: (sflags & SYSCALL_FLAG.PATH_CUT) !== 0,
     notEntered: (sflags & SYSCALL_FLAG.NOT_ENTERED) !== 0,
     stringCut: (sflags & SYSCALL_FLAG.STR_CUT) !== 0,
+  };
+}
+
+function decodeIoUring(buf: Buffer, o: number, len: number, task: TaskContext): RawRecord {
+  const L = IO_URING_LAYOUT;
+  const lens = [buf.readUInt16LE(o + L.name_len), buf.readUInt16LE(o + L.name2_len)];
+  const baseLen = buf.readUInt16LE(o + L.base_len);
+  const addrLen = buf.readUInt16LE(o + L.addr_len);
+  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || addrLen > BLOB_MAX) {
+    throw new DecodeError(`io_uring record has a field longer than its bound (names ${lens.join('/')}, base ${baseLen}, address ${addrLen})`, o);
+  }
+  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + addrLen;
+  if (L.data + dataLen !== len) throw new DecodeError(`io_uring record carries ${len - L.data} data bytes but its lengths add up to ${dataLen}`, o);
+  let at = o + L.data;
+  const take = (n: number) => {
+    const part = buf.subarray(at, at + n);
+    at += n;
+    return part;
+  };
+  const names = lens.map((n) => utf8(take(n)));
+  while (names.length > 0 && names[names.length - 1] === '') names.pop();
+  const base = baseLen ? utf8(take(baseLen)) : undefined;
+  const addr = addrLen ? Buffer.from(take(addrLen)) : undefined;
+  const uflags = buf.readUInt16LE(o + L.uflags);
+  return {
+    kind: 'io_uring', task, op: buf.readUInt32LE(o + L.op), fd: buf.readInt32LE(o + L.fd),
+    arg0: buf.readBigUInt64LE(o + L.arg0), arg1: buf.readBigUInt64LE(o + L.arg1), arg2: buf.readBigUInt64LE(o + L.arg2),
+    ret: buf.readBigInt64LE(o + L.ret), names, base, addr,
+    nameCut: (uflags & URING_FLAG.NAME_CUT) !== 0, baseCut: (uflags & URING_FLAG.BASE_CUT) !== 0, sqpoll: (uflags & URING_FLAG.SQPOLL) !== 0,
   };
 }
 

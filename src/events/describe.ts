@@ -10,6 +10,7 @@ import { capabilityName } from './capabilities.js';
 import type { EventArgs, EventKind, RawRecord, SockInfo, SyscallRecord } from './model.js';
 import { decodeSockaddr } from './net.js';
 import { specOf, syscallName, type ArgType, type SyscallSpec } from './syscalls.js';
+import { describeIoUring } from './io-uring.js';
 
 export interface Described {
   kind: EventKind;
@@ -177,6 +178,8 @@ export function describeRecord(r: RawRecord): Described | undefined {
         args: { oldstate: TCP_STATES[r.oldState] ?? String(r.oldState), newstate: TCP_STATES[r.newState] ?? String(r.newState), ...sockArgs('', r.sock) },
         ret: null,
       };
+    case 'io_uring':
+      return describeIoUring(r);
     default:
       return undefined;
   }

@@ -15,6 +15,7 @@ export const RECORD_KIND = {
   CAPABILITY: 5,
   TCP_STATE: 6,
   CGROUP: 7,
+  IO_URING: 8,
 } as const;
 export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 
@@ -104,6 +105,14 @@ export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, soc
 /** struct vigil_cgroup: a new cgroup of the reference hierarchy; sent up to path + path_len, rounded up to 8. */
 export const CGROUP_LAYOUT = { size: 640, id: 112, level: 120, path_len: 124, path: 128 } as const;
 
+/** struct vigil_io_uring: a ring made or registered, or a request submitted; sent up to data + the used bytes. */
+export const IO_URING_LAYOUT = {
+  size: 1320, op: 112, fd: 116, arg0: 120, arg1: 128, arg2: 136, ret: 144, name_len: 152, name2_len: 154, base_len: 156,
+  addr_len: 158, uflags: 160, data: 168,
+} as const;
+export const URING_OP = { SETUP: 0x100, REGISTER: 0x101 } as const;
+export const URING_FLAG = { NAME_CUT: 1, BASE_CUT: 2, SQPOLL: 4 } as const;
+
 export const RULE_LAYOUT = {
   size: 16, emit: 0, flags: 1, str_arg: 2, base_str: 4, base_arg: 5, fd_arg: 6, blob_arg: 7, blob_len_arg: 8, blob_fixed_len: 9,
 } as const;
@@ -130,6 +139,7 @@ export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_capability: CAPABILITY_LAYOUT,
   vigil_tcp_state: TCP_STATE_LAYOUT,
   vigil_cgroup: CGROUP_LAYOUT,
+  vigil_io_uring: IO_URING_LAYOUT,
   vigil_syscall_rule: RULE_LAYOUT,
   vigil_count_key: COUNT_KEY_LAYOUT,
   vigil_path_key: PATH_KEY_LAYOUT,

@@ -6,7 +6,7 @@
  * system calls of those categories. capability: a cap_capable check. tcp: a TCP
  * state change. syscall: a raw streamed system call. lost: records the kernel dropped.
  */
-export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost' | 'response';
+export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost' | 'response' | 'io_uring';
 
 /** What every kernel record says about the task that caused it. */
 export interface TaskContext {
@@ -78,7 +78,30 @@ export type RawRecord =
   | SyscallRecord
   | { kind: 'capability'; task: TaskContext; cap: number; ret: number }
   | { kind: 'tcp'; task: TaskContext; oldState: number; newState: number; sock: SockInfo }
-  | CgroupRecord;
+  | CgroupRecord
+  | IoUringRecord;
+
+/**
+ * io_uring (bpf/io_uring.bpf.c): a ring made (op 'setup'), an io_uring_register call
+ * ('register'), or a request submitted through a ring (op = its IORING_OP_* number),
+ * read from the kernel's copy of the request at submission.
+ */
+export interface IoUringRecord {
+  kind: 'io_uring';
+  task: TaskContext;
+  op: number;
+  fd: number;
+  arg0: bigint;
+  arg1: bigint;
+  arg2: bigint;
+  ret: bigint;
+  names: string[];      // the request's names, as the kernel copied them (0, 1 or 2)
+  base: string | undefined; // the directory a relative first name is relative to
+  addr: Buffer | undefined; // the sockaddr of connect/bind
+  nameCut: boolean;
+  baseCut: boolean;
+  sqpoll: boolean;      // submitted by the ring's kernel thread (IORING_SETUP_SQPOLL)
+}
 
 /**
  * A cgroup made in the reference hierarchy (cgroup:cgroup_mkdir): not an event, but the

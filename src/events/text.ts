@@ -14,14 +14,16 @@ export function formatLocalTime(timeNs: string): string {
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-// Control characters (C0, DEL, C1, the Unicode line separators) and the backslash.
-const UNSAFE = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/;
-const UNSAFE_ALL = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/g;
+// Control characters (C0, DEL, C1, the Unicode line separators), the backslash, and the
+// bytes that were not UTF-8 (decoded as U+DC80..U+DCFF: src/events/utf8.ts).
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029\udc80-\udcff]/;
+const UNSAFE_ALL = /[\x00-\x1f\x7f-\x9f\\\u2028\u2029\udc80-\udcff]/g;
 
 /**
  * A string a container controls (argv, names, comm) made safe for a one-line log: a
  * newline in an argument must not end the event's line and start a forged one. Escapes
- * are C-style and unambiguous: the backslash itself is doubled.
+ * are C-style and unambiguous: the backslash itself is doubled, and a byte that was not
+ * UTF-8 is \xNN (never a replacement character two different names would share).
  */
 export function escapeText(s: string): string {
   if (!UNSAFE.test(s)) return s;
@@ -31,6 +33,8 @@ export function escapeText(s: string): string {
     if (c === '\t') return '\\t';
     if (c === '\r') return '\\r';
     const code = c.charCodeAt(0);
+    // A byte that was not UTF-8 is shown as that byte: \xff, as a C string would write it.
+    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16)}`;
     return code > 0xff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0')}`;
   });
 }
@@ -42,6 +46,8 @@ function renderArgs(args: VigilEvent['args']): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(args)) {
     if (k === 'path' && nameKey !== undefined) continue;
+    // Every variable's name of an exec: in the JSON event; the line keeps the values that matter (env_values).
+    if (k === 'env_names') continue;
     let text = Array.isArray(v) ? v.join(' ') : String(v);
     if (k === nameKey && path !== undefined && path !== text) text = `${text}(${path})`;
     parts.push(`${k}=${escapeText(text)}`);
@@ -56,6 +62,7 @@ export function renderText(e: VigilEvent): string {
   const c = e.container;
   const container = `Container:{image: ${escapeText(c.image || '?')}, id: ${c.id ? c.id.slice(0, 12) : '?'}, name: ${escapeText(c.name || '?')}}`;
   const p = e.process;
-  const proc = `Process:{proc: ${escapeText(p.comm)}, pid: ${p.pid}, parent: ${escapeText(p.parent)}, args: ${escapeText(p.args.join(' '))}${p.argsTruncated ? '…' : ''}, caps: ${p.caps.join(',')}}`;
+  // comm is the process's to set (PR_SET_NAME): the executable the kernel ran is shown beside it.
+  const proc = `Process:{proc: ${escapeText(p.comm)}, exe: ${escapeText(p.exe || '?')}, pid: ${p.pid}, parent: ${escapeText(p.parent)}, args: ${escapeText(p.args.join(' '))}${p.argsTruncated ? '…' : ''}, caps: ${p.caps.join(',')}}`;
   return `${formatLocalTime(e.time)} ${verdict}${event}, ${container}, ${proc}`;
 }

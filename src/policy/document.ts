@@ -11,7 +11,7 @@ export const ACTIONS = ['log', 'alert', 'isolate', 'pause', 'stop', 'kill'] as c
 export type RuleAction = (typeof ACTIONS)[number];
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
-export const EVENT_KINDS: readonly EventKind[] = ['exec', 'fork', 'exit', 'file', 'process', 'network', 'capability', 'tcp', 'syscall', 'lost'];
+export const EVENT_KINDS: readonly EventKind[] = ['exec', 'fork', 'exit', 'file', 'process', 'network', 'capability', 'tcp', 'syscall', 'lost', 'io_uring'];
 
 /** A CEL expression as written, with the way back from an offset in it to the file. */
 export interface CelSource {

@@ -12,7 +12,7 @@ import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PA
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
 /** The objects the agent loads, in order; the first one creates the shared maps. */
-export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o', 'cgroup.bpf.o'];
+export const DEFAULT_OBJECTS = ['process.bpf.o', 'syscalls.bpf.o', 'capability.bpf.o', 'network.bpf.o', 'cgroup.bpf.o', 'io_uring.bpf.o'];
 
 /**
  * Objects that need a tracepoint younger than the kernels vigil runs on: on a kernel
@@ -23,6 +23,8 @@ export const OPTIONAL_OBJECTS: Readonly<Record<string, { tracepoint: string; wha
   // Without it a container's identity is looked up when its first records are read: one
   // gone by then (short-lived, behind a backlog) has its events written without it.
   'cgroup.bpf.o': { tracepoint: 'cgroup_mkdir', what: 'new cgroups (container identities at creation)', since: 'Linux 4.19' },
+  // A kernel built without io_uring has no ring to watch; one older than 5.18 lacks the tracepoint's request argument.
+  'io_uring.bpf.o': { tracepoint: 'io_uring_submit_req', what: 'io_uring rings and requests', since: 'Linux 5.18, with CONFIG_IO_URING' },
 };
 
 export interface SensorOptions {

@@ -14,7 +14,7 @@ const NO_POLICY = '--no-default-policy';
 
 const skip = missingForContainerTests();
 
-const TEXT_LINE = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:[^,]+, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: [^,]+, id: [0-9a-f]{12}, name: [^,]+\}, Process:\{proc: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
+const TEXT_LINE = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:[^,]+, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: [^,]+, id: [0-9a-f]{12}, name: [^,]+\}, Process:\{proc: [^,]+, exe: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
 
 describe('event coverage in real containers', { skip }, () => {
   let events: VigilEvent[] = [];
@@ -85,7 +85,7 @@ describe('event coverage in real containers', { skip }, () => {
     assert.equal(e.args['name'], '/etc/passwd');
     assert.equal(e.args['flags'], '0(O_RDONLY)');
     assert.ok(typeof e.ret === 'number' && e.ret >= 3, `ret ${e.ret} is an fd`);
-    assert.match(renderText(e), /syscall: openat, args:dirfd=-100\(AT_FDCWD\) name=\/etc\/passwd flags=0\(O_RDONLY\) mode=0, ret: \d+, time: \d+\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-files-[^}]+\}, Process:\{proc: cat, pid: \d+, parent: sh, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE,/);
+    assert.match(renderText(e), /syscall: openat, args:dirfd=-100\(AT_FDCWD\) name=\/etc\/passwd flags=0\(O_RDONLY\) mode=0, ret: \d+, time: \d+\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-files-[^}]+\}, Process:\{proc: cat, exe: \/bin\/cat, pid: \d+, parent: sh, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE,/);
     assertText(e);
   });
 

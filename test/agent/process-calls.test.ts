@@ -160,7 +160,7 @@ describe('file, process and network calls in a real container', { skip }, () => 
 
   test('each renders as the paper text line', () => {
     for (const e of events.filter((x) => x.kind === 'file' || x.kind === 'process' || x.kind === 'network')) {
-      assert.match(renderText(e), /^\S+ \S+ \[NORMAL\] Event:\{host:[^,]+, syscall: \w+, args:.*\}, Container:\{image: vigil-test\/busybox:1, id: [0-9a-f]{12}, name: vigil-zoo-[^}]+\}, Process:\{proc: [^,]+, pid: \d+, parent: [^,]*, args: [^,]*, caps: /, renderText(e));
+      assert.match(renderText(e), /^\S+ \S+ \[NORMAL\] Event:\{host:[^,]+, syscall: \w+, args:.*\}, Container:\{image: vigil-test\/busybox:1, id: [0-9a-f]{12}, name: vigil-zoo-[^}]+\}, Process:\{proc: [^,]+, exe: [^,]+, pid: \d+, parent: [^,]*, args: [^,]*, caps: /, renderText(e));
     }
   });
 });

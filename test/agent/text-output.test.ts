@@ -70,7 +70,7 @@ test('text output: openat, exec, fork, exit, connect, TCP state, accept, chmod u
   const shim = init.process.parent;
   const container = `Container:{image: vigil-test/bash:2, id: ${run.id.slice(0, 12)}, name: ${run.name}}`;
   const expect = (e: VigilEvent, event: string, proc: string, parent: string, args: string) => {
-    assert.equal(lineOf(e), `${localTime(e.time)} [NORMAL] Event:{host:${HOST}, ${event}, time: ${e.time}}, ${container}, Process:{proc: ${proc}, pid: ${e.process.pid}, parent: ${parent}, args: ${args}, caps: ${DOCKER_CAPS}}`);
+    assert.equal(lineOf(e), `${localTime(e.time)} [NORMAL] Event:{host:${HOST}, ${event}, time: ${e.time}}, ${container}, Process:{proc: ${proc}, exe: ${e.process.exe}, pid: ${e.process.pid}, parent: ${parent}, args: ${args}, caps: ${DOCKER_CAPS}}`);
   };
 
   // cat /etc/passwd: its exec and its open.
@@ -112,7 +112,7 @@ test('text output: openat, exec, fork, exit, connect, TCP state, accept, chmod u
   expect(initExit, 'syscall: exit, args:code=0 signal=0', 'sh', shim, initArgs);
 
   // Every line of the container has the paper's shape.
-  const shape = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:vigil-text-host, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-text-[^,]+\}, Process:\{proc: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
+  const shape = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[NORMAL\] Event:\{host:vigil-text-host, syscall: [a-z_0-9]+, args:.*, time: \d{19}\}, Container:\{image: vigil-test\/bash:2, id: [0-9a-f]{12}, name: vigil-text-[^,]+\}, Process:\{proc: [^,]+, exe: [^,]+, pid: \d+, parent: [^,]*, args: .*, caps: [A-Z_,]*\}$/;
   for (const e of events) assert.match(lineOf(e), shape);
 });
 

@@ -114,7 +114,7 @@ test('text rendering follows the paper line format', () => {
     verdict: { level: 'INSECURE', rules: ['opening passwd'], action: 'none' },
   };
   const line = renderText(e);
-  assert.match(line, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[INSECURE\] Unsafe:\[opening passwd\], Event:\{host:h1, syscall: execve, args:filename=\/bin\/cat argv=cat \/etc\/passwd, ret: 0, time: 1697008319216479547\}, Container:\{image: ubuntu, id: a3da9f2deb4b, name: vigilant_carver\}, Process:\{proc: cat, pid: 593176, parent: bash, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE\}$/);
+  assert.match(line, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[INSECURE\] Unsafe:\[opening passwd\], Event:\{host:h1, syscall: execve, args:filename=\/bin\/cat argv=cat \/etc\/passwd, ret: 0, time: 1697008319216479547\}, Container:\{image: ubuntu, id: a3da9f2deb4b, name: vigilant_carver\}, Process:\{proc: cat, exe: \/bin\/cat, pid: 593176, parent: bash, args: cat \/etc\/passwd, caps: CHOWN,DAC_OVERRIDE\}$/);
   assert.match(renderText({ ...e, verdict: { level: 'NORMAL', rules: [], action: 'none' } }), / \[NORMAL\] Event:\{host:h1,/);
 });
 
