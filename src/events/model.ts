@@ -58,6 +58,11 @@ export interface SyscallRecord {
   pathCut: boolean;
   notEntered: boolean;       // refused before it ran (seccomp)
   stringCut: boolean;        // a user string was longer than the room for it
+  /** The ABI of the call: 'i386' (int 0x80, sysenter: nr is the i386 number), 'x32', or x86-64. */
+  abi: 'x86_64' | 'i386' | 'x32';
+  argsChanged: boolean;      // a user string or blob differed between sys_enter and sys_exit
+  rootBase: boolean;         // base is the task's chroot, below which the absolute string lies
+  kernelName: string | undefined; // the name of the inode the call changed (chmod, chown), by the kernel
 }
 
 /**
