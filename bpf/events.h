@@ -162,6 +162,7 @@ struct vigil_sock {
 #define VIGIL_SC_ARGS_CHANGED (1u << 7) /* a user string or blob read at sys_exit differs from sys_enter's */
 #define VIGIL_SC_ROOT_BASE (1u << 8)   /* base is the task's chroot: the absolute string is below it */
 #define VIGIL_SC_X32 (1u << 9)         /* an x32 call (__X32_SYSCALL_BIT): nr without that bit */
+#define VIGIL_SC_KNAME_ROOTFS (1u << 10) /* kname is the whole path on the task's root file system */
 
 struct vigil_syscall {
 	struct vigil_header hdr;

@@ -64,7 +64,9 @@ struct vigil_inflight {
 	__u16 str_len[2];
 	__u16 blob_len;
 	__u16 kname_len;
-	__u16 _pad[3];
+	__u16 kname_flags;   /* 1: kname is whole (to its file system's root); 2: on the task's root's file system */
+	__u16 kname_off;
+	__u16 _pad[1];
 	/* The task's root as last looked at, and whether it is the namespace's root (a cache:
 	 * a chroot changes it rarely, and resolving it is a path walk). */
 	void *root_mnt;
@@ -74,7 +76,9 @@ struct vigil_inflight {
 	struct path enter_root;
 	__u8 str[2][VIGIL_STR_MAX];
 	__u8 blob[VIGIL_BLOB_MAX];
-	__u8 kname[VIGIL_NAME_MAX];
+	/* The kernel's path of a changed inode, assembled backwards to end at VIGIL_NAME_MAX and
+	 * starting at kname_off; twice the room so a bounded offset plus a bounded length fit. */
+	__u8 kname[2 * VIGIL_NAME_MAX];
 };
 
 /* Task storage: it lives and dies with the thread, so a call parked for hours is not lost
@@ -300,11 +304,18 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+#define VIGIL_KNAME_DEPTH 16
+
 /*
  * The inode whose change time a call in flight changed: for chmod and chown (and their
  * kin) the object the kernel acted on, whatever name a racing thread left in user memory.
- * Its name (a dentry of it) goes in the record; user space compares it with the name read.
- * One of three tracepoints fires for every ctime update, by file system and timestamp kind.
+ * Its path within its own file system (a dentry of it, walked up its parents to that file
+ * system's root, at most VIGIL_KNAME_DEPTH levels) goes in the record, and whether that file
+ * system is the one the task's root is on: then the path is the container's own name of
+ * the file, and user space compares it with the name read whole; else (a bind mount, a
+ * volume) the last component only. The last update wins: an overlayfs copy-up touches a
+ * temporary file first, then the target. One of three tracepoints fires for every ctime
+ * update, by file system and timestamp kind.
  */
 static __always_inline void note_ctime(struct inode *inode)
 {
@@ -316,13 +327,32 @@ static __always_inline void note_ctime(struct inode *inode)
 	if (!first)
 		return;
 	struct dentry *d = (void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias);
-	struct qstr name = BPF_CORE_READ(d, d_name);
-	__u32 len = name.len;
-	if (len == 0 || len >= VIGIL_NAME_MAX)
+	struct super_block *root_sb = BPF_CORE_READ(task, fs, root.mnt, mnt_sb);
+	/* Assembled backwards, ending at VIGIL_NAME_MAX. */
+	__u32 off = VIGIL_NAME_MAX;
+	int whole = 0;
+	for (int i = 0; i < VIGIL_KNAME_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (parent == d) {
+			whole = 1;
+			break;
+		}
+		struct qstr name = BPF_CORE_READ(d, d_name);
+		__u32 len = name.len & (VIGIL_NAME_MAX - 1);
+		if (len == 0 || len + 1 > off)
+			break;
+		off -= len;
+		bpf_probe_read_kernel(&in->kname[off & (VIGIL_NAME_MAX - 1)], len, name.name);
+		off -= 1;
+		in->kname[off & (VIGIL_NAME_MAX - 1)] = '/';
+		d = parent;
+	}
+	if (off >= VIGIL_NAME_MAX || off == 0)
 		return;
-	/* The last one wins: an overlayfs copy-up first touches a temporary file, then the target. */
-	if (bpf_probe_read_kernel(in->kname, len & (VIGIL_NAME_MAX - 1), name.name) == 0)
-		in->kname_len = len;
+	/* whole: the walk reached the file system's root; same: that is the task's root's file system */
+	in->kname_flags = (whole ? 1 : 0) | (BPF_CORE_READ(d, d_sb) == root_sb ? 2 : 0);
+	in->kname_off = off;
+	in->kname_len = VIGIL_NAME_MAX - off;
 }
 
 SEC("tp_btf/inode_set_ctime_to_ts")
@@ -706,9 +736,11 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		__u32 kl = in->kname_len & (VIGIL_NAME_MAX - 1);
 		if (!not_entered && (inf & VIGIL_IN_KNAME) && kl > 0 && pos <= VIGIL_DATA_MAX - VIGIL_NAME_MAX) {
 			__u32 at = pos;
-			bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], kl, in->kname);
+			bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], kl, &in->kname[in->kname_off & (VIGIL_NAME_MAX - 1)]);
 			e->kname_len = kl;
 			pos = at + kl;
+			if ((in->kname_flags & 3) == 3)
+				e->sflags |= VIGIL_SC_KNAME_ROOTFS;
 		}
 
 		/* filters (never for a process's first compat call: that is the event) */

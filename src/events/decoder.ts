@@ -185,6 +185,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     argsChanged: (sflags & SYSCALL_FLAG.ARGS_CHANGED) !== 0,
     rootBase: (sflags & SYSCALL_FLAG.ROOT_BASE) !== 0,
     kernelName,
+    kernelNameWhole: (sflags & SYSCALL_FLAG.KNAME_ROOTFS) !== 0,
   };
 }
 

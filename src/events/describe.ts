@@ -182,9 +182,13 @@ function describeSyscall(r: SyscallRecord): Described {
   if (r.rootBase && r.base !== undefined) args['chroot'] = r.base;
   // The kernel's own object: the inode the call changed. A different name than the one read
   // from user memory is a name swapped while the call ran, or a symbolic link followed.
+  // On the container's root file system the kernel's path is the container's name of the
+  // file, compared whole; on another mount (a bind mount, a volume) its leading part is the
+  // mount's source, so the last component only.
   if (r.kernelName !== undefined) args['kernel_name'] = r.kernelName;
   const readName = path ?? based;
-  const kernelDiffers = r.kernelName !== undefined && readName !== undefined && lastComponent(readName) !== '' && lastComponent(readName) !== r.kernelName;
+  const kernelDiffers = r.kernelName !== undefined && readName !== undefined && lastComponent(readName) !== '' &&
+    (r.kernelNameWhole ? posix.normalize(readName) !== r.kernelName : lastComponent(readName) !== lastComponent(r.kernelName));
   if (r.argsChanged || kernelDiffers) args['args_changed'] = true;
   if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
   describeBlob(spec, r, args);

@@ -62,7 +62,10 @@ export interface SyscallRecord {
   abi: 'x86_64' | 'i386' | 'x32';
   argsChanged: boolean;      // a user string or blob differed between sys_enter and sys_exit
   rootBase: boolean;         // base is the task's chroot, below which the absolute string lies
-  kernelName: string | undefined; // the name of the inode the call changed (chmod, chown), by the kernel
+  /** The inode the call changed (chmod, chown), by the kernel: its path within its file system. */
+  kernelName: string | undefined;
+  /** kernelName is whole and on the file system of the task's root: the container's own path of the file. */
+  kernelNameWhole: boolean;
 }
 
 /**

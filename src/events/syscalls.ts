@@ -99,6 +99,9 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   fsmount: { category: 'file', args: [['fsfd', 'fd'], ['flags', 'hex'], ['attr_flags', 'hex']], defaultOn: true },
   move_mount: { category: 'file', args: [['from_dirfd', 'dirfd'], ['from', 'str0'], ['to_dirfd', 'dirfd'], ['to', 'str1'], ['flags', 'hex']], strings: [1, 3], base: { str: 1, dirfdArg: 2 }, defaultOn: true },
   open_tree: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'hex']], strings: [1], base: at0, fd: 'ret', defaultOn: true },
+  open_tree_attr: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'hex'], ['attr', 'hex'], ['size', 'uint']], strings: [1], base: at0, fd: 'ret', defaultOn: true },
+  quotactl_fd: { category: 'file', args: [['fd', 'fd'], ['cmd', 'hex'], ['id', 'int'], ['addr', 'hex']], fd: 0, defaultOn: true },
+  uselib: { category: 'file', args: [['library', 'str0']], strings: [0], base: cwd, defaultOn: true },
   mount_setattr: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'hex'], ['attr', 'hex'], ['size', 'uint']], strings: [1], base: at0, defaultOn: true },
   swapon: { category: 'file', args: [['name', 'str0'], ['flags', 'hex']], strings: [0], base: cwd, defaultOn: true },
   swapoff: { category: 'file', args: [['name', 'str0']], strings: [0], base: cwd, defaultOn: true },
@@ -150,6 +153,8 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   iopl: { category: 'process', args: [['level', 'int']], defaultOn: true },
   ioperm: { category: 'process', args: [['from', 'hex'], ['num', 'uint'], ['on', 'int']], defaultOn: true },
   modify_ldt: { category: 'process', args: [['func', 'int'], ['ptr', 'hex'], ['bytecount', 'uint']], defaultOn: true },
+  memfd_secret: { category: 'process', args: [['flags', 'hex']], fd: 'ret', defaultOn: true },
+  lsm_set_self_attr: { category: 'process', args: [['attr', 'int'], ['ctx', 'hex'], ['size', 'uint'], ['flags', 'hex']], defaultOn: true },
   syslog: { category: 'process', args: [['type', 'int'], ['buf', 'hex'], ['len', 'int']], defaultOn: true },
   prctl: { category: 'process', args: [['option', 'prctl'], ['arg2', 'hex'], ['arg3', 'hex'], ['arg4', 'hex'], ['arg5', 'hex']], defaultOn: true },
   // --- network ------------------------------------------------------------
@@ -174,6 +179,7 @@ const I386_ALIASES: Readonly<Record<string, string>> = {
   chown32: 'chown', lchown32: 'lchown', fchown32: 'fchown', setuid32: 'setuid', setgid32: 'setgid', setreuid32: 'setreuid',
   setregid32: 'setregid', setresuid32: 'setresuid', setresgid32: 'setresgid', setfsuid32: 'setfsuid', setfsgid32: 'setfsgid',
   setgroups32: 'setgroups', truncate64: 'truncate', ftruncate64: 'ftruncate', umount: 'umount2',
+  clock_settime64: 'clock_settime', clock_adjtime64: 'clock_adjtime',
 };
 
 /** The name of an i386 call as vigil reports it (the x86-64 name where the call is the same). */

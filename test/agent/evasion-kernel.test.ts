@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VigilEvent } from '../../src/events/index.js';
+import type { SyscallCountsReport } from '../../src/agent/index.js';
 import { missingForContainerTests, TEST_IMAGES } from '../helpers/host.js';
 import { agentConfig, brief, observe } from '../helpers/observe.js';
 
@@ -65,6 +66,29 @@ test('a 32-bit call the capture table does not name is still reported once (the 
   assert.equal(compat[0]!.syscall, 'open');
 });
 
+test('32-bit and x32 calls are counted apart from x86-64 ones, and an x32 call is reported', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-counts-'));
+  const counts = join(dir, 'counts.json');
+  const r = await observe([['--no-default-policy', '--counts', counts]], {
+    image: TEST_IMAGES.busybox,
+    script: '/evasion int80-open /etc/hostname; /evasion x32-open /etc/hostname',
+    dockerArgs: ['-v', `${fixture()}:/evasion:ro`],
+    namePrefix: 'vigil-abi',
+  });
+  assert.equal(r.exitCode, 0, r.logs);
+  const report = JSON.parse(readFileSync(counts, 'utf8')) as SyscallCountsReport;
+  const mine = report.containers.find((c) => c.id === r.id);
+  assert.ok(mine, `no counts for the container: ${JSON.stringify(report.containers.map((c) => c.id))}`);
+  assert.ok((mine.syscalls['i386:open'] ?? 0) >= 1, JSON.stringify(mine.syscalls));
+  assert.ok((mine.syscalls['i386:getpid'] ?? 0) >= 1, JSON.stringify(mine.syscalls));
+  assert.ok((mine.syscalls['x32:open'] ?? 0) >= 1, JSON.stringify(mine.syscalls));
+  const events = r.agents[0]!.events.filter((e) => e.process.exe === '/evasion');
+  const x32 = events.find((e) => e.args['abi'] === 'x32');
+  assert.ok(x32, `no x32 call reported: ${brief(events)}`);
+  assert.equal(x32.syscall, 'x32:open');
+  assert.equal(x32.error, 'ENOSYS');
+});
+
 test('chroot does not move the path filter: chroot("/etc") then open("/hostname") is /etc/hostname', { skip }, async () => {
   const r = await run(['chroot-open', '/etc', '/hostname']);
   assert.equal(r.exitCode, 0, r.logs);
@@ -79,18 +103,28 @@ test('chroot does not move the path filter: chroot("/etc") then open("/hostname"
   assert.equal(chmod.args['path'], '/etc/hostname');
 });
 
-test('a thread swapping the name during chmod cannot make a successful chmod name another file', { skip }, async () => {
-  const r = await run(['chmod-race', '20000'], { agentArgs: ['--no-default-policy'] });
-  assert.equal(r.exitCode, 0, r.logs);
-  const chmods = r.events.filter((e) => e.syscall === 'chmod' || e.syscall === 'fchmodat');
-  const ok = chmods.filter((e) => e.ret === 0);
-  assert.ok(ok.length > 0, `no successful chmod reported: ${r.logs}`);
-  // /tmp/innocent does not exist: every successful chmod was of /etc/hostname.
-  const lies = ok.filter((e) => e.args['path'] !== '/etc/hostname' && e.args['args_changed'] !== true);
-  assert.deepEqual(lies.slice(0, 5).map((e) => e.args), [], `${lies.length} of ${ok.length} successful chmods name another file, unmarked`);
-  const marked = ok.filter((e) => e.args['args_changed'] === true);
-  for (const e of marked) assert.equal(e.args['kernel_name'] ?? 'hostname', 'hostname', JSON.stringify(e.args));
-});
+// A bind-mounted file (/etc/hostname: the last component is compared) and one of the
+// image (/etc/passwd, on the container's root file system: the whole path is compared,
+// so a decoy of the same file name elsewhere is found out too).
+for (const [target, decoy] of [['/etc/hostname', '/tmp/innocent'], ['/etc/passwd', '/tmp/passwd']] as const) {
+  test(`a thread swapping the name during chmod cannot make a successful chmod of ${target} name ${decoy}`, { skip }, async () => {
+    const r = await run(['chmod-race', '20000', target, decoy], { agentArgs: ['--no-default-policy'] });
+    assert.equal(r.exitCode, 0, r.logs);
+    const chmods = r.events.filter((e) => e.syscall === 'chmod' || e.syscall === 'fchmodat');
+    const ok = chmods.filter((e) => e.ret === 0);
+    assert.ok(ok.length > 0, `no successful chmod reported: ${r.logs}`);
+    // The decoy does not exist: every successful chmod was of the target.
+    const lies = ok.filter((e) => e.args['path'] !== target && e.args['args_changed'] !== true);
+    assert.deepEqual(lies.slice(0, 5).map((e) => e.args), [], `${lies.length} of ${ok.length} successful chmods name another file, unmarked`);
+    // The kernel's name of what it changed is the target's.
+    for (const e of ok) assert.equal(String(e.args['kernel_name']).split('/').pop(), target.split('/').pop(), JSON.stringify(e.args));
+    // A file of the image is named whole by the kernel (its path on the container's root file system).
+    if (target === '/etc/passwd') for (const e of ok) assert.equal(e.args['kernel_name'], target, JSON.stringify(e.args));
+    // A chmod the race did not touch is not marked.
+    const plain = ok.filter((e) => e.args['path'] === target && e.args['args_changed'] === true && e.args['kernel_name'] === target);
+    assert.ok(plain.length < ok.length, 'not every chmod is marked');
+  });
+}
 
 test('a thread parked in a FIFO open while 20,000 other calls are in flight is reported when it returns', { skip, timeout: 900_000 }, async () => {
   const r = await run(['fifo-park', '20000'], { agentArgs: ['--no-default-policy'], prefix: 'vigil-park' });
