@@ -163,6 +163,7 @@ struct vigil_sock {
 #define VIGIL_SC_ROOT_BASE (1u << 8)   /* base is the task's chroot: the absolute string is below it */
 #define VIGIL_SC_X32 (1u << 9)         /* an x32 call (__X32_SYSCALL_BIT): nr without that bit */
 #define VIGIL_SC_KNAME_ROOTFS (1u << 10) /* kname is the whole path on the task's root file system */
+#define VIGIL_SC_PEER_PATH (1u << 11)  /* fd_path holds the file a unix socket's peer is bound to */
 
 struct vigil_syscall {
 	struct vigil_header hdr;

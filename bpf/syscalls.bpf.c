@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Rule slots: the x86-64 number, or VIGIL_MAX_SYSCALL + the i386 number of a compat call. */
 #define VIGIL_RULE_SLOTS (2 * VIGIL_MAX_SYSCALL)
 #define VIGIL_AT_FDCWD -100
+#define VIGIL_AF_UNIX 1
 #define VIGIL_TS_COMPAT 0x0002          /* thread_info.status: a 32-bit call is running */
 #define VIGIL_X32_SYSCALL_BIT 0x40000000
 #define VIGIL_DATA_MASK (4 * VIGIL_PATH_MAX - 1) /* >= VIGIL_DATA_MAX: keeps data offsets in bounds */
@@ -692,15 +693,31 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		__s64 fd = fa == VIGIL_ARG_RET ? ret : (fa < 6 ? (__s64)(int)in->args[fa] : -1);
 		struct file *f = fd >= 0 ? vigil_fd_file(task, fd) : NULL;
 		struct sock *sk = vigil_file_sock(f);
+		struct path fp;
+		__u16 fp_flag = 0;
 		if (sk) {
 			vigil_describe_sock(sk, &e->sock);
 			e->sflags |= VIGIL_SC_SOCK;
 			if ((fl & VIGIL_RULE_TRACK_SOCK) && e->sock.protocol == IPPROTO_TCP)
 				track_sk = sk;
+			/* A unix socket's peer, by the file it is bound to as the kernel holds it (a
+			 * connect to the runtime's socket bind-mounted under another name, or reached
+			 * through a symlink, names the host's socket file). */
+			if (e->sock.family == VIGIL_AF_UNIX) {
+				struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+				if (peer) {
+					fp = BPF_CORE_READ((struct unix_sock *)peer, path);
+					if (fp.dentry)
+						fp_flag = VIGIL_SC_PEER_PATH;
+				}
+			}
 		} else if (f) {
-			struct path fp = BPF_CORE_READ(f, f_path);
+			fp = BPF_CORE_READ(f, f_path);
+			fp_flag = VIGIL_SC_FD_PATH;
+		}
+		if (fp_flag) {
 			e->fd_path_len = put_path(e, &pos, work, &fp, task);
-			e->sflags |= VIGIL_SC_FD_PATH;
+			e->sflags |= fp_flag;
 		}
 		/* raw argument bytes: as read before the call (compared with now), or, for a
 		 * sockaddr the call writes (accept) and a call sys_enter never saw, now */

@@ -186,6 +186,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     rootBase: (sflags & SYSCALL_FLAG.ROOT_BASE) !== 0,
     kernelName,
     kernelNameWhole: (sflags & SYSCALL_FLAG.KNAME_ROOTFS) !== 0,
+    peerPath: (sflags & SYSCALL_FLAG.PEER_PATH) !== 0 ? fdPath : undefined,
   };
 }
 

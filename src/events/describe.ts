@@ -191,6 +191,7 @@ function describeSyscall(r: SyscallRecord): Described {
     (r.kernelNameWhole ? posix.normalize(readName) !== r.kernelName : lastComponent(readName) !== lastComponent(r.kernelName));
   if (r.argsChanged || kernelDiffers) args['args_changed'] = true;
   if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
+  if (r.peerPath !== undefined) args['peer_path'] = r.peerPath;
   describeBlob(spec, r, args);
   return { kind: spec.category, syscall: name, args, ret, ...(error ? { error } : {}) };
 }

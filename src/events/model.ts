@@ -66,6 +66,8 @@ export interface SyscallRecord {
   kernelName: string | undefined;
   /** kernelName is whole and on the file system of the task's root: the container's own path of the file. */
   kernelNameWhole: boolean;
+  /** Of a unix socket: the file its peer is bound to, as the kernel holds it (the host's path of a bind-mounted socket). */
+  peerPath: string | undefined;
 }
 
 /**
