@@ -164,6 +164,7 @@ struct vigil_sock {
 #define VIGIL_SC_X32 (1u << 9)         /* an x32 call (__X32_SYSCALL_BIT): nr without that bit */
 #define VIGIL_SC_KNAME_ROOTFS (1u << 10) /* kname is the whole path on the task's root file system */
 #define VIGIL_SC_PEER_PATH (1u << 11)  /* fd_path holds the file a unix socket's peer is bound to */
+#define VIGIL_SC_READ_AT_EXIT (1u << 12) /* a string or blob could not be read at sys_enter (not in memory yet): read at exit */
 
 struct vigil_syscall {
 	struct vigil_header hdr;

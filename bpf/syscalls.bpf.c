@@ -55,6 +55,10 @@ struct {
 #define VIGIL_IN_FORCE (1u << 5)   /* the process's first compat call: reported with or without a rule */
 #define VIGIL_IN_STR_CUT (1u << 6)
 #define VIGIL_IN_ROOT_PLAIN (1u << 7) /* root_mnt/root_dentry are the namespace's root: no chroot */
+/* sys_enter could not read string 0 / 1 / the blob: its page was not in memory yet (a fresh
+ * program's data; the kernel's own copy faults it in, a BPF read cannot). */
+#define VIGIL_IN_FAULT0 (1u << 8)
+#define VIGIL_IN_FAULT_BLOB (1u << 10)
 
 struct vigil_inflight {
 	__u64 args[6];
@@ -159,9 +163,11 @@ static __always_inline __u64 arg_of(struct pt_regs *regs, int i, int compat)
 }
 
 /* Reads a user string into dst (VIGIL_STR_MAX bytes); returns its length without the NUL. */
-static __always_inline __u16 read_user_str(__u8 *dst, __u64 uptr, __u16 *flags)
+static __always_inline __u16 read_user_str(__u8 *dst, __u64 uptr, __u16 *flags, __u16 fault)
 {
 	long n = bpf_probe_read_user_str(dst, VIGIL_STR_MAX, (void *)uptr);
+	if (n < 0)
+		*flags |= fault;
 	if (n <= 1)
 		return 0;
 	if (n == VIGIL_STR_MAX)
@@ -265,7 +271,7 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 			__u8 a = rule->str_arg[s];
 			if (a < 6) {
 				__builtin_memset(in->str[s], 0, VIGIL_STR_MAX); /* zero-padded: compared whole at exit */
-				in->str_len[s] = read_user_str(in->str[s], in->args[a], &flags);
+				in->str_len[s] = read_user_str(in->str[s], in->args[a], &flags, VIGIL_IN_FAULT0 << s);
 			}
 		}
 		__u8 ra = rule->blob_arg;
@@ -275,8 +281,12 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 			barrier_var(blen);
 			blen &= VIGIL_BLOB_MAX * 2 - 1;
 			__builtin_memset(in->blob, 0, VIGIL_BLOB_MAX);
-			if (blen > 0 && blen <= VIGIL_BLOB_MAX && bpf_probe_read_user(in->blob, blen, (void *)in->args[ra]) == 0)
-				in->blob_len = blen;
+			if (blen > 0 && blen <= VIGIL_BLOB_MAX) {
+				if (bpf_probe_read_user(in->blob, blen, (void *)in->args[ra]) == 0)
+					in->blob_len = blen;
+				else
+					flags |= VIGIL_IN_FAULT_BLOB;
+			}
 		}
 	}
 	in->flags = flags;
@@ -390,20 +400,6 @@ static __always_inline __u16 put_path(struct vigil_syscall *e, __u32 *pos, struc
 		e->sflags |= VIGIL_SC_PATH_CUT;
 	*pos = at + len;
 	return len;
-}
-
-static __always_inline __u16 put_user_str(struct vigil_syscall *e, __u32 *pos, __u64 uptr)
-{
-	__u32 at = *pos;
-	if (at > VIGIL_DATA_MAX - VIGIL_STR_MAX)
-		return 0;
-	long n = bpf_probe_read_user_str(&e->data[at & VIGIL_DATA_MASK], VIGIL_STR_MAX, (void *)uptr);
-	if (n <= 1)
-		return 0;
-	if (n == VIGIL_STR_MAX)
-		e->sflags |= VIGIL_SC_STR_CUT; /* the string filled the room: it may go on */
-	*pos = at + n - 1; /* the NUL is not kept */
-	return n - 1;
 }
 
 #define VIGIL_SUBJECT_MASK (2 * VIGIL_PATHBUF - 1)
@@ -617,9 +613,19 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 			__u8 a = rule->str_arg[s];
 			if (a >= 6)
 				continue;
-			if (not_entered) {
-				e->str_len[s] = put_user_str(e, &pos, in->args[a]);
-				continue;
+			__builtin_memset(work->buf, 0, VIGIL_STR_MAX);
+			long n = bpf_probe_read_user_str(work->buf, VIGIL_STR_MAX, (void *)in->args[a]);
+			if (n <= 1)
+				__builtin_memset(work->buf, 0, 8); /* an empty or unreadable name reads as "" at entry too */
+			if (not_entered || (inf & (VIGIL_IN_FAULT0 << s))) {
+				/* Not read before the call (refused before entry, or its page was not in
+				 * memory then): now is all there is, and the record says so. */
+				bpf_probe_read_kernel(in->str[s], VIGIL_STR_MAX, work->buf);
+				in->str_len[s] = n <= 1 ? 0 : n - 1;
+				if (n == VIGIL_STR_MAX)
+					e->sflags |= VIGIL_SC_STR_CUT;
+				if (!not_entered && n > 1)
+					e->sflags |= VIGIL_SC_READ_AT_EXIT;
 			}
 			__u32 len = in->str_len[s] & (VIGIL_STR_MAX - 1);
 			__u32 at = pos;
@@ -629,10 +635,6 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 				bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], len, in->str[s]);
 			e->str_len[s] = len;
 			pos = at + len;
-			__builtin_memset(work->buf, 0, VIGIL_STR_MAX);
-			long n = bpf_probe_read_user_str(work->buf, VIGIL_STR_MAX, (void *)in->args[a]);
-			if (n <= 1)
-				__builtin_memset(work->buf, 0, 8); /* an empty or unreadable name reads as "" at entry too */
 			if (str_differs(in->str[s], (const __u8 *)work->buf))
 				e->sflags |= VIGIL_SC_ARGS_CHANGED;
 		}
@@ -726,7 +728,8 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 			__u32 at = pos;
 			blob_at = at;
 			if (at <= VIGIL_DATA_MAX - VIGIL_BLOB_MAX) {
-				if (not_entered || (fl & VIGIL_RULE_BLOB_LEN_PTR)) {
+				int late = !not_entered && !(fl & VIGIL_RULE_BLOB_LEN_PTR) && (inf & VIGIL_IN_FAULT_BLOB);
+				if (not_entered || (fl & VIGIL_RULE_BLOB_LEN_PTR) || late) {
 					__u32 blen = blob_len_of(rule, in->args);
 					barrier_var(blen); /* keep the mask below: the verifier checks that register */
 					blen &= VIGIL_BLOB_MAX * 2 - 1;
@@ -734,6 +737,8 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 					    bpf_probe_read_user(&e->data[at & VIGIL_DATA_MASK], blen, (void *)in->args[ra]) == 0) {
 						e->blob_len = blen;
 						pos = at + blen;
+						if (late)
+							e->sflags |= VIGIL_SC_READ_AT_EXIT;
 					}
 				} else {
 					__u32 blen = in->blob_len & (VIGIL_BLOB_MAX * 2 - 1);

@@ -183,6 +183,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     stringCut: (sflags & SYSCALL_FLAG.STR_CUT) !== 0,
     abi: (sflags & SYSCALL_FLAG.COMPAT) !== 0 ? 'i386' : (sflags & SYSCALL_FLAG.X32) !== 0 ? 'x32' : 'x86_64',
     argsChanged: (sflags & SYSCALL_FLAG.ARGS_CHANGED) !== 0,
+    readAtExit: (sflags & SYSCALL_FLAG.READ_AT_EXIT) !== 0,
     rootBase: (sflags & SYSCALL_FLAG.ROOT_BASE) !== 0,
     kernelName,
     kernelNameWhole: (sflags & SYSCALL_FLAG.KNAME_ROOTFS) !== 0,

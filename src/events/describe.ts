@@ -190,6 +190,8 @@ function describeSyscall(r: SyscallRecord): Described {
   const kernelDiffers = r.kernelName !== undefined && readName !== undefined && lastComponent(readName) !== '' &&
     (r.kernelNameWhole ? posix.normalize(readName) !== r.kernelName : lastComponent(readName) !== lastComponent(r.kernelName));
   if (r.argsChanged || kernelDiffers) args['args_changed'] = true;
+  // Not checked against a second read: a name whose page was not yet in memory at entry.
+  if (r.readAtExit) args['read_at_exit'] = true;
   if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
   if (r.peerPath !== undefined) args['peer_path'] = r.peerPath;
   describeBlob(spec, r, args);

@@ -102,7 +102,7 @@ export const SYSCALL_LAYOUT = {
   fd_path_len: 188, blob_len: 190, kname_len: 192, sock: 200, data: 248,
 } as const;
 
-export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048 } as const;
+export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048, READ_AT_EXIT: 4096 } as const;
 
 export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
 export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;
