@@ -126,11 +126,15 @@ for (const [target, decoy] of [['/etc/hostname', '/tmp/innocent'], ['/etc/passwd
   });
 }
 
-test('a thread parked in a FIFO open while 20,000 other calls are in flight is reported when it returns', { skip, timeout: 900_000 }, async () => {
-  const r = await run(['fifo-park', '20000'], { agentArgs: ['--no-default-policy'], prefix: 'vigil-park' });
+// 20,000 calls in flight at once: more than main's LRU of 16,384 held. On a machine where
+// other agents with such an LRU run, each of their full LRUs slows every call of this
+// container: VIGIL_PARKED_THREADS lowers the count there (the report must still come).
+const PARKED = Number(process.env['VIGIL_PARKED_THREADS'] ?? 20_000);
+test(`a thread parked in a FIFO open while ${PARKED} other calls are in flight is reported when it returns`, { skip, timeout: 900_000 }, async () => {
+  const r = await run(['fifo-park', String(PARKED)], { agentArgs: ['--no-default-policy'], prefix: 'vigil-park' });
   assert.equal(r.exitCode, 0, r.logs);
   const opens = r.events.filter((e) => (e.syscall === 'open' || e.syscall === 'openat') && e.args['path'] === '/etc/vigil-fifo');
-  const reader = opens.find((e) => String(e.args['flags']).startsWith('O_RDONLY'));
+  const reader = opens.find((e) => e.args['flags'] === '0(O_RDONLY)');
   assert.ok(reader, `the parked open was not reported: ${brief(opens)}`);
   assert.ok(typeof reader.ret === 'number' && reader.ret >= 0, `it succeeded: ${JSON.stringify(reader)}`);
   assert.equal(reader.args['refused_before_entry'], undefined);
