@@ -185,10 +185,11 @@ function describeSyscall(r: SyscallRecord): Described {
   // On the container's root file system the kernel's path is the container's name of the
   // file, compared whole; on another mount (a bind mount, a volume) its leading part is the
   // mount's source, so the last component only.
-  if (r.kernelName !== undefined) args['kernel_name'] = r.kernelName;
   const readName = path ?? based;
   const kernelDiffers = r.kernelName !== undefined && readName !== undefined && lastComponent(readName) !== '' &&
     (r.kernelNameWhole ? posix.normalize(readName) !== r.kernelName : lastComponent(readName) !== lastComponent(r.kernelName));
+  // Shown when it tells something: it differs from the name read (the same name says nothing new).
+  if (kernelDiffers && r.kernelName !== undefined) args['kernel_name'] = r.kernelName;
   if (r.argsChanged || kernelDiffers) args['args_changed'] = true;
   // Not checked against a second read: a name whose page was not yet in memory at entry.
   if (r.readAtExit) args['read_at_exit'] = true;
