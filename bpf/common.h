@@ -168,7 +168,7 @@ static __always_inline void vigil_remember_child(struct task_struct *parent, str
 	struct vigil_task_state state = { .key = key };
 	struct vigil_task_state *p = vigil_task_state(parent);
 	if (p)
-		state.flags = p->flags;
+		state.flags = p->flags & ~VIGIL_TASK_COMPAT_SEEN; /* the child's own first compat call is reported too */
 	bpf_task_storage_get(&vigil_container_tasks, child, &state, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 

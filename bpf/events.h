@@ -105,7 +105,8 @@ struct vigil_exit {
 
 #define VIGIL_STR_MAX 256       /* a string argument copied from user memory */
 #define VIGIL_BLOB_MAX 128      /* raw bytes of an argument: a sockaddr, an open_how */
-#define VIGIL_DATA_MAX (2 * VIGIL_STR_MAX + 2 * VIGIL_PATH_MAX + VIGIL_BLOB_MAX)
+#define VIGIL_NAME_MAX 256       /* a dentry's own name (the kernel's object of a path-only call) */
+#define VIGIL_DATA_MAX (2 * VIGIL_STR_MAX + 2 * VIGIL_PATH_MAX + VIGIL_BLOB_MAX + VIGIL_NAME_MAX)
 
 /*
  * How to capture one system call, by number: user space fills the map
@@ -136,6 +137,7 @@ struct vigil_syscall_rule {
 #define VIGIL_RULE_PORT_FILTER (1u << 1)  /* subject to the watched port set */
 #define VIGIL_RULE_BLOB_LEN_PTR (1u << 2) /* blob_len_arg points at a socklen_t (accept) */
 #define VIGIL_RULE_TRACK_SOCK (1u << 3)   /* follow the socket's TCP state changes */
+#define VIGIL_RULE_KERNEL_NAME (1u << 4)  /* report the name of the inode whose ctime the call changed (chmod, chown) */
 
 /* A socket, as the kernel holds it. Addresses in network order, ports in host order. */
 struct vigil_sock {
@@ -157,6 +159,13 @@ struct vigil_sock {
 #define VIGIL_SC_PATH_CUT (1u << 3)    /* a path was longer than the room for it */
 #define VIGIL_SC_NOT_ENTERED (1u << 4) /* refused before it ran (seccomp): sys_enter never saw it */
 #define VIGIL_SC_STR_CUT (1u << 5)     /* a user string was longer than VIGIL_STR_MAX */
+#define VIGIL_SC_COMPAT (1u << 6)      /* a 32-bit call (int 0x80, sysenter): nr is the i386 number */
+#define VIGIL_SC_ARGS_CHANGED (1u << 7) /* a user string or blob read at sys_exit differs from sys_enter's */
+#define VIGIL_SC_ROOT_BASE (1u << 8)   /* base is the task's chroot: the absolute string is below it */
+#define VIGIL_SC_X32 (1u << 9)         /* an x32 call (__X32_SYSCALL_BIT): nr without that bit */
+#define VIGIL_SC_KNAME_ROOTFS (1u << 10) /* kname is the whole path on the task's root file system */
+#define VIGIL_SC_PEER_PATH (1u << 11)  /* fd_path holds the file a unix socket's peer is bound to */
+#define VIGIL_SC_READ_AT_EXIT (1u << 12) /* a string or blob could not be read at sys_enter (not in memory yet): read at exit */
 
 struct vigil_syscall {
 	struct vigil_header hdr;
@@ -169,8 +178,10 @@ struct vigil_syscall {
 	__u16 base_len;       /* bytes of the directory the based string is relative to */
 	__u16 fd_path_len;
 	__u16 blob_len;
+	__u16 kname_len;      /* bytes of the kernel's own name of the object (VIGIL_RULE_KERNEL_NAME) */
+	__u16 _pad1[3];
 	struct vigil_sock sock;
-	__u8 data[VIGIL_DATA_MAX]; /* str0 | str1 | base | fd_path | blob; only the used bytes are sent */
+	__u8 data[VIGIL_DATA_MAX]; /* str0 | str1 | base | fd_path | blob | kname; only the used bytes are sent */
 };
 
 struct vigil_capability {
@@ -227,8 +238,13 @@ struct vigil_task_state {
 	__u64 caps_seen[2];
 };
 #define VIGIL_TASK_SETUP (1u << 0) /* the runtime preparing the container: see VIGIL_FLAG_CONTAINER_SETUP */
+#define VIGIL_TASK_COMPAT_SEEN (1u << 1) /* of a group leader: a compat call of the process was reported */
 
-/* Key of vigil_syscall_counts. */
+/* Key of vigil_syscall_counts. nr carries the ABI above bit 16 (VIGIL_ABI_*); a number
+ * beyond any table (>= 0xffff) is counted as 0xffff of its ABI. */
+#define VIGIL_ABI_X86_64 0
+#define VIGIL_ABI_I386 1
+#define VIGIL_ABI_X32 2
 struct vigil_count_key {
 	__u64 container_key;
 	__u32 nr;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The path of a file as the kernel holds it (dentry and mount), walked up to the task's
- * root: what a successful open opened, what an exec executes. Shared by the objects that
+ * The path of a file as the kernel holds it (dentry and mount), walked up to the root of
+ * the task's mount namespace (the container's root file system), not to the task's own
+ * root: a chroot inside the container does not move what a path is called. What a
+ * successful open opened, what an exec executes. Shared by the objects that
  * report paths; vigil_pathwork is one map across them (the loader shares maps by name).
  */
 #ifndef VIGIL_PATHS_H
@@ -39,7 +41,12 @@ struct walk_ctx {
 	__u32 off;
 	__u32 cut;
 	__u32 done; /* the walk reached the root */
+	__u32 pseudo; /* a pipe's or socket's nameless dentry: named "pipe:[INO]" after the walk */
+	__u64 ino;
 };
+
+#define VIGIL_PIPEFS_MAGIC 0x50495045
+#define VIGIL_SOCKFS_MAGIC 0x534F434B
 
 /* One directory level of resolve_path (a bpf_loop callback: verified once, not per level). */
 static long walk_one(__u64 index, void *data)
@@ -80,6 +87,14 @@ static long walk_one(__u64 index, void *data)
 		char first = 0;
 		if (len > 0)
 			bpf_probe_read_kernel(&first, 1, name.name);
+		unsigned long magic = len == 0 ? BPF_CORE_READ(dentry, d_sb, s_magic) : 0;
+		if (len == 0 && (magic == VIGIL_PIPEFS_MAGIC || magic == VIGIL_SOCKFS_MAGIC) && w->off == VIGIL_PATHBUF) {
+			/* A pipe (a /proc/self/fd/N reopened) or socket: named as the kernel names it. */
+			w->pseudo = magic == VIGIL_PIPEFS_MAGIC ? 1 : 2;
+			w->ino = BPF_CORE_READ(dentry, d_inode, i_ino);
+			w->done = 1;
+			return 1;
+		}
 		if (len == 0 || first == '/') {
 			w->cut = 1;
 			w->done = 1;
@@ -106,7 +121,7 @@ static long walk_one(__u64 index, void *data)
 }
 
 /*
- * Writes the path of `p` as seen from the task's root into work->buf, ending at
+ * Writes the path of `p` as seen from the root of the task's mount namespace into work->buf, ending at
  * VIGIL_PATHBUF; returns its first byte's offset (VIGIL_PATHBUF - length). *cut is set
  * when the path was longer than VIGIL_PATH_MAX or deeper than VIGIL_PATH_DEPTH levels
  * (its leading levels are then missing).
@@ -116,8 +131,8 @@ static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct pa
 	struct walk_ctx w = {
 		.dentry = BPF_CORE_READ(p, dentry),
 		.vfsmnt = BPF_CORE_READ(p, mnt),
-		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
-		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.root_dentry = BPF_CORE_READ(task, nsproxy, mnt_ns, root, mnt.mnt_root),
+		.root_mnt = (void *)BPF_CORE_READ(task, nsproxy, mnt_ns, root) + bpf_core_field_offset(struct mount, mnt),
 		.off = VIGIL_PATHBUF,
 	};
 	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
@@ -125,6 +140,22 @@ static __always_inline __u32 resolve_path(struct vigil_pathwork *work, struct pa
 	if (!w.done)
 		w.cut = 1; /* deeper than VIGIL_PATH_DEPTH levels: the leading ones are missing */
 	*cut = w.cut;
+	if (w.pseudo) {
+		/* "pipe:[INO]", as /proc/PID/fd names it; written at the buffer's start, then moved to end there. */
+		static const char pipe_fmt[] = "pipe:[%llu]";
+		static const char sock_fmt[] = "socket:[%llu]";
+		__u64 ino = w.ino;
+		long n = w.pseudo == 1 ? bpf_snprintf((char *)work->key.path, 32, pipe_fmt, &ino, sizeof(ino))
+				       : bpf_snprintf((char *)work->key.path, 32, sock_fmt, &ino, sizeof(ino));
+		if (n > 1 && n <= 32) {
+			__u32 len = (n - 1) & 31;
+			bpf_probe_read_kernel(&work->buf[(VIGIL_PATHBUF - 32) & (VIGIL_PATHBUF - 1)], 32, work->key.path);
+			/* right-align: the path must end at VIGIL_PATHBUF */
+			bpf_probe_read_kernel(&work->buf[(VIGIL_PATHBUF - len) & (VIGIL_PATHBUF - 1)], len, work->key.path);
+			return VIGIL_PATHBUF - len;
+		}
+		*cut = 1;
+	}
 	__u32 off = w.off;
 	if (off >= VIGIL_PATHBUF) {
 		off = VIGIL_PATHBUF - 1;

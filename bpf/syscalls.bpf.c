@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * System calls of container tasks. sys_enter counts every call per container and
- * saves the arguments of the calls a rule asks for (or of every call of a streamed
- * container); sys_exit builds the record: user strings, the directory a relative
- * path is based on, the kernel's own path of an fd, a socket's addresses and raw
- * argument bytes (a sockaddr), then applies the watched path and port filters.
+ * System calls of container tasks. sys_enter counts every call per container and ABI
+ * (x86-64, i386 through int 0x80 or sysenter, x32), and for the calls a rule asks for (or
+ * every call of a streamed container) saves the arguments and reads the user memory they
+ * point at (names, sockaddrs, blobs) before the call runs; sys_exit reads them again and
+ * marks the record when they changed meanwhile (a racing thread), adds what the kernel
+ * itself holds (the path of an fd, a socket's addresses, the name of the inode a chmod
+ * changed, the directory a relative path is based on, the task's chroot) and applies the
+ * watched path and port filters. The state of a call in flight lives in task storage:
+ * it lives as long as the thread, however long the call blocks, and no flood evicts it.
  */
 #include "common.h"
 #include "paths.h"
@@ -12,11 +16,17 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define VIGIL_MAX_SYSCALL 512
+/* Rule slots: the x86-64 number, or VIGIL_MAX_SYSCALL + the i386 number of a compat call. */
+#define VIGIL_RULE_SLOTS (2 * VIGIL_MAX_SYSCALL)
 #define VIGIL_AT_FDCWD -100
+#define VIGIL_AF_UNIX 1
+#define VIGIL_TS_COMPAT 0x0002          /* thread_info.status: a 32-bit call is running */
+#define VIGIL_X32_SYSCALL_BIT 0x40000000
+#define VIGIL_DATA_MASK (4 * VIGIL_PATH_MAX - 1) /* >= VIGIL_DATA_MAX: keeps data offsets in bounds */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, VIGIL_MAX_SYSCALL);
+	__uint(max_entries, VIGIL_RULE_SLOTS);
 	__type(key, __u32);
 	__type(value, struct vigil_syscall_rule);
 } vigil_syscall_rules SEC(".maps");
@@ -36,19 +46,54 @@ struct {
 	__type(value, __u8);
 } vigil_stream SEC(".maps");
 
+/* A call in flight: what sys_enter saw, for sys_exit (and the ctime tracepoints) to use. */
+#define VIGIL_IN_ACTIVE (1u << 0)  /* sys_enter saved a call that has not exited */
+#define VIGIL_IN_RAW (1u << 1)     /* streamed */
+#define VIGIL_IN_COMPAT (1u << 2)
+#define VIGIL_IN_KNAME (1u << 3)   /* record the inode whose ctime changes (VIGIL_RULE_KERNEL_NAME) */
+#define VIGIL_IN_X32 (1u << 4)
+#define VIGIL_IN_FORCE (1u << 5)   /* the process's first compat call: reported with or without a rule */
+#define VIGIL_IN_STR_CUT (1u << 6)
+#define VIGIL_IN_ROOT_PLAIN (1u << 7) /* root_mnt/root_dentry are the namespace's root: no chroot */
+/* sys_enter could not read string 0 / 1 / the blob: its page was not in memory yet (a fresh
+ * program's data; the kernel's own copy faults it in, a BPF read cannot). */
+#define VIGIL_IN_FAULT0 (1u << 8)
+#define VIGIL_IN_FAULT_BLOB (1u << 10)
+
 struct vigil_inflight {
 	__u64 args[6];
 	__u64 enter_ns;
-	__u32 nr;
-	__u32 raw;
+	__u32 slot;          /* rule slot (VIGIL_RULE_SLOTS) */
+	__u32 nr;            /* the number as the task passed it (i386 number of a compat call) */
+	__u16 flags;         /* VIGIL_IN_* */
+	__u16 str_len[2];
+	__u16 blob_len;
+	__u16 kname_len;
+	__u16 kname_flags;   /* 1: kname is whole (to its file system's root); 2: on the task's root's file system */
+	__u16 kname_off;
+	__u16 _pad[1];
+	/* The task's root as last looked at, and whether it is the namespace's root (a cache:
+	 * a chroot changes it rarely, and resolving it is a path walk). */
+	void *root_mnt;
+	void *root_dentry;
+	/* The task's root when the call started: an absolute name is resolved below it (a
+	 * chroot call changes it before its exit). */
+	struct path enter_root;
+	__u8 str[2][VIGIL_STR_MAX];
+	__u8 blob[VIGIL_BLOB_MAX];
+	/* The kernel's path of a changed inode, assembled backwards to end at VIGIL_NAME_MAX and
+	 * starting at kname_off; twice the room so a bounded offset plus a bounded length fit. */
+	__u8 kname[2 * VIGIL_NAME_MAX];
 };
 
+/* Task storage: it lives and dies with the thread, so a call parked for hours is not lost
+ * to a flood of others, and exec's thread-id change (de_thread) cannot mismatch it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct vigil_inflight);
-} vigil_inflight SEC(".maps");
+} vigil_inflight_tasks SEC(".maps");
 
 /* Room for the arguments of a call sys_enter never saw (see vigil_sys_exit). */
 struct {
@@ -57,6 +102,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vigil_inflight);
 } vigil_inflight_scratch SEC(".maps");
+
+/* The state of the call the current task has in flight, or NULL (host tasks: one pointer check). */
+static __always_inline struct vigil_inflight *inflight_of(struct task_struct *task)
+{
+	if (bpf_core_field_exists(task->bpf_storage) && !task->bpf_storage)
+		return NULL;
+	return bpf_task_storage_get(&vigil_inflight_tasks, task, 0, 0);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -86,8 +139,19 @@ static __always_inline int port_watched(__u16 port)
 	return port && bpf_map_lookup_elem(&vigil_ports, &port) != NULL;
 }
 
-static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
+/* Argument i of the call: x86-64 registers, or for a compat call the i386 ones, 32 bits wide. */
+static __always_inline __u64 arg_of(struct pt_regs *regs, int i, int compat)
 {
+	if (compat) {
+		switch (i) {
+		case 0: return (__u32)BPF_CORE_READ(regs, bx);
+		case 1: return (__u32)BPF_CORE_READ(regs, cx);
+		case 2: return (__u32)BPF_CORE_READ(regs, dx);
+		case 3: return (__u32)BPF_CORE_READ(regs, si);
+		case 4: return (__u32)BPF_CORE_READ(regs, di);
+		default: return (__u32)BPF_CORE_READ(regs, bp);
+		}
+	}
 	switch (i) {
 	case 0: return BPF_CORE_READ(regs, di);
 	case 1: return BPF_CORE_READ(regs, si);
@@ -98,6 +162,45 @@ static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
 	}
 }
 
+/* Reads a user string into dst (VIGIL_STR_MAX bytes); returns its length without the NUL. */
+static __always_inline __u16 read_user_str(__u8 *dst, __u64 uptr, __u16 *flags, __u16 fault)
+{
+	long n = bpf_probe_read_user_str(dst, VIGIL_STR_MAX, (void *)uptr);
+	if (n < 0)
+		*flags |= fault;
+	if (n <= 1)
+		return 0;
+	if (n == VIGIL_STR_MAX)
+		*flags |= VIGIL_IN_STR_CUT; /* the string filled the room: it may go on */
+	return n - 1;
+}
+
+/* How many raw bytes of the blob argument to copy. */
+static __always_inline __u32 blob_len_of(struct vigil_syscall_rule *rule, __u64 *args)
+{
+	__u32 blen = rule->blob_fixed_len;
+	__u8 la = rule->blob_len_arg;
+	if (la < 6) {
+		if (rule->flags & VIGIL_RULE_BLOB_LEN_PTR) {
+			__u32 l = 0;
+			bpf_probe_read_user(&l, sizeof(l), (void *)args[la & 7]);
+			blen = l;
+		} else {
+			blen = args[la & 7];
+		}
+	}
+	if (blen > VIGIL_BLOB_MAX)
+		blen = VIGIL_BLOB_MAX;
+	return blen;
+}
+
+/* Is the task in a 32-bit call (int 0x80, sysenter, a compat syscall instruction)? The
+ * kernel sets TS_COMPAT on entry and clears it on the way back to user space. */
+static __always_inline int in_compat_call(struct task_struct *task)
+{
+	return (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT) != 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 {
@@ -106,45 +209,100 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	__u64 key;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
-	if (id < 0 || id >= VIGIL_MAX_SYSCALL)
-		return 0;
-	__u32 nr = id;
+	/* The ABI: the i386 table for a compat call, x32 for a number with __X32_SYSCALL_BIT
+	 * (counted and reported, never dropped: this kernel may refuse it, the attempt matters). */
+	int compat = in_compat_call(task);
+	__u32 abi = compat ? VIGIL_ABI_I386 : VIGIL_ABI_X86_64;
+	long n = id;
+	if (!compat && (n & VIGIL_X32_SYSCALL_BIT)) {
+		abi = VIGIL_ABI_X32;
+		n &= ~(long)VIGIL_X32_SYSCALL_BIT;
+	}
+	__u32 cnr = (n < 0 || n >= 0xffff) ? 0xffff : (__u32)n;
 
 	if (cfg->count_syscalls) {
-		struct vigil_count_key ck = { .container_key = key, .nr = nr };
-		__u64 *n = bpf_map_lookup_elem(&vigil_syscall_counts, &ck);
-		if (n) {
-			*n += 1;
+		struct vigil_count_key ck = { .container_key = key, .nr = (abi << 16) | cnr };
+		__u64 *c = bpf_map_lookup_elem(&vigil_syscall_counts, &ck);
+		if (c) {
+			*c += 1;
 		} else {
 			__u64 one = 1;
 			bpf_map_update_elem(&vigil_syscall_counts, &ck, &one, BPF_NOEXIST);
 		}
 	}
 
-	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &nr);
+	__u32 slot = abi == VIGIL_ABI_X32 || cnr >= VIGIL_MAX_SYSCALL ? VIGIL_RULE_SLOTS : (compat ? VIGIL_MAX_SYSCALL + cnr : cnr);
+	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &slot);
 	__u32 raw = bpf_map_lookup_elem(&vigil_stream, &key) != NULL;
-	if (!raw && (!rule || !rule->emit))
+	/* A 64-bit process's first 32-bit (or x32) call is reported whatever the call: the
+	 * ABI switch itself is what a policy judges; later ones only when a rule asks. */
+	__u32 force = 0;
+	if (abi != VIGIL_ABI_X86_64) {
+		struct vigil_task_state *ls = vigil_task_state(task->group_leader);
+		if (ls && !(ls->flags & VIGIL_TASK_COMPAT_SEEN)) {
+			ls->flags |= VIGIL_TASK_COMPAT_SEEN;
+			force = 1;
+		}
+	}
+	int rich = rule && rule->emit;
+	if (!raw && !force && !rich)
 		return 0;
 
-	struct vigil_inflight in = { .nr = nr, .raw = raw, .enter_ns = bpf_ktime_get_ns() };
+	struct vigil_inflight *in = bpf_task_storage_get(&vigil_inflight_tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!in)
+		return 0;
+	__u16 flags = VIGIL_IN_ACTIVE | (raw ? VIGIL_IN_RAW : 0) | (compat ? VIGIL_IN_COMPAT : 0) |
+		      (abi == VIGIL_ABI_X32 ? VIGIL_IN_X32 : 0) | (force ? VIGIL_IN_FORCE : 0) |
+		      (rich && (rule->flags & VIGIL_RULE_KERNEL_NAME) ? VIGIL_IN_KNAME : 0);
+	in->slot = slot;
+	in->nr = (__u32)id;
+	in->enter_ns = bpf_ktime_get_ns();
 	for (int i = 0; i < 6; i++)
-		in.args[i] = arg_of(regs, i);
+		in->args[i] = arg_of(regs, i, compat);
+	in->str_len[0] = in->str_len[1] = 0;
+	in->blob_len = in->kname_len = 0;
+
+	if (rich) {
+		if (rule->base_arg != VIGIL_ARG_NONE)
+			in->enter_root = BPF_CORE_READ(task, fs, root);
+		/* User memory now, before the call runs: what the kernel is about to read. sys_exit
+		 * reads it again; a difference is a racing writer, and the record says so. */
+		for (int s = 0; s < 2; s++) {
+			__u8 a = rule->str_arg[s];
+			if (a < 6) {
+				__builtin_memset(in->str[s], 0, VIGIL_STR_MAX); /* zero-padded: compared whole at exit */
+				in->str_len[s] = read_user_str(in->str[s], in->args[a], &flags, VIGIL_IN_FAULT0 << s);
+			}
+		}
+		__u8 ra = rule->blob_arg;
+		/* accept's sockaddr is written by the call: sys_exit reads it. */
+		if (ra < 6 && !(rule->flags & VIGIL_RULE_BLOB_LEN_PTR)) {
+			__u32 blen = blob_len_of(rule, in->args);
+			barrier_var(blen);
+			blen &= VIGIL_BLOB_MAX * 2 - 1;
+			__builtin_memset(in->blob, 0, VIGIL_BLOB_MAX);
+			if (blen > 0 && blen <= VIGIL_BLOB_MAX) {
+				if (bpf_probe_read_user(in->blob, blen, (void *)in->args[ra]) == 0)
+					in->blob_len = blen;
+				else
+					flags |= VIGIL_IN_FAULT_BLOB;
+			}
+		}
+	}
+	in->flags = flags;
 
 	/* A connect's first state changes happen before it returns: start following the
 	 * socket now, with this task as its owner. */
-	if (rule && (rule->flags & VIGIL_RULE_TRACK_SOCK) && rule->fd_arg < 6) {
-		struct sock *sk = vigil_file_sock(vigil_fd_file(task, (__s64)(int)in.args[rule->fd_arg]));
+	if (rich && (rule->flags & VIGIL_RULE_TRACK_SOCK) && rule->fd_arg < 6) {
+		struct sock *sk = vigil_file_sock(vigil_fd_file(task, (__s64)(int)in->args[rule->fd_arg]));
 		/* Under the port filter, a socket of no watched port is not followed: its state
 		 * changes would cross the filter its calls are held to. The remote port is the
-		 * connect's sockaddr (family, then port in network order). */
+		 * connect's sockaddr (family, then port in network order), as read above. */
 		int follow = 1;
 		if (sk && (rule->flags & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {
 			__u16 remote = 0;
-			if (rule->blob_arg < 6 && !(rule->flags & VIGIL_RULE_BLOB_LEN_PTR)) {
-				__u16 sa[2] = {};
-				bpf_probe_read_user(sa, sizeof(sa), (void *)in.args[rule->blob_arg]);
-				remote = __builtin_bswap16(sa[1]);
-			}
+			if (in->blob_len >= 4)
+				remote = ((__u16)in->blob[2] << 8) | in->blob[3];
 			follow = port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) || port_watched(remote);
 		}
 		if (follow && sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
@@ -154,8 +312,78 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 			bpf_map_update_elem(&vigil_tracked_socks, &skey, &owner, BPF_ANY);
 		}
 	}
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&vigil_inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+#define VIGIL_KNAME_DEPTH 16
+
+/*
+ * The inode whose change time a call in flight changed: for chmod and chown (and their
+ * kin) the object the kernel acted on, whatever name a racing thread left in user memory.
+ * Its path within its own file system (a dentry of it, walked up its parents to that file
+ * system's root, at most VIGIL_KNAME_DEPTH levels) goes in the record, and whether that file
+ * system is the one the task's root is on: then the path is the container's own name of
+ * the file, and user space compares it with the name read whole; else (a bind mount, a
+ * volume) the last component only. The last update wins: an overlayfs copy-up touches a
+ * temporary file first, then the target. One of three tracepoints fires for every ctime
+ * update, by file system and timestamp kind.
+ */
+static __always_inline void note_ctime(struct inode *inode)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct vigil_inflight *in = inflight_of(task);
+	if (!in || (in->flags & (VIGIL_IN_ACTIVE | VIGIL_IN_KNAME)) != (VIGIL_IN_ACTIVE | VIGIL_IN_KNAME))
+		return;
+	struct hlist_node *first = BPF_CORE_READ(inode, i_dentry.first);
+	if (!first)
+		return;
+	struct dentry *d = (void *)first - bpf_core_field_offset(struct dentry, d_u.d_alias);
+	struct super_block *root_sb = BPF_CORE_READ(task, fs, root.mnt, mnt_sb);
+	/* Assembled backwards, ending at VIGIL_NAME_MAX. */
+	__u32 off = VIGIL_NAME_MAX;
+	int whole = 0;
+	for (int i = 0; i < VIGIL_KNAME_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (parent == d) {
+			whole = 1;
+			break;
+		}
+		struct qstr name = BPF_CORE_READ(d, d_name);
+		__u32 len = name.len & (VIGIL_NAME_MAX - 1);
+		if (len == 0 || len + 1 > off)
+			break;
+		off -= len;
+		bpf_probe_read_kernel(&in->kname[off & (VIGIL_NAME_MAX - 1)], len, name.name);
+		off -= 1;
+		in->kname[off & (VIGIL_NAME_MAX - 1)] = '/';
+		d = parent;
+	}
+	if (off >= VIGIL_NAME_MAX || off == 0)
+		return;
+	/* whole: the walk reached the file system's root; same: that is the task's root's file system */
+	in->kname_flags = (whole ? 1 : 0) | (BPF_CORE_READ(d, d_sb) == root_sb ? 2 : 0);
+	in->kname_off = off;
+	in->kname_len = VIGIL_NAME_MAX - off;
+}
+
+SEC("tp_btf/inode_set_ctime_to_ts")
+int BPF_PROG(vigil_ctime_set, struct inode *inode, struct timespec64 *ts)
+{
+	note_ctime(inode);
+	return 0;
+}
+
+SEC("tp_btf/ctime_xchg_skip")
+int BPF_PROG(vigil_ctime_skip, struct inode *inode, struct timespec64 *ctime)
+{
+	note_ctime(inode);
+	return 0;
+}
+
+SEC("tp_btf/ctime_ns_xchg")
+int BPF_PROG(vigil_ctime_xchg, struct inode *inode, u32 old, u32 new, u32 cur)
+{
+	note_ctime(inode);
 	return 0;
 }
 
@@ -167,25 +395,11 @@ static __always_inline __u16 put_path(struct vigil_syscall *e, __u32 *pos, struc
 	if (at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
 		return 0;
 	int cut = 0;
-	__u32 len = copy_path(work, p, task, &e->data[at & (2 * VIGIL_PATH_MAX - 1)], &cut);
+	__u32 len = copy_path(work, p, task, &e->data[at & VIGIL_DATA_MASK], &cut);
 	if (cut)
 		e->sflags |= VIGIL_SC_PATH_CUT;
 	*pos = at + len;
 	return len;
-}
-
-static __always_inline __u16 put_user_str(struct vigil_syscall *e, __u32 *pos, __u64 uptr)
-{
-	__u32 at = *pos;
-	if (at > VIGIL_DATA_MAX - VIGIL_STR_MAX)
-		return 0;
-	long n = bpf_probe_read_user_str(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], VIGIL_STR_MAX, (void *)uptr);
-	if (n <= 1)
-		return 0;
-	if (n == VIGIL_STR_MAX)
-		e->sflags |= VIGIL_SC_STR_CUT; /* the string filled the room: it may go on */
-	*pos = at + n - 1; /* the NUL is not kept */
-	return n - 1;
 }
 
 #define VIGIL_SUBJECT_MASK (2 * VIGIL_PATHBUF - 1)
@@ -196,7 +410,7 @@ static __always_inline __u32 put_subject(struct vigil_syscall *e, struct vigil_p
 	len &= 2 * VIGIL_PATH_MAX - 1;
 	if (len > VIGIL_PATH_MAX || to > VIGIL_PATHBUF)
 		return to;
-	bpf_probe_read_kernel(&work->buf[to & (VIGIL_PATHBUF - 1)], len, &e->data[at & (2 * VIGIL_PATH_MAX - 1)]);
+	bpf_probe_read_kernel(&work->buf[to & (VIGIL_PATHBUF - 1)], len, &e->data[at & VIGIL_DATA_MASK]);
 	return to + len;
 }
 
@@ -292,7 +506,8 @@ __noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathw
 	__u32 len = 0;
 	if (base) {
 		len = put_subject(e, work, 0, s0 + s1, base);
-		if (len > 0 && work->buf[(len - 1) & VIGIL_SUBJECT_MASK] != '/') {
+		/* A chroot's base is followed by an absolute string: no '/' between. */
+		if (len > 0 && !(e->sflags & VIGIL_SC_ROOT_BASE) && work->buf[(len - 1) & VIGIL_SUBJECT_MASK] != '/') {
 			work->buf[len & VIGIL_SUBJECT_MASK] = '/';
 			len++;
 		}
@@ -304,6 +519,16 @@ __noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathw
 	return path_watched(work, len, 0);
 }
 
+/* Do two zero-padded VIGIL_STR_MAX-byte buffers differ? No branches: the verifier walks it once. */
+static __always_inline int str_differs(const __u8 *saved, const __u8 *now)
+{
+	__u64 x = 0;
+#pragma unroll
+	for (int i = 0; i < VIGIL_STR_MAX / 8; i++)
+		x |= *(const __u64 *)&saved[i * 8] ^ *(const __u64 *)&now[i * 8];
+	return x != 0;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -312,146 +537,248 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	__u64 key;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u32 zero = 0;
-	struct vigil_inflight *in = bpf_map_lookup_elem(&vigil_inflight, &tid);
+	long id = BPF_CORE_READ(regs, orig_ax);
+	struct vigil_inflight *in = inflight_of(task);
+	if (in && (in->flags & VIGIL_IN_ACTIVE)) {
+		in->flags &= ~VIGIL_IN_ACTIVE;
+		/* A number changed since entry (a tracer's doing) is not the call saved. */
+		if (in->nr != (__u32)id)
+			in = NULL;
+	} else {
+		in = NULL;
+	}
 	int not_entered = 0;
+	__u32 zero = 0;
 	if (!in) {
 		/*
 		 * seccomp refuses a call before sys_enter, but sys_exit still fires with the
 		 * original number and untouched argument registers: report refused calls a
 		 * rule asks for (an unshare blocked by the container's profile matters).
 		 */
-		long id = BPF_CORE_READ(regs, orig_ax);
+		int compat = in_compat_call(task);
 		if (ret >= 0 || id < 0 || id >= VIGIL_MAX_SYSCALL)
 			return 0;
-		__u32 nr0 = id;
-		struct vigil_syscall_rule *r0 = bpf_map_lookup_elem(&vigil_syscall_rules, &nr0);
+		__u32 slot0 = compat ? VIGIL_MAX_SYSCALL + (__u32)id : (__u32)id;
+		struct vigil_syscall_rule *r0 = bpf_map_lookup_elem(&vigil_syscall_rules, &slot0);
 		if (!r0 || !r0->emit)
 			return 0;
 		in = bpf_map_lookup_elem(&vigil_inflight_scratch, &zero);
 		if (!in)
 			return 0;
-		in->nr = nr0;
-		in->raw = 0;
+		in->slot = slot0;
+		in->nr = (__u32)id;
+		in->flags = compat ? VIGIL_IN_COMPAT : 0;
 		in->enter_ns = bpf_ktime_get_ns();
+		in->str_len[0] = in->str_len[1] = 0;
+		in->blob_len = in->kname_len = 0;
 		for (int i = 0; i < 6; i++)
-			in->args[i] = arg_of(regs, i);
+			in->args[i] = arg_of(regs, i, compat);
 		not_entered = 1;
 	}
-	__u32 nr = in->nr & (VIGIL_MAX_SYSCALL - 1);
-	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &nr);
+	__u32 slot = in->slot;
+	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &slot);
 	struct vigil_syscall *e = vigil_scratch_buf();
 	struct vigil_pathwork *work = vigil_pathwork_buf();
-	if (!e || !work || !rule) {
-		bpf_map_delete_elem(&vigil_inflight, &tid);
+	if (!e || !work)
 		return 0;
-	}
-	int raw = in->raw;
-	if (!raw && rule->emit == VIGIL_EMIT_ON_ERROR && ret >= 0) {
-		bpf_map_delete_elem(&vigil_inflight, &tid);
+	__u16 inf = in->flags;
+	int rich = rule && rule->emit;
+	/* Streamed, or a process's first compat call with no capture rule: number and arguments. */
+	int raw = (inf & VIGIL_IN_RAW) || ((inf & VIGIL_IN_FORCE) && !rich);
+	if (!raw && !rich)
 		return 0;
-	}
+	if (!raw && !(inf & VIGIL_IN_FORCE) && rule && rule->emit == VIGIL_EMIT_ON_ERROR && ret >= 0)
+		return 0;
 
 	e->ret = ret;
 	for (int i = 0; i < 6; i++)
 		e->args[i] = in->args[i];
 	e->duration_ns = bpf_ktime_get_ns() - in->enter_ns;
-	e->nr = nr;
-	e->sflags = (raw ? VIGIL_SC_RAW : 0) | (not_entered ? VIGIL_SC_NOT_ENTERED : 0);
+	e->nr = in->nr & ~(__u32)VIGIL_X32_SYSCALL_BIT;
+	e->sflags = (raw ? VIGIL_SC_RAW : 0) | (not_entered ? VIGIL_SC_NOT_ENTERED : 0) |
+		    ((inf & VIGIL_IN_COMPAT) ? VIGIL_SC_COMPAT : 0) | ((inf & VIGIL_IN_X32) ? VIGIL_SC_X32 : 0) |
+		    ((inf & VIGIL_IN_STR_CUT) ? VIGIL_SC_STR_CUT : 0);
 	e->str_len[0] = e->str_len[1] = 0;
-	e->base_len = e->fd_path_len = e->blob_len = 0;
+	e->base_len = e->fd_path_len = e->blob_len = e->kname_len = 0;
+	e->_pad1[0] = e->_pad1[1] = e->_pad1[2] = 0;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
 	__u32 pos = 0;
-	__u8 fl = rule->flags;
+	__u8 fl = rich ? rule->flags : 0;
 	struct sock *track_sk = NULL;
+	__u32 blob_at = 0;
 
-	if (!raw || rule->emit) {
-		/* user strings */
+	if (rich) {
+		/* user strings: as read before the call, and again now */
 		for (int s = 0; s < 2; s++) {
 			__u8 a = rule->str_arg[s];
-			if (a < 6)
-				e->str_len[s] = put_user_str(e, &pos, in->args[a]);
+			if (a >= 6)
+				continue;
+			__builtin_memset(work->buf, 0, VIGIL_STR_MAX);
+			long n = bpf_probe_read_user_str(work->buf, VIGIL_STR_MAX, (void *)in->args[a]);
+			if (n <= 1)
+				__builtin_memset(work->buf, 0, 8); /* an empty or unreadable name reads as "" at entry too */
+			if (not_entered || (inf & (VIGIL_IN_FAULT0 << s))) {
+				/* Not read before the call (refused before entry, or its page was not in
+				 * memory then): now is all there is, and the record says so. */
+				bpf_probe_read_kernel(in->str[s], VIGIL_STR_MAX, work->buf);
+				in->str_len[s] = n <= 1 ? 0 : n - 1;
+				if (n == VIGIL_STR_MAX)
+					e->sflags |= VIGIL_SC_STR_CUT;
+				if (!not_entered && n > 1)
+					e->sflags |= VIGIL_SC_READ_AT_EXIT;
+			}
+			__u32 len = in->str_len[s] & (VIGIL_STR_MAX - 1);
+			__u32 at = pos;
+			if (at > VIGIL_DATA_MAX - VIGIL_STR_MAX)
+				continue;
+			if (len > 0)
+				bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], len, in->str[s]);
+			e->str_len[s] = len;
+			pos = at + len;
+			if (str_differs(in->str[s], (const __u8 *)work->buf))
+				e->sflags |= VIGIL_SC_ARGS_CHANGED;
 		}
-		/* the directory a relative string is based on */
+		/* the directory a relative string is based on; for an absolute one, the chroot */
 		__u8 bs = rule->base_str & 1;
 		__u8 ba = rule->base_arg;
 		__u32 based_at = bs ? e->str_len[0] : 0;
 		char first = 0;
-		bpf_probe_read_kernel(&first, 1, &e->data[based_at & (2 * VIGIL_PATH_MAX - 1)]);
-		if (e->str_len[bs] > 0 && first != '/' && ba != VIGIL_ARG_NONE) {
+		bpf_probe_read_kernel(&first, 1, &e->data[based_at & VIGIL_DATA_MASK]);
+		if (e->str_len[bs] > 0 && ba != VIGIL_ARG_NONE) {
 			struct path base;
-			int have = 0;
-			__s64 dirfd = ba < 6 ? (__s64)(int)in->args[ba] : VIGIL_AT_FDCWD;
-			if (ba == VIGIL_ARG_CWD || dirfd == VIGIL_AT_FDCWD) {
-				base = BPF_CORE_READ(task, fs, pwd);
-				have = 1;
-			} else {
-				struct file *df = vigil_fd_file(task, dirfd);
-				if (df) {
-					base = BPF_CORE_READ(df, f_path);
+			int have = 0, chroot_check = 0;
+			if (first != '/') {
+				__s64 dirfd = ba < 6 ? (__s64)(int)in->args[ba] : VIGIL_AT_FDCWD;
+				if (ba == VIGIL_ARG_CWD || dirfd == VIGIL_AT_FDCWD) {
+					base = BPF_CORE_READ(task, fs, pwd);
 					have = 1;
+				} else {
+					struct file *df = vigil_fd_file(task, dirfd);
+					if (df) {
+						base = BPF_CORE_READ(df, f_path);
+						have = 1;
+					}
+				}
+			} else {
+				/* An absolute name is below the task's root: inside a chroot that is not
+				 * the namespace's root, the record carries where that root is. */
+				if (not_entered)
+					base = BPF_CORE_READ(task, fs, root);
+				else
+					base = in->enter_root;
+				int plain = (inf & VIGIL_IN_ROOT_PLAIN) && in->root_mnt == (void *)base.mnt &&
+					    in->root_dentry == (void *)base.dentry;
+				have = !plain;
+				chroot_check = 1;
+			}
+			if (have) {
+				__u32 at = pos;
+				__u16 bl = put_path(e, &pos, work, &base, task);
+				if (!chroot_check) {
+					e->base_len = bl;
+				} else if (bl <= 1) {
+					pos = at; /* "/": no chroot */
+					if (!not_entered) {
+						in->root_mnt = base.mnt;
+						in->root_dentry = base.dentry;
+						in->flags |= VIGIL_IN_ROOT_PLAIN;
+					}
+				} else {
+					e->base_len = bl;
+					e->sflags |= VIGIL_SC_ROOT_BASE;
+					in->flags &= ~VIGIL_IN_ROOT_PLAIN;
 				}
 			}
-			if (have)
-				e->base_len = put_path(e, &pos, work, &base, task);
 		}
 		/* the fd: its path from the kernel, or its socket */
 		__u8 fa = rule->fd_arg;
 		__s64 fd = fa == VIGIL_ARG_RET ? ret : (fa < 6 ? (__s64)(int)in->args[fa] : -1);
 		struct file *f = fd >= 0 ? vigil_fd_file(task, fd) : NULL;
 		struct sock *sk = vigil_file_sock(f);
+		struct path fp;
+		__u16 fp_flag = 0;
 		if (sk) {
 			vigil_describe_sock(sk, &e->sock);
 			e->sflags |= VIGIL_SC_SOCK;
 			if ((fl & VIGIL_RULE_TRACK_SOCK) && e->sock.protocol == IPPROTO_TCP)
 				track_sk = sk;
-		} else if (f) {
-			struct path fp = BPF_CORE_READ(f, f_path);
-			e->fd_path_len = put_path(e, &pos, work, &fp, task);
-			e->sflags |= VIGIL_SC_FD_PATH;
-		}
-		/* raw argument bytes */
-		__u8 ra = rule->blob_arg;
-		if (ra < 6) {
-			__u32 blen = rule->blob_fixed_len;
-			__u8 la = rule->blob_len_arg;
-			if (la < 6) {
-				if (fl & VIGIL_RULE_BLOB_LEN_PTR) {
-					__u32 l = 0;
-					bpf_probe_read_user(&l, sizeof(l), (void *)in->args[la]);
-					blen = l;
-				} else {
-					blen = in->args[la];
+			/* A unix socket's peer, by the file it is bound to as the kernel holds it (a
+			 * connect to the runtime's socket bind-mounted under another name, or reached
+			 * through a symlink, names the host's socket file). */
+			if (e->sock.family == VIGIL_AF_UNIX) {
+				struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+				if (peer) {
+					fp = BPF_CORE_READ((struct unix_sock *)peer, path);
+					if (fp.dentry)
+						fp_flag = VIGIL_SC_PEER_PATH;
 				}
 			}
-			if (blen > VIGIL_BLOB_MAX)
-				blen = VIGIL_BLOB_MAX;
-			barrier_var(blen); /* keep the mask below: the verifier checks that register */
-			blen &= VIGIL_BLOB_MAX * 2 - 1;
+		} else if (f) {
+			fp = BPF_CORE_READ(f, f_path);
+			fp_flag = VIGIL_SC_FD_PATH;
+		}
+		if (fp_flag) {
+			e->fd_path_len = put_path(e, &pos, work, &fp, task);
+			e->sflags |= fp_flag;
+		}
+		/* raw argument bytes: as read before the call (compared with now), or, for a
+		 * sockaddr the call writes (accept) and a call sys_enter never saw, now */
+		__u8 ra = rule->blob_arg;
+		if (ra < 6) {
 			__u32 at = pos;
-			if (blen > 0 && at <= VIGIL_DATA_MAX - VIGIL_BLOB_MAX &&
-			    bpf_probe_read_user(&e->data[at & (2 * VIGIL_PATH_MAX - 1)], blen, (void *)in->args[ra]) == 0) {
-				e->blob_len = blen;
-				pos = at + blen;
+			blob_at = at;
+			if (at <= VIGIL_DATA_MAX - VIGIL_BLOB_MAX) {
+				int late = !not_entered && !(fl & VIGIL_RULE_BLOB_LEN_PTR) && (inf & VIGIL_IN_FAULT_BLOB);
+				if (not_entered || (fl & VIGIL_RULE_BLOB_LEN_PTR) || late) {
+					__u32 blen = blob_len_of(rule, in->args);
+					barrier_var(blen); /* keep the mask below: the verifier checks that register */
+					blen &= VIGIL_BLOB_MAX * 2 - 1;
+					if (blen > 0 && blen <= VIGIL_BLOB_MAX &&
+					    bpf_probe_read_user(&e->data[at & VIGIL_DATA_MASK], blen, (void *)in->args[ra]) == 0) {
+						e->blob_len = blen;
+						pos = at + blen;
+						if (late)
+							e->sflags |= VIGIL_SC_READ_AT_EXIT;
+					}
+				} else {
+					__u32 blen = in->blob_len & (VIGIL_BLOB_MAX * 2 - 1);
+					if (blen > 0 && blen <= VIGIL_BLOB_MAX) {
+						bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], blen, in->blob);
+						e->blob_len = blen;
+						pos = at + blen;
+						__builtin_memset(work->buf, 0, VIGIL_STR_MAX);
+						if (bpf_probe_read_user(work->buf, blen, (void *)in->args[ra]) != 0 ||
+						    str_differs(in->blob, (const __u8 *)work->buf))
+							e->sflags |= VIGIL_SC_ARGS_CHANGED;
+					}
+				}
 			}
 		}
-
-		/* filters */
-		if (!raw && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
-			if (!vigil_subject_watched(e, work, bs))
-				goto drop;
+		/* the kernel's own name of the object a path-only call changed */
+		__u32 kl = in->kname_len & (VIGIL_NAME_MAX - 1);
+		if (!not_entered && (inf & VIGIL_IN_KNAME) && kl > 0 && pos <= VIGIL_DATA_MAX - VIGIL_NAME_MAX) {
+			__u32 at = pos;
+			bpf_probe_read_kernel(&e->data[at & VIGIL_DATA_MASK], kl, &in->kname[in->kname_off & (VIGIL_NAME_MAX - 1)]);
+			e->kname_len = kl;
+			pos = at + kl;
+			if ((in->kname_flags & 3) == 3)
+				e->sflags |= VIGIL_SC_KNAME_ROOTFS;
 		}
-		if (!raw && (fl & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {
+
+		/* filters (never for a process's first compat call: that is the event) */
+		if (!raw && !(inf & VIGIL_IN_FORCE) && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
+			if (!vigil_subject_watched(e, work, bs))
+				return 0;
+		}
+		if (!raw && !(inf & VIGIL_IN_FORCE) && (fl & VIGIL_RULE_PORT_FILTER) && cfg->port_filter) {
 			__u16 sa_port = 0;
 			if (e->blob_len >= 4) {
-				__u32 bat = pos - e->blob_len;
-				__u8 hi = e->data[(bat + 2) & (2 * VIGIL_PATH_MAX - 1)];
-				__u8 lo = e->data[(bat + 3) & (2 * VIGIL_PATH_MAX - 1)];
+				__u8 hi = e->data[(blob_at + 2) & VIGIL_DATA_MASK];
+				__u8 lo = e->data[(blob_at + 3) & VIGIL_DATA_MASK];
 				sa_port = (hi << 8) | lo;
 			}
 			if (!port_watched(e->sock.local_port) && !port_watched(e->sock.remote_port) && !port_watched(sa_port))
-				goto drop;
+				return 0;
 		}
 	}
 
@@ -464,7 +791,5 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	__u32 size = offsetof(struct vigil_syscall, data) + pos;
 	e->hdr.size = size;
 	vigil_submit(e, size, VIGIL_KIND_SYSCALL);
-drop:
-	bpf_map_delete_elem(&vigil_inflight, &tid);
 	return 0;
 }

@@ -11,10 +11,9 @@ import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
 import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DockerActions, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
-import type { ResponseInfo, VigilEvent } from '../events/index.js';
+import type { ResponseInfo } from '../events/index.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 

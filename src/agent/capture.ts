@@ -1,7 +1,7 @@
 // What the kernel sends to user space: the syscalls captured, the watched paths and
 // ports, capability reporting, syscall counting and raw streaming. Defaults send what
 // the default rules need and nothing more; every setting becomes map contents.
-import { encodeRule, SYSCALL_SPECS, syscallNumber } from '../events/index.js';
+import { encodeRule, ruleSlots, SYSCALL_SPECS } from '../events/index.js';
 import type { BpfSensor } from '../sensor/index.js';
 import type { CaptureNeeds } from '../policy/index.js';
 
@@ -127,13 +127,18 @@ export function parseCapture(doc: unknown, where: string): CaptureConfig {
 export function pushCapture(sensor: BpfSensor, capture: CaptureConfig): void {
   const rules = new Map<number, Buffer>();
   for (const name of capture.syscalls) {
-    const nr = syscallNumber(name);
     const spec = SYSCALL_SPECS[name];
-    if (nr !== undefined && spec) rules.set(nr, encodeRule(spec));
+    // The x86-64 call and its i386 twins (a compat call is captured like the 64-bit one).
+    if (spec) for (const slot of ruleSlots(name)) rules.set(slot, encodeRule(spec));
   }
   sensor.setSyscallRules(rules);
   const prefixes = new Map<string, boolean>();
-  for (const p of capture.paths.watch) prefixes.set(p, true);
+  for (const p of capture.paths.watch) {
+    prefixes.set(p, true);
+    // A watched tree's directory itself (the kernel's path of an open /etc is "/etc"): that
+    // exact path, unless an exclude names it.
+    if (p.endsWith('/') && p.length > 1 && Buffer.byteLength(p) <= 256) prefixes.set(`${p.slice(0, -1)}\0`, true);
+  }
   // An exclude ending in '/' drops a directory's tree; any other drops that exact path
   // (a NUL after it, which the kernel side puts after the path it judges), so excluding
   // /etc/localtime does not also hide a write to /etc/localtime2.

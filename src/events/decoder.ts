@@ -3,7 +3,7 @@
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
   ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
-  IO_URING_LAYOUT, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
+  IO_URING_LAYOUT, NAME_MAX, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
 import { ipv4, ipv6 } from './net.js';
@@ -149,10 +149,11 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
   const baseLen = buf.readUInt16LE(o + L.base_len);
   const fdPathLen = buf.readUInt16LE(o + L.fd_path_len);
   const blobLen = buf.readUInt16LE(o + L.blob_len);
-  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || fdPathLen > PATH_MAX || blobLen > BLOB_MAX) {
-    throw new DecodeError(`syscall record has a field longer than its bound (strings ${lens.join('/')}, base ${baseLen}, fd path ${fdPathLen}, blob ${blobLen})`, o);
+  const knameLen = buf.readUInt16LE(o + L.kname_len);
+  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || fdPathLen > PATH_MAX || blobLen > BLOB_MAX || knameLen >= NAME_MAX) {
+    throw new DecodeError(`syscall record has a field longer than its bound (strings ${lens.join('/')}, base ${baseLen}, fd path ${fdPathLen}, blob ${blobLen}, kernel name ${knameLen})`, o);
   }
-  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + fdPathLen + blobLen;
+  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + fdPathLen + blobLen + knameLen;
   if (L.data + dataLen !== len) throw new DecodeError(`syscall record carries ${len - L.data} data bytes but its lengths add up to ${dataLen}`, o);
   let at = o + L.data;
   const take = (n: number) => {
@@ -165,6 +166,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
   const base = baseLen ? utf8(take(baseLen)) : undefined;
   const fdPath = fdPathLen ? utf8(take(fdPathLen)) : undefined;
   const blob = blobLen ? Buffer.from(take(blobLen)) : undefined;
+  const kernelName = knameLen ? utf8(take(knameLen)) : undefined;
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(buf.readBigUInt64LE(o + L.args + 8 * i));
   return {
@@ -183,6 +185,13 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     pathCut: (sflags & SYSCALL_FLAG.PATH_CUT) !== 0,
     notEntered: (sflags & SYSCALL_FLAG.NOT_ENTERED) !== 0,
     stringCut: (sflags & SYSCALL_FLAG.STR_CUT) !== 0,
+    abi: (sflags & SYSCALL_FLAG.COMPAT) !== 0 ? 'i386' : (sflags & SYSCALL_FLAG.X32) !== 0 ? 'x32' : 'x86_64',
+    argsChanged: (sflags & SYSCALL_FLAG.ARGS_CHANGED) !== 0,
+    readAtExit: (sflags & SYSCALL_FLAG.READ_AT_EXIT) !== 0,
+    rootBase: (sflags & SYSCALL_FLAG.ROOT_BASE) !== 0,
+    kernelName,
+    kernelNameWhole: (sflags & SYSCALL_FLAG.KNAME_ROOTFS) !== 0,
+    peerPath: (sflags & SYSCALL_FLAG.PEER_PATH) !== 0 ? fdPath : undefined,
   };
 }
 

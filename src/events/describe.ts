@@ -9,7 +9,7 @@ import {
 import { capabilityName } from './capabilities.js';
 import type { EventArgs, EventKind, RawRecord, SockInfo, SyscallRecord } from './model.js';
 import { decodeSockaddr } from './net.js';
-import { specOf, syscallName, type ArgType, type SyscallSpec } from './syscalls.js';
+import { i386SyscallName, specOf, syscallName, type ArgType, type SyscallSpec } from './syscalls.js';
 import { describeIoUring } from './io-uring.js';
 
 export interface Described {
@@ -72,6 +72,13 @@ function decodeArg(type: ArgType, v: bigint, r: SyscallRecord): string | number 
     case 'memfdflags': return flagNames(uint32(v), MEMFD_FLAGS);
     case 'mountflags': return flagNames(uint32(v), MOUNT_FLAGS);
     case 'umountflags': return flagNames(uint32(v), UMOUNT_FLAGS);
+    case 'family': return ADDRESS_FAMILIES[int32(v)] ?? String(int32(v));
+    case 'socktype': {
+      // The type in the low bits, SOCK_NONBLOCK and SOCK_CLOEXEC above.
+      const t = uint32(v);
+      const flags = [t & 0o4000 ? 'SOCK_NONBLOCK' : '', t & 0o2000000 ? 'SOCK_CLOEXEC' : ''].filter(Boolean);
+      return [SOCKET_TYPES[t & 0xf] ?? String(t & 0xf), ...flags].join('|');
+    }
     case 'sockaddr': return undefined; // from the blob, below
     case 'skip': return undefined;
   }
@@ -121,21 +128,37 @@ function secondPath(spec: SyscallSpec, r: SyscallRecord): string | undefined {
   const second = spec.secondPath;
   const name = second ? r.strings[second.str] : undefined;
   if (!second || name === undefined || !spec.base) return undefined;
-  if (name.startsWith('/')) return absolutePath(name, undefined);
+  if (name.startsWith('/')) return r.rootBase ? underRoot(name, r.base) : absolutePath(name, undefined);
+  if (r.rootBase) return undefined; // the directory read is the chroot, not the one this name is relative to
   if (r.base === undefined) return undefined; // the first name was absolute: no directory was read
   const dirfd = (d: number | 'cwd') => (d === 'cwd' ? -100 : Number(BigInt.asIntN(32, r.args[d] ?? 0n)));
   return dirfd(second.dirfdArg) === dirfd(spec.base.dirfdArg) ? absolutePath(name, r.base) : undefined;
 }
 
+/** An absolute name inside a chroot, as a path from the namespace's root. */
+function underRoot(name: string, root: string | undefined): string {
+  return root === undefined ? posix.normalize(name) : posix.normalize(posix.join(root, name));
+}
+
+/** The final component of a name, as the kernel's dentry would be called ('' when there is none to compare). */
+function lastComponent(name: string): string {
+  const parts = name.split('/').filter((p) => p !== '');
+  const last = parts[parts.length - 1] ?? '';
+  return last === '.' || last === '..' ? '' : last;
+}
+
 function describeSyscall(r: SyscallRecord): Described {
-  const name = syscallName(r.nr);
+  // A compat call is named by the i386 table (its open is 5, x86-64's fstat), an x32 one by x32:NAME.
+  const name = r.abi === 'i386' ? i386SyscallName(r.nr) : r.abi === 'x32' ? syscallName((2 << 16) | (r.nr & 0xffff)) : syscallName(r.nr);
   const ret = Number(r.ret);
   const error = errnoName(ret);
-  const spec = specOf(name);
+  const found = specOf(name);
+  const spec = found && (!found.i386Only || r.abi === 'i386') ? found : undefined;
   if (r.raw || !spec) {
-    // The number too: the name table is x86_64's, and a policy may key on either.
+    // The number too: a policy may key on either (and on the ABI: its numbers are its own).
     const args: EventArgs = { nr: r.nr };
     r.args.forEach((v, i) => (args[`arg${i}`] = `0x${v.toString(16)}`));
+    if (r.abi !== 'x86_64') args['abi'] = r.abi;
     return { kind: 'syscall', syscall: name, args, ret, ...(error ? { error } : {}) };
   }
   const args: EventArgs = {};
@@ -149,14 +172,30 @@ function describeSyscall(r: SyscallRecord): Described {
   const based = r.strings[basedIndex];
   let path: string | undefined;
   if (r.fdPath !== undefined) path = r.fdPath;
-  else if (based !== undefined && spec.base) path = absolutePath(based, r.base);
+  else if (based !== undefined && spec.base) path = r.rootBase ? underRoot(based, r.base) : absolutePath(based, r.base);
   if (path !== undefined) args['path'] = path;
   const newPath = secondPath(spec, r);
   if (newPath !== undefined) args['new_path'] = newPath;
   if (r.pathCut) args['path_truncated'] = true;
   if (r.notEntered) args['refused_before_entry'] = true;
   if (r.stringCut) args['string_truncated'] = true;
+  if (r.abi !== 'x86_64') args['abi'] = r.abi;
+  if (r.rootBase && r.base !== undefined) args['chroot'] = r.base;
+  // The kernel's own object: the inode the call changed. A different name than the one read
+  // from user memory is a name swapped while the call ran, or a symbolic link followed.
+  // On the container's root file system the kernel's path is the container's name of the
+  // file, compared whole; on another mount (a bind mount, a volume) its leading part is the
+  // mount's source, so the last component only.
+  const readName = path ?? based;
+  const kernelDiffers = r.kernelName !== undefined && readName !== undefined && lastComponent(readName) !== '' &&
+    (r.kernelNameWhole ? posix.normalize(readName) !== r.kernelName : lastComponent(readName) !== lastComponent(r.kernelName));
+  // Shown when it tells something: it differs from the name read (the same name says nothing new).
+  if (kernelDiffers && r.kernelName !== undefined) args['kernel_name'] = r.kernelName;
+  if (r.argsChanged || kernelDiffers) args['args_changed'] = true;
+  // Not checked against a second read: a name whose page was not yet in memory at entry.
+  if (r.readAtExit) args['read_at_exit'] = true;
   if (r.sock) Object.assign(args, sockArgs('sock_', r.sock));
+  if (r.peerPath !== undefined) args['peer_path'] = r.peerPath;
   describeBlob(spec, r, args);
   return { kind: spec.category, syscall: name, args, ret, ...(error ? { error } : {}) };
 }

@@ -87,18 +87,23 @@ export const CONFIG_LAYOUT = {
 export const STR_MAX = 256;
 export const PATH_MAX = 512;
 export const BLOB_MAX = 128;
-export const MAX_SYSCALL = 512;
+export const NAME_MAX = 256;
+/** Slots of the rule map vigil_syscall_rules: the x86-64 number, or I386_RULE_BASE + the i386 number. */
+export const MAX_SYSCALL = 1024;
+export const I386_RULE_BASE = 512;
+/** The ABI in the upper half of a vigil_count_key nr (VIGIL_ABI_*); 0xffff: a number beyond any table. */
+export const COUNT_ABI = { X86_64: 0, I386: 1, X32: 2 } as const;
 
 export const SOCK_LAYOUT = {
   size: 48, family: 0, type: 2, protocol: 4, state: 6, local_port: 8, remote_port: 10, local_addr: 16, remote_addr: 32,
 } as const;
 
 export const SYSCALL_LAYOUT = {
-  size: 1904, ret: 112, args: 120, duration_ns: 168, nr: 176, sflags: 180, str_len: 182, base_len: 186,
-  fd_path_len: 188, blob_len: 190, sock: 192, data: 240,
+  size: 2168, ret: 112, args: 120, duration_ns: 168, nr: 176, sflags: 180, str_len: 182, base_len: 186,
+  fd_path_len: 188, blob_len: 190, kname_len: 192, sock: 200, data: 248,
 } as const;
 
-export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32 } as const;
+export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048, READ_AT_EXIT: 4096 } as const;
 
 export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
 export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;
@@ -118,7 +123,7 @@ export const RULE_LAYOUT = {
 } as const;
 export const ARG = { NONE: 0xff, RET: 0xfe, CWD: 0xfd } as const;
 export const EMIT = { NEVER: 0, ALWAYS: 1, ON_ERROR: 2 } as const;
-export const RULE_FLAG = { PATH_FILTER: 1, PORT_FILTER: 2, BLOB_LEN_PTR: 4, TRACK_SOCK: 8 } as const;
+export const RULE_FLAG = { PATH_FILTER: 1, PORT_FILTER: 2, BLOB_LEN_PTR: 4, TRACK_SOCK: 8, KERNEL_NAME: 16 } as const;
 
 export const COUNT_KEY_LAYOUT = { size: 16, container_key: 0, nr: 8 } as const;
 export const PATH_KEY_LAYOUT = { size: 260, prefixlen: 0, path: 4 } as const;

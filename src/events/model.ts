@@ -58,6 +58,17 @@ export interface SyscallRecord {
   pathCut: boolean;
   notEntered: boolean;       // refused before it ran (seccomp)
   stringCut: boolean;        // a user string was longer than the room for it
+  /** The ABI of the call: 'i386' (int 0x80, sysenter: nr is the i386 number), 'x32', or x86-64. */
+  abi: 'x86_64' | 'i386' | 'x32';
+  argsChanged: boolean;      // a user string or blob differed between sys_enter and sys_exit
+  readAtExit: boolean;       // an argument was not in memory at sys_enter: read at sys_exit only
+  rootBase: boolean;         // base is the task's chroot, below which the absolute string lies
+  /** The inode the call changed (chmod, chown), by the kernel: its path within its file system. */
+  kernelName: string | undefined;
+  /** kernelName is whole and on the file system of the task's root: the container's own path of the file. */
+  kernelNameWhole: boolean;
+  /** Of a unix socket: the file its peer is bound to, as the kernel holds it (the host's path of a bind-mounted socket). */
+  peerPath: string | undefined;
 }
 
 /**

@@ -40,6 +40,25 @@ function mentionsPath(n: unknown): boolean {
   return (node.args as unknown[]).some((a) => (Array.isArray(a) ? a.some(mentionsPath) : mentionsPath(a)));
 }
 
+/**
+ * Marks the kernel puts on a record whatever its path, and that the path filter does not
+ * hide: a process's first compat call passes every filter (args.abi), and an open's
+ * subject is the kernel's own path of the file, so an args_changed open the filter drops
+ * was not of a watched file. A rule judging these needs no path sent for them.
+ */
+const KERNEL_MARKS = new Set(['abi', 'args_changed']);
+
+function readsKernelMark(n: unknown): boolean {
+  const node = n as CelNode | undefined;
+  if (!node || typeof node !== 'object') return false;
+  if (node.op === '.' && Array.isArray(node.args)) {
+    const [obj, field] = node.args as [CelNode, string];
+    if (obj?.op === 'id' && obj.args === 'args' && KERNEL_MARKS.has(field)) return true;
+  }
+  if (!Array.isArray(node.args)) return false;
+  return (node.args as unknown[]).some((a) => (Array.isArray(a) ? a.some(readsKernelMark) : readsKernelMark(a)));
+}
+
 /** String literals of a condition that name paths, and how they are used. */
 function pathLiterals(ast: CelNode, lists: ReadonlyMap<string, ReadonlyArray<string | number>>): PathLiterals {
   const out: PathLiterals = { prefixes: new Set(), suffixes: new Set() };
@@ -106,6 +125,7 @@ export function captureNeeds(set: PolicySet): CaptureNeeds {
     for (const c of calls) needs.syscalls.add(c);
     if (!categories.has('file') || !calls.some((c) => OPEN_CALLS.has(c))) continue;
     const paths = pathLiterals(ast, set.lists);
+    if (paths.prefixes.size === 0 && paths.suffixes.size === 0 && readsKernelMark(ast)) continue;
     if (paths.prefixes.size === 0 && paths.suffixes.size === 0) {
       needs.allPaths = true;
       needs.broad.push({ rule: info.name, reason: 'judges opens without naming a path: every path is sent' });
