@@ -6,6 +6,7 @@ import os from 'node:os';
 import YAML from 'yaml';
 import { parseOutputSpec, type OutputSpec } from './outputs.js';
 import { CaptureError, DEFAULT_CAPTURE, parseCapture, type CaptureConfig } from './capture.js';
+import { LOG_USAGE, applyLogFlag, finishLogConfig, parseAnchorSection, parseLogSection, type AnchorSettings, type LogFlags, type LogSettings } from '../attest/agent-config.js';
 
 export interface AgentConfig {
   host: string;
@@ -24,6 +25,10 @@ export interface AgentConfig {
   policies: string[];
   /** Load vigil's default rule set first (--no-default-policy turns it off). */
   defaultPolicy: boolean;
+  /** The tamper-evident log (--log DIR, config log.dir); undefined: none. */
+  log?: LogSettings;
+  /** Anchoring of the log's checkpoints in the BMC (--bmc URL --bmc-token FILE, config anchor). */
+  anchor?: AnchorSettings;
 }
 
 export class ConfigError extends Error {
@@ -46,7 +51,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   defaultPolicy: true,
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'log', 'anchor'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -120,6 +125,16 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
         out[key] = value;
         break;
+      case 'log':
+      case 'anchor':
+        try {
+          // Partial here; flags complete and check them in parseAgentArgs.
+          if (key === 'log') out.log = parseLogSection(value, where) as LogSettings;
+          else out.anchor = parseAnchorSection(value, where) as AnchorSettings;
+        } catch (e) {
+          throw new ConfigError((e as Error).message);
+        }
+        break;
       default:
         throw new ConfigError(`${where}: unknown key; known keys are ${FILE_KEYS.join(', ')}`);
     }
@@ -147,6 +162,7 @@ options:
   --counts PATH          write per-container syscall counts here on SIGUSR1 and at stop
   --all-paths            report file events for every path, not only the watched ones
   --metrics PATH         write the agent's counters (Prometheus text format) here every 5 s
+${LOG_USAGE}
   -h, --help             this text
 
 The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
@@ -161,6 +177,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   let configPath: string | undefined;
   const streams: string[] = [];
   let allPaths = false;
+  const logFlags: LogFlags = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -198,6 +215,11 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
         break;
       }
       default:
+        try {
+          if (applyLogFlag(logFlags, name, value)) break;
+        } catch (e) {
+          throw new ConfigError((e as Error).message);
+        }
         throw new ConfigError(`unknown option '${arg}' (see vigil agent --help)`);
     }
   }
@@ -212,6 +234,11 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   }
   if (flagPolicies.length > 0) merged.policies = [...(fromFile.policies ?? []), ...flagPolicies];
   if (noDefaultPolicy) merged.defaultPolicy = false;
+  try {
+    Object.assign(merged, finishLogConfig(fromFile.log, fromFile.anchor, logFlags));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   if (streams.length > 0 || allPaths) {
     merged.capture = structuredClone(merged.capture);
     merged.capture.stream.push(...streams);
