@@ -4,7 +4,8 @@
 // output writes it. It also writes the agent's own records (start with the
 // self-measurement, heartbeat, anchoring outage and its end, log recovery, stop), and
 // hands each seal to the Anchorer when a BMC is configured.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { LogWriter, listSegments, forEachLine, parseSealLine, type Seal } from '../log/index.js';
 import { BmcApiClient } from '../bmc/index.js';
 import type { VigilEvent, Verdict } from '../events/index.js';
@@ -84,6 +85,17 @@ function allSeals(dir: string): Seal[] {
   return out;
 }
 
+/** The seals after the last one the BMC acknowledged (all of them when none was). */
+function unsentSeals(dir: string): Seal[] {
+  const seals = allSeals(dir);
+  const path = join(dir, 'anchored.json');
+  if (!existsSync(path)) return seals;
+  let acked: { checkpoint?: unknown };
+  try { acked = JSON.parse(readFileSync(path, 'utf8')) as { checkpoint?: unknown }; } catch { return seals; }
+  const i = seals.findIndex((s) => s.checkpoint === acked.checkpoint);
+  return i < 0 ? seals : seals.slice(i + 1);
+}
+
 export class AgentLog {
   readonly writer: LogWriter;
   private anchorer: Anchorer | undefined;
@@ -106,12 +118,22 @@ export class AgentLog {
           deps.log(`the BMC cannot be reached (${error}); sealing locally, anchors are sent when it answers again`);
           this.own('anchor-outage', { bmc: anchor?.bmc ?? '', error, queued }, { level: 'INSECURE', rules: ['BMC unreachable'], action: 'alert', severity: 'high' });
         },
+        onAnchored: (seal, entry) => {
+          // What the BMC acknowledged, so a restart sends only the seals after it.
+          try {
+            const path = join(settings.dir, 'anchored.json');
+            writeFileSync(`${path}.tmp`, JSON.stringify({ batch: seal.batch, checkpoint: seal.checkpoint, bmcSeq: entry.seq, time: entry.time }) + '\n', { mode: 0o640 });
+            renameSync(`${path}.tmp`, path);
+          } catch (e) {
+            deps.log(`cannot record the acknowledged anchor in ${settings.dir}: ${(e as Error).message}`);
+          }
+        },
         onRestored: ({ outageMs, queued, error }) => {
           deps.log(`the BMC answers again after ${outageMs} ms; sending the queued anchors`);
           this.own('anchor-restored', { bmc: anchor?.bmc ?? '', outageMs, queued, error });
         },
       });
-      this.anchorer.enqueue(...allSeals(settings.dir));
+      this.anchorer.enqueue(...unsentSeals(settings.dir));
     }
   }
 
@@ -121,7 +143,7 @@ export class AgentLog {
     if (r.tornBytes > 0 || r.unsealed > 0) {
       this.own('log-recovered', { tornBytes: r.tornBytes, tornSha256: r.tornSha256, unsealed: r.unsealed, lastSeal: r.lastSeal?.batch ?? 0 });
     }
-    this.own('start', { pid: process.pid, ...measurement });
+    this.own('start', { pid: process.pid, heartbeatSeconds: this.settings.heartbeatSeconds, ...measurement });
     this.writer.seal('time');
     if (this.settings.heartbeatSeconds > 0) {
       this.heartbeat = setInterval(() => this.own('heartbeat', {

@@ -6,7 +6,7 @@
 // queueing (they are durable in the log directory, so a restart of the agent re-derives
 // the queue from the log and the BMC's list); the outage and its end are reported to the
 // caller, which writes them into the log as entries.
-import type { AnchorEntry, BmcApiClient } from '../bmc/index.js';
+import { BmcApiError, type AnchorEntry, type BmcApiClient } from '../bmc/index.js';
 import type { Seal } from '../log/index.js';
 
 export interface AnchorerEvents {
@@ -41,8 +41,21 @@ export class Anchorer {
     this.pump();
   }
 
+  /** False once the BMC refuses the host role its anchor list (the BMC's roles allow it only the verifier). */
+  private canList = true;
+
   private async resync(): Promise<void> {
-    const list = await this.client.anchors();
+    if (!this.canList) { this.needResync = false; return; }
+    let list;
+    try {
+      list = await this.client.anchors();
+    } catch (e) {
+      // 401/403: this token may only append. The queue then rests on what the BMC
+      // acknowledged (kept by the caller); an anchor whose answer was lost may be sent
+      // twice, which the verifier accepts as a resend of the same checkpoint.
+      if (e instanceof BmcApiError && (e.status === 403 || e.status === 401)) { this.canList = false; this.needResync = false; return; }
+      throw e;
+    }
     const present = new Set(list.Members.map((m) => m.anchor));
     // Only a prefix can be present: checkpoints are sent in order, one at a time.
     let drop = 0;
