@@ -8,6 +8,7 @@ import { buildDigest, treeDigest } from './measure.js';
 export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogConfig, type AnchorSettings, type LogSettings } from './agent-log.js';
 export { Anchorer, type AnchorerEvents } from './anchorer.js';
 export { buildDigest, treeDigest } from './measure.js';
+export { verify, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult } from './verifier.js';
 
 /** Opens the agent's log (config.log must be set); `emit` writes one of the agent's own records to every output. */
 export function openAgentLog(config: AgentLogConfig, log: (m: string) => void, emit: (e: VigilEvent) => void): AgentLog {
