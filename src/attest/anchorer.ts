@@ -67,7 +67,12 @@ export class Anchorer {
   private pump(): void {
     if (this.running || this.stopped || this.retryTimer) return;
     this.running = true;
-    void this.run().finally(() => { this.running = false; });
+    void this.run().finally(() => {
+      this.running = false;
+      // A seal enqueued while run() was returning (between its last check and here) saw
+      // running = true and did not start a run: start it now.
+      if (this.queue.length > 0 && !this.retryTimer) this.pump();
+    });
   }
 
   private async run(): Promise<void> {
