@@ -1,7 +1,7 @@
 // `vigil bench NAME`: runs one benchmark of bench/NAME/main.ts. Each benchmark prints a
 // table and writes bench/results/NAME.json (see bench/lib/report.ts).
 interface BenchModule { main(argv: string[]): Promise<number> }
-const names = ['analyze', 'overhead', 'pipeline', 'policy', 'respond', 'tpm'];
+const names = ['analyze', 'attest', 'overhead', 'pipeline', 'policy', 'respond', 'tpm'];
 // The module path is built at run time so each benchmark compiles on its own.
 const benchmarks: Record<string, () => Promise<BenchModule>> = Object.fromEntries(
   names.map((n) => [n, () => import(`./${n}/main.js`) as Promise<BenchModule>]),

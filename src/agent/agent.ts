@@ -10,6 +10,7 @@ import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
+import { openAgentLog, selfMeasurement, type AgentLog } from '../attest/index.js';
 import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DockerActions, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
@@ -43,6 +44,8 @@ export class Agent {
   private reloadTimer: NodeJS.Timeout | undefined;
   /** What the kernel was last told to send (the configured capture with the policy's needs). */
   private capture: CaptureConfig | undefined;
+  /** The tamper-evident log (--log): the first output, so it gives every entry its seq. */
+  private agentLog: AgentLog | undefined;
   private kernelSettings: { hostMountNs: number; cgroupMode: CgroupHierarchy['mode']; startedNs: bigint } | undefined;
   private responder: Responder | undefined;
   private control: ControlServer | undefined;
@@ -66,6 +69,11 @@ export class Agent {
     // Policies next: a bad one stops the start with every problem as FILE:LINE:COL.
     this.policy = this.loadPolicy();
     this.outputs = this.config.outputs.map((spec) => openOutput(spec, (m) => this.log(m), { lostEvent: (n, reason) => this.outputLostEvent(spec.path, n, reason) }));
+    if (this.config.log) {
+      const agentLog = openAgentLog(this.config, (m) => this.log(m), (e) => { for (const o of this.outputs) o.write(e); });
+      this.agentLog = agentLog;
+      this.outputs.unshift(agentLog);
+    }
     this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
     const sensor = this.sensor;
     for (const note of sensor.unavailable) this.log(note);
@@ -120,6 +128,8 @@ export class Agent {
     // Only now do the programs start sending: nothing is produced before a reader exists.
     this.kernelSettings = { hostMountNs, cgroupMode: hierarchy.mode, startedNs: process.hrtime.bigint() };
     this.configureKernel();
+    // The self-measurement, once the programs the kernel runs can be read back.
+    this.agentLog?.start(selfMeasurement(sensor, this.config));
     // After the programs are on: what an escapee forks from here on is followed by the
     // kernel, and what it forked before is in /proc for the scan.
     this.rememberEscapedProcesses(hierarchy, hostMountNs);

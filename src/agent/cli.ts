@@ -40,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const outputs = config.outputs.map((o) => `${o.insecureOnly ? 'alerts ' : ''}${o.format}:${o.path}`).join(', ');
-  log(`ready: watching containers on ${config.host}, writing ${outputs}; policy: ${agent.policySummary()}`);
+  const logDir = config.log ? `, the tamper-evident log in ${config.log.dir}${config.anchor ? ` anchored in ${config.anchor.bmc}` : ''}` : '';
+  log(`ready: watching containers on ${config.host}, writing ${outputs}${logDir}; policy: ${agent.policySummary()}`);
   const dumpCounts = () => {
     try {
       const path = agent.writeSyscallCounts();

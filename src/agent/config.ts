@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { parseOutputSpec, type OutputSpec } from './outputs.js';
 import { CaptureError, DEFAULT_CAPTURE, parseCapture, type CaptureConfig } from './capture.js';
 import { DEFAULT_RESPOND, parseRespondConfig, RespondConfigError, type RespondConfig } from '../respond/index.js';
+import { LOG_USAGE, applyLogFlag, finishLogConfig, parseAnchorSection, parseLogSection, type AnchorSettings, type LogFlags, type LogSettings } from '../attest/agent-config.js';
 
 export interface AgentConfig {
   host: string;
@@ -27,6 +28,10 @@ export interface AgentConfig {
   defaultPolicy: boolean;
   /** Countermeasures: dry run, protected containers, rate limits, control socket (docs/respond.md). */
   respond: RespondConfig;
+  /** The tamper-evident log (--log DIR, config log.dir); undefined: none. */
+  log?: LogSettings;
+  /** Anchoring of the log's checkpoints in the BMC (--bmc URL --bmc-token FILE, config anchor). */
+  anchor?: AnchorSettings;
 }
 
 export class ConfigError extends Error {
@@ -50,7 +55,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   respond: DEFAULT_RESPOND,
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -132,6 +137,16 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
         out[key] = value;
         break;
+      case 'log':
+      case 'anchor':
+        try {
+          // Partial here; flags complete and check them in parseAgentArgs.
+          if (key === 'log') out.log = parseLogSection(value, where) as LogSettings;
+          else out.anchor = parseAnchorSection(value, where) as AnchorSettings;
+        } catch (e) {
+          throw new ConfigError((e as Error).message);
+        }
+        break;
       default:
         throw new ConfigError(`${where}: unknown key; known keys are ${FILE_KEYS.join(', ')}`);
     }
@@ -162,6 +177,7 @@ options:
   --dry-run              countermeasures are logged as "would ..." and not taken
   --control-socket PATH  the control socket for \`vigil respond\` (default /run/vigil/respond.sock)
   --no-control-socket    no control socket
+${LOG_USAGE}
   -h, --help             this text
 
 The host needs Linux with BTF, root (or CAP_BPF with CAP_PERFMON) and a container runtime.`;
@@ -178,6 +194,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   let allPaths = false;
   let dryRun = false;
   let controlSocket: string | undefined;
+  const logFlags: LogFlags = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -222,6 +239,11 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
         break;
       }
       default:
+        try {
+          if (applyLogFlag(logFlags, name, value)) break;
+        } catch (e) {
+          throw new ConfigError((e as Error).message);
+        }
         throw new ConfigError(`unknown option '${arg}' (see vigil agent --help)`);
     }
   }
@@ -240,6 +262,11 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
     merged.respond = structuredClone(merged.respond);
     if (dryRun) merged.respond.dryRun = true;
     if (controlSocket !== undefined) merged.respond.socket = controlSocket;
+  }
+  try {
+    Object.assign(merged, finishLogConfig(fromFile.log, fromFile.anchor, logFlags));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
   }
   if (streams.length > 0 || allPaths) {
     merged.capture = structuredClone(merged.capture);

@@ -5,8 +5,10 @@
  * exec, fork, exit: process life cycle (sched tracepoints). file, process, network:
  * system calls of those categories. capability: a cap_capable check. tcp: a TCP
  * state change. syscall: a raw streamed system call. lost: records the kernel dropped.
+ * agent: the agent's own records in the tamper-evident log (start and self-measurement,
+ * heartbeat, anchoring outages, log recovery, stop).
  */
-export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost' | 'response' | 'io_uring';
+export type EventKind = 'exec' | 'fork' | 'exit' | 'file' | 'process' | 'network' | 'capability' | 'tcp' | 'syscall' | 'lost' | 'response' | 'io_uring' | 'agent';
 
 /** What every kernel record says about the task that caused it. */
 export interface TaskContext {

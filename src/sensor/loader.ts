@@ -2,6 +2,7 @@
 // gives typed access to the maps user space drives (config, lost counters, ignored
 // cgroups). One BpfSensor per agent.
 import { closeSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, pidfdOpen, type ObjectOpenOptions, type Pointer } from './libbpf.js';
@@ -54,6 +55,9 @@ export interface KernelConfig {
 }
 
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
+
+/** A loaded program as the kernel reports it (see BpfSensor.programInfo). */
+export interface ProgramInfo { object: string; name: string; id: number; type: number; tag: string; xlatedBytes: number; xlatedSha256: string }
 
 export class BpfSensor {
   private readonly objects: LoadedObject[] = [];
@@ -350,6 +354,45 @@ export class BpfSensor {
       for (const l of o.links) lib.bpf_link__destroy(l);
       o.links = [];
     }
+  }
+
+  /**
+   * Each loaded program as the kernel holds it, read back with BPF_OBJ_GET_INFO_BY_FD (for
+   * the self-measurement the log anchors): the kernel's tag (its hash of the instructions
+   * as loaded, map references zeroed: the same for the same program in every run) and the
+   * SHA-256 of the translated instructions the kernel runs (after the verifier's rewrites;
+   * map ids in them differ from run to run).
+   */
+  programInfo(): ProgramInfo[] {
+    const { lib } = libbpf();
+    const out: ProgramInfo[] = [];
+    // struct bpf_prog_info: type@0 id@4 tag[8]@8 jited_prog_len@16 xlated_prog_len@20
+    // jited_prog_insns@24 xlated_prog_insns@32 ... name[16]@64. A larger zeroed buffer
+    // than the kernel's struct is accepted (the tail must be zero).
+    const INFO_SIZE = 256;
+    for (const o of this.objects) {
+      for (let p = lib.bpf_object__next_program(o.obj, null); p; p = lib.bpf_object__next_program(o.obj, p)) {
+        const fd = lib.bpf_program__fd(p);
+        if (fd < 0) continue; // not loaded (an optional program left out)
+        const name = lib.bpf_program__name(p);
+        const info = Buffer.alloc(INFO_SIZE);
+        const len = u32(INFO_SIZE);
+        let rc = lib.bpf_obj_get_info_by_fd(fd, info, len);
+        if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot read back BPF program ${name} of ${o.name}: ${libbpfError(rc)}`);
+        const xlatedLen = info.readUInt32LE(20);
+        const insns = Buffer.alloc(xlatedLen);
+        const second = Buffer.alloc(INFO_SIZE);
+        second.writeUInt32LE(xlatedLen, 20);
+        second.writeBigUInt64LE(BigInt(koffi.address(insns)), 32);
+        rc = lib.bpf_obj_get_info_by_fd(fd, second, u32(INFO_SIZE));
+        if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot read the instructions of BPF program ${name} of ${o.name}: ${libbpfError(rc)}`);
+        out.push({
+          object: o.name, name, id: info.readUInt32LE(4), type: info.readUInt32LE(0), tag: info.subarray(8, 16).toString('hex'),
+          xlatedBytes: xlatedLen, xlatedSha256: createHash('sha256').update(insns.subarray(0, second.readUInt32LE(20))).digest('hex'),
+        });
+      }
+    }
+    return out;
   }
 
   close(): void {

@@ -1,0 +1,23 @@
+// Public surface of attestation: the agent's log and anchoring, and the verifier.
+import { renderJson, type VigilEvent } from '../events/index.js';
+import { DEFAULT_OBJECT_DIR, type BpfSensor } from '../sensor/index.js';
+import { DEFAULT_POLICY_DIR } from '../policy/index.js';
+import { AgentLog, type AgentLogConfig } from './agent-log.js';
+import { buildDigest, treeDigest } from './measure.js';
+
+export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogConfig, type AnchorSettings, type LogSettings } from './agent-log.js';
+export { Anchorer, type AnchorerEvents } from './anchorer.js';
+export { buildDigest, treeDigest } from './measure.js';
+export { verify, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult } from './verifier.js';
+
+/** Opens the agent's log (config.log must be set); `emit` writes one of the agent's own records to every output. */
+export function openAgentLog(config: AgentLogConfig, log: (m: string) => void, emit: (e: VigilEvent) => void): AgentLog {
+  if (!config.log) throw new Error('openAgentLog needs config.log');
+  return new AgentLog(config.log, config.anchor, { host: config.host, log, render: renderJson, emit });
+}
+
+/** The start record's self-measurement: the programs as the kernel holds them, the build, the policy files. */
+export function selfMeasurement(sensor: BpfSensor, config: AgentLogConfig): Record<string, unknown> {
+  const policyPaths = [...(config.defaultPolicy ? [DEFAULT_POLICY_DIR] : []), ...config.policies];
+  return { programs: sensor.programInfo(), build: buildDigest(DEFAULT_OBJECT_DIR), policy: treeDigest(policyPaths, (p) => /\.ya?ml$/.test(p)) };
+}

@@ -1,0 +1,312 @@
+// The remote verifier: proves that the log directory it reads is complete and unmodified
+// up to the last checkpoint the BMC's TPM holds, or names the first inconsistency.
+//
+//   1. keys: the EK certificate chains to the trust store; MakeCredential/ActivateCredential
+//      proves the AK is in the TPM of that EK; the AK is restricted, sign, fixedTPM,
+//      fixedParent and its name is its public area's; EK and AK are pinned in --state
+//      (a changed key is an error, never a re-enrolment).
+//   2. quote: a fresh 32-byte nonce; the signature by the pinned AK with the pinned scheme;
+//      magic and type (strict TPMS_ATTEST parsing); qualifiedSigner = the AK's name;
+//      extraData = nonce; the signed selection = the one requested; clock safe, and
+//      reset/restart counters and clock not behind the last verified quote.
+//   3. anchors: split into epochs by the anchors' own PCR chain (an entry whose pcrValue is
+//      the extend of a reset PCR starts one); the quoted PCR must be the value after some
+//      prefix of the last epoch (anchors appended after the quote are the rest).
+//   4. log: the directory verifies on its own (chain, seqs, seals), every anchor is one of
+//      its checkpoints, in order, from the first batch on, and nothing anchored is missing.
+//   5. rollback: the log and the anchor list reach at least as far as the last run's.
+//   6. silence: unless the agent recorded a clean stop, its last entry is recent (heartbeats).
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AnchorEntry, BmcApiClient, KeyInfo } from '../bmc/index.js';
+import {
+  Alg, ObjectAttr, checkEkCertificate, extendPcrValue, makeCredential, objectName, quotePcrDigest, verifyQuote,
+  type Attestation, type Signature,
+} from '../tpm/index.js';
+import { verifyLogDir, LogVerifyError, type CheckedSeal } from '../log/index.js';
+
+export type VerifyCheck =
+  | 'ek-certificate' | 'credential' | 'ak-attributes' | 'ek-changed' | 'ak-changed' | 'quote' | 'scheme' | 'clock' | 'anchors'
+  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'silence' | 'bmc';
+
+export class VerifyFailure extends Error {
+  constructor(readonly check: VerifyCheck, message: string) { super(message); this.name = 'VerifyFailure'; }
+}
+
+export interface VerifyOptions {
+  client: BmcApiClient;
+  logDir: string;
+  stateDir?: string;
+  /** PEM certificates the EK certificate must chain to (needed to enrol). */
+  trustPems?: string[];
+  /** Longest silence accepted when the agent did not stop cleanly (default: 3 heartbeats + 5 s). */
+  maxSilenceMs?: number;
+  now?: () => number;
+}
+
+export interface VerifyResult {
+  entries: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** The last anchored checkpoint: its seq, and when the BMC recorded it. */
+  anchoredSeq: number;
+  anchoredTime: string;
+  /** Anchors the quote proves (the rest were appended after it, or are of earlier epochs). */
+  quotedAnchors: number;
+  anchors: number;
+  epochs: number;
+  unanchoredEntries: number;
+  enrolled: boolean;
+  notes: string[];
+}
+
+interface VerifierState {
+  ek?: { name: string };
+  ak?: { name: string; sigAlg: number; hashAlg: number };
+  lastQuote?: { clock: string; resetCount: number; restartCount: number; time: string };
+  lastVerified?: { lastSeq: number; checkpoint: string; anchors: number; time: string };
+}
+
+function loadState(dir: string | undefined): VerifierState {
+  if (!dir) return {};
+  const path = join(dir, 'verifier-state.json');
+  if (!existsSync(path)) return {};
+  try { return JSON.parse(readFileSync(path, 'utf8')) as VerifierState; } catch (e) {
+    throw new VerifyFailure('rollback', `the verifier state ${path} cannot be read (${(e as Error).message}); refusing to verify without it`);
+  }
+}
+function saveState(dir: string | undefined, s: VerifierState): void {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, 'verifier-state.json');
+  writeFileSync(`${path}.tmp`, JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+const ZERO = Buffer.alloc(32);
+
+async function bmc<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try { return await call(); } catch (e) { throw new VerifyFailure('bmc', `${what}: ${(e as Error).message}`); }
+}
+
+function checkAkAttributes(ak: KeyInfo): void {
+  const a = ak.public.objectAttributes;
+  const missing = (['restricted', 'sign', 'fixedTPM', 'fixedParent'] as const).filter((k) => (a & ObjectAttr[k]) === 0);
+  if (missing.length > 0) throw new VerifyFailure('ak-attributes', `the AK lacks ${missing.join(', ')} (attributes 0x${a.toString(16)}): it is not a TPM-resident restricted signing key, so its quotes prove nothing`);
+  if ((a & ObjectAttr.decrypt) !== 0) throw new VerifyFailure('ak-attributes', 'the AK is also a decryption key: an attestation key must be sign-only');
+  const name = objectName(ak.public, ak.publicBytes);
+  if (!name.equals(ak.name)) throw new VerifyFailure('ak-attributes', `the AK's name ${hex(ak.name)} is not the name of its public area (${hex(name)})`);
+}
+
+async function checkKeys(client: BmcApiClient, state: VerifierState, trustPems: string[] | undefined): Promise<{ ak: KeyInfo; enrolled: boolean; ekName: Buffer }> {
+  const ek = await bmc('reading the EK', () => client.endorsementKey());
+  const ak = await bmc('reading the AK', () => client.attestationKey());
+  let enrolled = false;
+  if (state.ek && state.ek.name !== hex(ek.name)) {
+    throw new VerifyFailure('ek-changed', `the BMC's endorsement key changed: pinned ${state.ek.name}, now ${hex(ek.name)} (another TPM answers for this node); re-enrol only after checking the hardware`);
+  }
+  if (state.ak && state.ak.name !== hex(ak.name)) {
+    throw new VerifyFailure('ak-changed', `the BMC's attestation key changed: pinned ${state.ak.name}, now ${hex(ak.name)} (a substituted AK); quotes signed by it are not accepted`);
+  }
+  if (!state.ek) {
+    if (!ek.certificatePem) throw new VerifyFailure('ek-certificate', 'the BMC has no EK certificate: cannot enrol a TPM whose manufacturer is unknown');
+    if (!trustPems || trustPems.length === 0) throw new VerifyFailure('ek-certificate', 'enrolment needs a trust store (--trust CA.pem) for the EK certificate');
+    try {
+      checkEkCertificate(Buffer.from(ek.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64'), { public: ek.public, bytes: ek.publicBytes }, trustPems);
+    } catch (e) {
+      throw new VerifyFailure('ek-certificate', `the EK certificate does not check against the trust store: ${(e as Error).message}`);
+    }
+    enrolled = true;
+  }
+  checkAkAttributes(ak);
+  // Every run, not only at enrolment: proves the AK still lives next to the pinned EK.
+  const secret = randomBytes(32);
+  const mc = makeCredential(ek.public, ak.name, secret);
+  let back: Buffer;
+  try { back = await client.activateCredential(mc.credentialBlob, mc.secret); } catch (e) {
+    throw new VerifyFailure('credential', `credential activation failed: the AK is not in the TPM of the EK (${(e as Error).message})`);
+  }
+  if (!back.equals(secret)) throw new VerifyFailure('credential', 'credential activation returned another secret: the AK is not in the TPM of the EK');
+  state.ek = { name: hex(ek.name) };
+  return { ak, enrolled, ekName: ek.name };
+}
+
+interface Epoch { start: number; entries: AnchorEntry[] }
+
+/** Splits the anchor list by its own PCR chain; an entry that follows neither its predecessor nor a reset PCR is an error. */
+function epochsOf(list: readonly AnchorEntry[]): Epoch[] {
+  const epochs: Epoch[] = [];
+  let prev: AnchorEntry | undefined;
+  list.forEach((e, i) => {
+    const anchor = Buffer.from(e.anchor, 'hex');
+    const value = Buffer.from(e.pcrValue, 'hex');
+    const continues = prev !== undefined && prev.pcr === e.pcr && extendPcrValue(Alg.SHA256, Buffer.from(prev.pcrValue, 'hex'), anchor).equals(value);
+    if (continues) { (epochs[epochs.length - 1] as Epoch).entries.push(e); prev = e; return; }
+    const fromReset = [ZERO, Buffer.alloc(32, 0xff)].some((r) => extendPcrValue(Alg.SHA256, r, anchor).equals(value));
+    if (!fromReset) throw new VerifyFailure('anchors', `the BMC's anchor #${e.seq} (${e.time}) records PCR value ${e.pcrValue}, which follows neither anchor #${prev?.seq ?? '-'} nor a reset PCR: the anchor list is inconsistent`);
+    if (prev && prev.resetCount === e.resetCount && prev.restartCount === e.restartCount) {
+      throw new VerifyFailure('anchors', `anchor #${e.seq} starts from a reset PCR although the TPM was neither reset nor restarted since anchor #${prev.seq} (counters ${e.resetCount}/${e.restartCount}): the PCR was reset behind the BMC's back`);
+    }
+    epochs.push({ start: i, entries: [e] });
+    prev = e;
+  });
+  return epochs;
+}
+
+export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  const now = opts.now ?? Date.now;
+  const state = loadState(opts.stateDir);
+  const notes: string[] = [];
+  const { client } = opts;
+
+  // 1. keys
+  const { ak, enrolled, ekName } = await checkKeys(client, state, opts.trustPems);
+
+  // 2. a quote over the anchor PCR, for a nonce of ours
+  const listBefore = await bmc('reading the anchor list', () => client.anchors());
+  const pcr = listBefore.PCR;
+  const selection = [{ hashAlg: Alg.SHA256, pcrs: [pcr] }];
+  const nonce = randomBytes(32);
+  const sm = await bmc('asking for a quote', () => client.signedMeasurements(nonce, selection));
+  let att: Attestation;
+  try {
+    att = verifyQuote(ak.public, sm.attest, sm.signature, { nonce, pcrSelection: selection, ekName, akName: ak.name });
+  } catch (e) {
+    throw new VerifyFailure('quote', `the quote does not verify: ${(e as Error).message}`);
+  }
+  // qualifiedSigner is the AK's qualified name: its name under the EK under the endorsement
+  // hierarchy (Part 1, 16: QN = nameAlg ‖ H(QN(parent) ‖ Name)).
+  const qn = (parentQn: Buffer, name: Buffer) => Buffer.concat([name.subarray(0, 2), createHash('sha256').update(parentQn).update(name).digest()]);
+  const endorsement = Buffer.from([0x40, 0x00, 0x00, 0x0b]);
+  const akQn = qn(qn(endorsement, ekName), ak.name);
+  if (!att.qualifiedSigner.equals(akQn)) throw new VerifyFailure('quote', `the quote's qualifiedSigner ${hex(att.qualifiedSigner)} is not the AK under the pinned EK (${hex(akQn)}): signed by another key`);
+  const sig = sm.signature as Signature & { hashAlg?: number };
+  const scheme = { sigAlg: sm.signature.sigAlg, hashAlg: sig.hashAlg ?? 0 };
+  if (state.ak && (state.ak.sigAlg !== scheme.sigAlg || state.ak.hashAlg !== scheme.hashAlg)) {
+    throw new VerifyFailure('scheme', `the quote is signed with scheme 0x${scheme.sigAlg.toString(16)}/0x${scheme.hashAlg.toString(16)}, pinned 0x${state.ak.sigAlg.toString(16)}/0x${state.ak.hashAlg.toString(16)}`);
+  }
+  const c = att.clockInfo;
+  if (!c.safe) throw new VerifyFailure('clock', 'the TPM clock is not safe (it may have gone backwards): the quote\'s time cannot be ordered');
+  const lq = state.lastQuote;
+  if (lq) {
+    if (c.resetCount < lq.resetCount || (c.resetCount === lq.resetCount && c.restartCount < lq.restartCount)) {
+      throw new VerifyFailure('clock', `the TPM's reset/restart counters went back (${lq.resetCount}/${lq.restartCount} at ${lq.time}, now ${c.resetCount}/${c.restartCount}): an old TPM state or a replayed quote`);
+    }
+    if (c.resetCount === lq.resetCount && c.clock < BigInt(lq.clock)) {
+      throw new VerifyFailure('clock', `the TPM clock went back (${lq.clock} ms at ${lq.time}, now ${c.clock} ms) without a reset: an old TPM state or a replayed quote`);
+    }
+  }
+
+  // 3. anchors read after the quote: the quoted PCR is the value after a prefix of the last epoch
+  const list = await bmc('reading the anchor list', () => client.anchors());
+  const all = list.Members.filter((m) => m.pcr === pcr);
+  const epochs = epochsOf(all);
+  const q = att.attested.kind === 'quote' ? att.attested.quote : undefined;
+  if (!q) throw new VerifyFailure('quote', 'the attestation is not a quote');
+  const signHash = sm.signature.sigAlg === Alg.NULL ? Alg.SHA256 : (sig.hashAlg ?? Alg.SHA256);
+  const digestOf = (v: Buffer) => quotePcrDigest(signHash, selection, () => v);
+  const last = epochs[epochs.length - 1];
+  let quoted = -1; // entries of the last epoch the quote covers
+  if (last && (last.entries[0] as AnchorEntry).resetCount === c.resetCount) {
+    for (let i = last.entries.length; i >= 1; i--) {
+      if (digestOf(Buffer.from((last.entries[i - 1] as AnchorEntry).pcrValue, 'hex')).equals(q.pcrDigest)) { quoted = i; break; }
+    }
+  }
+  if (quoted < 0 && (digestOf(ZERO).equals(q.pcrDigest) || digestOf(Buffer.alloc(32, 0xff)).equals(q.pcrDigest))) {
+    // A reset PCR: the TPM restarted or was reset after the last anchor.
+    if (last && last.entries.some((e) => e.resetCount === c.resetCount && e.restartCount === c.restartCount)) {
+      throw new VerifyFailure('pcr', `the quoted PCR ${pcr} is at its reset value, but the BMC anchored into it in this same TPM epoch (reset ${c.resetCount}, restart ${c.restartCount}): the anchors were erased from the PCR`);
+    }
+    quoted = 0;
+    notes.push(`the TPM was reset or restarted after the last anchor (counters ${c.resetCount}/${c.restartCount}); the anchors before are proven by earlier quotes`);
+  }
+  if (quoted < 0) {
+    const reset = lq && lq.resetCount !== c.resetCount ? ` The TPM was reset since the last verification (resetCount ${lq.resetCount} → ${c.resetCount}):` : '';
+    throw new VerifyFailure('pcr', `the quoted PCR ${pcr} (digest ${hex(q.pcrDigest)}) is not the value after any anchor the BMC recorded in this TPM epoch.${reset} the PCR was extended outside the BMC's anchor list (a reset TPM re-extended with a forged history, or another TPM)`);
+  }
+  if (state.lastVerified && all.length < state.lastVerified.anchors) {
+    throw new VerifyFailure('rollback', `the BMC's anchor list has ${all.length} anchors, the last verification (${state.lastVerified.time}) saw ${state.lastVerified.anchors}: the BMC's list was rolled back`);
+  }
+
+  // 4. the log directory
+  let lastEntryTime = 0n;
+  let lastAgent: { what: string; heartbeatSeconds?: number } | undefined;
+  let heartbeatSeconds = 10;
+  let summary;
+  try {
+    summary = verifyLogDir(opts.logDir, {
+      onEntry: (_seq, body) => {
+        const head = body.toString('utf8', 0, Math.min(body.length, 400));
+        const t = /^\{"seq":\d+,"time":"(\d+)"/.exec(head);
+        if (t) lastEntryTime = BigInt(t[1] as string);
+        const a = /,"kind":"agent","syscall":"([a-z-]+)"/.exec(head);
+        if (a) {
+          lastAgent = { what: a[1] as string };
+          if (a[1] === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(body.toString('utf8')); if (h) heartbeatSeconds = Number(h[1]); }
+        } else lastAgent = undefined;
+      },
+    });
+  } catch (e) {
+    if (e instanceof LogVerifyError) throw new VerifyFailure('log', `the log in ${opts.logDir}: ${e.message}`);
+    throw new VerifyFailure('log', `the log in ${opts.logDir} cannot be read: ${(e as Error).message}`);
+  }
+
+  // 5. rollback of the log directory
+  if (state.lastVerified && summary.lastSeq < state.lastVerified.lastSeq) {
+    throw new VerifyFailure('rollback', `the log ends at seq ${summary.lastSeq}, but the last verification (${state.lastVerified.time}) verified up to seq ${state.lastVerified.lastSeq}: the log directory was replaced by an older copy (or cut)`);
+  }
+
+  // every anchor is the next checkpoint of the log
+  const seals: CheckedSeal[] = summary.seals;
+  const byCheckpoint = new Map(seals.map((s, i) => [s.checkpoint, i]));
+  let next = 0;
+  for (const a of all) {
+    const i = byCheckpoint.get(a.anchor);
+    if (i === undefined) {
+      const lastSeal = seals[seals.length - 1];
+      if (next >= seals.length) {
+        throw new VerifyFailure('truncated', `the BMC anchored checkpoint ${a.anchor} (anchor #${a.seq}, ${a.time}) after the log's last batch${lastSeal ? ` (batch ${lastSeal.batch}, seq ${lastSeal.firstSeq}..${lastSeal.lastSeq})` : ''}, but the log has no such batch: entries after seq ${summary.lastSeq} were removed (the tail was cut)`);
+      }
+      const s = seals[next] as CheckedSeal;
+      throw new VerifyFailure('not-anchored', `the BMC anchored checkpoint ${a.anchor} (anchor #${a.seq}, ${a.time}) where the log's batch ${s.batch} (seq ${s.firstSeq}..${s.lastSeq}, ${s.file} line ${s.line}) gives ${s.checkpoint}: the log was rewritten after anchoring (entries up to seq ${s.lastSeq} changed, removed or added, and the chain recomputed)`);
+    }
+    if (i === next - 1 && i >= 0) {
+      // The agent sent this checkpoint again (its answer was lost in a crash): the same
+      // value twice in a row, replayed as such; nothing is missing or added.
+      notes.push(`anchor #${a.seq} repeats batch ${(seals[i] as CheckedSeal).batch}'s checkpoint (a resend after a lost answer)`);
+      continue;
+    }
+    if (i !== next) {
+      const s = seals[next] as CheckedSeal;
+      throw new VerifyFailure('not-anchored', `anchor #${a.seq} is the log's batch ${(seals[i] as CheckedSeal).batch}, but batch ${s.batch} (seq ${s.firstSeq}..${s.lastSeq}) was never anchored before it`);
+    }
+    next++;
+  }
+  const anchoredSeal = next > 0 ? (seals[next - 1] as CheckedSeal) : undefined;
+  const lastAnchor = all[all.length - 1];
+  const proven = (last?.start ?? 0) + Math.max(quoted, 0);
+  if (all.length > proven) notes.push(`${all.length - proven} anchors were appended after the quote (checked against the log, proven by the next quote)`);
+  const unanchored = summary.lastSeq - (anchoredSeal?.lastSeq ?? 0);
+  if (unanchored > 0) notes.push(`${unanchored} entries after seq ${anchoredSeal?.lastSeq ?? 0} are not anchored yet (${summary.unsealed} not sealed)`);
+
+  // 6. silence
+  const maxSilence = opts.maxSilenceMs ?? (3 * heartbeatSeconds + 5) * 1000;
+  if ((lastAgent as { what: string } | undefined)?.what === 'stop') notes.push('the agent stopped cleanly after its last entry');
+  else if (summary.entries > 0 && heartbeatSeconds > 0) {
+    const silentMs = now() - Number(lastEntryTime / 1_000_000n);
+    if (silentMs > maxSilence) {
+      throw new VerifyFailure('silence', `no entry for ${Math.round(silentMs / 1000)} s (the last, seq ${summary.lastSeq}, at ${new Date(Number(lastEntryTime / 1_000_000n)).toISOString()}), with heartbeats every ${heartbeatSeconds} s and no stop record: the agent was stopped or cut off`);
+    }
+  }
+
+  state.ak = { name: hex(ak.name), ...scheme };
+  state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
+  state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
+  saveState(opts.stateDir, state);
+  return {
+    entries: summary.entries, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, anchoredSeq: anchoredSeal?.lastSeq ?? 0, anchoredTime: lastAnchor?.time ?? '',
+    quotedAnchors: proven, anchors: all.length, epochs: epochs.length, unanchoredEntries: unanchored, enrolled, notes,
+  };
+}

@@ -1,0 +1,12 @@
+// Public surface of the tamper-evident log.
+export {
+  HASH_SIZE, EMPTY_ROOT, MerkleProofError, CompactRange, leafHash, nodeHash, rootOf, inclusionProof, consistencyProof,
+  rootFromInclusionProof, verifyInclusion, verifySubtreeInclusion, rootFromSubtreeConsistencyProof, verifySubtreeConsistency,
+  rootFromConsistencyProof, verifyConsistency,
+} from './merkle.js';
+export {
+  ZERO_HASH, CHAIN_SUFFIX_LENGTH, LogFormatError, entryHash, chainLine, parseEntryLine, recomputeHash, checkpointOf, parseSealLine, sealLine, seqOf,
+  type Seal, type ParsedEntryLine,
+} from './chain.js';
+export { LogError, LogWriter, listSegments, segmentName, forEachLine, type LogWriterOptions, type LogEntryInput, type Recovery } from './store.js';
+export { LogVerifyError, verifyLogDir, type LogCheck, type CheckedSeal, type LogSummary, type VerifyLogOptions } from './verify.js';
