@@ -12,18 +12,9 @@ import type { VigilEvent } from '../../src/events/index.js';
 import { startAgent } from '../helpers/agent-process.js';
 import { docker, missingForContainerTests, missingWorkloadImages, TEST_IMAGES, uniqueName, WORKLOAD_IMAGES } from '../helpers/host.js';
 import { tempDir } from '../helpers/observe.js';
+import { until } from '../helpers/wait.js';
 
 const skip = missingForContainerTests() ?? missingWorkloadImages() ?? (process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : undefined);
-
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function readLines(path: string): VigilEvent[] {
   if (!existsSync(path)) return [];
@@ -80,15 +71,15 @@ test('a log on a full file system records the loss and recovers when space is fr
     } finally {
       docker('rm', '-f', name);
     }
-    await until('the agent to report the write failure', () => (agent.stderr().includes(`cannot write jsonl output ${log}`) ? true : undefined));
+    await until('the agent to report the write failure', () => (agent.stderr().includes(`cannot write jsonl output ${log}`) ? true : undefined), 120_000);
     // Every event of the container has passed the agent (its own full log, on another disk).
     const helperLog = follower(agent.logPath);
     await until('the container\'s events to pass the agent', () =>
-      (helperLog().some((e) => e.container.id === id && e.kind === 'exit' && e.process.nsPid === 1) ? true : undefined));
+      (helperLog().some((e) => e.container.id === id && e.kind === 'exit' && e.process.nsPid === 1) ? true : undefined), 120_000);
     const before = readLines(log).length;
     rmSync(join(mnt, 'filler'));
     // Space again: the next write succeeds (backoff of at most 2 s), and the loss is told.
-    const lost = await until('a lost entry in the freed log', () => readLines(log).find((e) => e.kind === 'lost' && e.args['record_kind'] === 'output'));
+    const lost = await until('a lost entry in the freed log', () => readLines(log).find((e) => e.kind === 'lost' && e.args['record_kind'] === 'output'), 120_000);
     assert.equal(lost.args['reason'], 'ENOSPC');
     assert.equal(lost.args['output'], log);
     const n = Number(lost.args['lost']);
@@ -101,7 +92,7 @@ test('a log on a full file system records the loss and recovers when space is fr
     } finally {
       docker('rm', '-f', name2);
     }
-    await until('the later container\'s events in the freed log', () => (readLines(log).some((e) => e.container.id === id2 && e.kind === 'exec') ? true : undefined));
+    await until('the later container\'s events in the freed log', () => (readLines(log).some((e) => e.container.id === id2 && e.kind === 'exec') ? true : undefined), 120_000);
     const all = readLines(log);
     assert.ok(all.length > before);
     const lostAt = all.findIndex((e) => e.kind === 'lost' && e.args['record_kind'] === 'output');

@@ -13,6 +13,7 @@ import { BmcApiClient, Paths, startBmcService, type BmcService } from '../../src
 import { haveProgram } from '../../src/tpm/index.js';
 import { startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { until } from '../helpers/wait.js';
 
 let skip = missingForContainerTests();
 let work = '';
@@ -21,16 +22,6 @@ let service: BmcService | undefined;
 let trust = '';
 let verifierToken = '';
 const logDir = () => join(work, 'log');
-
-async function until<T>(get: () => Promise<T | undefined | false> | T | undefined | false, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function runContainer(script: string): string {
   const name = uniqueName('vigil-tamper');
@@ -106,11 +97,11 @@ test('an INSECURE alert is anchored on its own (batch timer an hour); the untamp
   try {
     const client = new BmcApiClient(service.url, service.tokens.verifier);
     const id = runContainer('cat /etc/passwd >/dev/null; echo done');
-    const alert = await until(() => lines(logDir()).find((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'), 'the alert in the log');
+    const alert = await until('the alert in the log', () => lines(logDir()).find((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'));
     alertSeq = alert.o.seq ?? 0;
-    const seal = await until(() => lines(logDir()).find((l) => l.o.seal && l.o.seal.firstSeq <= alertSeq && l.o.seal.lastSeq >= alertSeq), 'the alert sealed', 5000);
+    const seal = await until('the alert sealed', () => lines(logDir()).find((l) => l.o.seal && l.o.seal.firstSeq <= alertSeq && l.o.seal.lastSeq >= alertSeq), 5000);
     assert.equal(seal.o.seal?.reason, 'insecure');
-    await until(async () => (await client.anchors()).Members.some((m) => m.anchor === seal.o.seal?.checkpoint), 'the alert\'s checkpoint in the BMC\'s anchor list', 5000);
+    await until('the alert\'s checkpoint in the BMC\'s anchor list', async () => (await client.anchors()).Members.some((m) => m.anchor === seal.o.seal?.checkpoint), 5000);
   } finally {
     assert.equal((await agent.stop()).code, 0, agent.stderr());
   }
@@ -217,7 +208,7 @@ test('tamper: an old copy of the log directory restored', async (t) => {
   cpSync(logDir(), old, { recursive: true });
   const agent = await startAgent(agentArgs());
   runContainer('head -c1 /etc/hostname >/dev/null');
-  await until(() => lines(logDir()).some((l) => (l.raw.includes('"syscall":"heartbeat"'))), 'a heartbeat of the second run');
+  await until('a heartbeat of the second run', () => lines(logDir()).some((l) => (l.raw.includes('"syscall":"heartbeat"'))));
   assert.equal((await agent.stop()).code, 0, agent.stderr());
   const state = stateCopy(state1());
   const ok = await verifyCli(logDir(), state);
@@ -231,7 +222,7 @@ test('the agent stopped without a stop record: missed heartbeats', async (t) => 
   if (skip || !service || alertSeq === 0) { t.skip(skip ?? 'the first test did not run'); return; }
   const agent = await startAgent(agentArgs());
   const before = lines(logDir()).length;
-  await until(() => lines(logDir()).length > before + 1 && lines(logDir()).some((l, i) => i >= before && l.raw.includes('"syscall":"heartbeat"')), 'a heartbeat');
+  await until('a heartbeat', () => lines(logDir()).length > before + 1 && lines(logDir()).some((l, i) => i >= before && l.raw.includes('"syscall":"heartbeat"')));
   agent.child.ref();
   const died = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGKILL');
@@ -248,8 +239,8 @@ test('kill -9 of the agent and of the BMC in the middle of a batch: nothing lost
   await service.close();
   const agent = await startAgent(agentArgs());
   const id = runContainer('cat /etc/passwd >/dev/null; echo again');
-  await until(() => lines(logDir()).some((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'), 'the alert written during the outage');
-  await until(() => lines(logDir()).some((l) => l.raw.includes('"syscall":"anchor-outage"')), 'the outage recorded as an entry');
+  await until('the alert written during the outage', () => lines(logDir()).some((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'));
+  await until('the outage recorded as an entry', () => lines(logDir()).some((l) => l.raw.includes('"syscall":"anchor-outage"')));
   agent.child.ref();
   const died = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGKILL');
@@ -258,10 +249,10 @@ test('kill -9 of the agent and of the BMC in the middle of a batch: nothing lost
   service = await startBmcService({ stateDir: bmcState, host: '127.0.0.1', port: 0, plainHttp: true });
   const again = await startAgent(agentArgs());
   const client = new BmcApiClient(service.url, service.tokens.verifier);
-  await until(async () => {
+  await until('every seal anchored after the restart', async () => {
     const anchored = new Set((await client.anchors()).Members.map((m) => m.anchor));
     return lines(logDir()).filter((l) => l.o.seal).every((l) => anchored.has(l.o.seal?.checkpoint ?? ''));
-  }, 'every seal anchored after the restart').catch((e: Error) => { throw new Error(`${e.message}; agent: ${again.stderr()}`); });
+  }).catch((e: Error) => { throw new Error(`${e.message}; agent: ${again.stderr()}`); });
   assert.equal((await again.stop()).code, 0, again.stderr());
   const after = new Set(lines(logDir()).map((l) => l.raw));
   for (const w of written) assert.ok(after.has(w), 'an entry written before the kill is still there, unchanged');

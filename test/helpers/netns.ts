@@ -14,26 +14,40 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'ignore' });
 }
 
-export async function createTestHost(subnet: number): Promise<TestHost> {
-  const name = `vigil-t${process.pid % 10000}-${subnet}`;
-  const hostIf = `vth${process.pid % 10000}${subnet}`;
-  const nsIf = `vtn${process.pid % 10000}${subnet}`;
-  const address = `10.231.${subnet}.2`;
+/** A network namespace joined to this host by a veth pair on PREFIX.0/30: the host end is
+ * PREFIX.1, the namespace's PREFIX.2. close() removes both (and is safe to call twice). */
+export function createVethNamespace(name: string, hostIf: string, nsIf: string, prefix: string): { address: string; close(): void } {
+  const address = `${prefix}.2`;
   ip('netns', 'add', name);
-  let listener: ChildProcess | undefined;
   const close = () => {
-    listener?.kill('SIGKILL');
     try { ip('link', 'del', hostIf); } catch { /* gone with the namespace */ }
     try { ip('netns', 'del', name); } catch { /* already gone */ }
   };
   try {
     ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
     ip('link', 'set', nsIf, 'netns', name);
-    ip('addr', 'add', `10.231.${subnet}.1/30`, 'dev', hostIf);
+    ip('addr', 'add', `${prefix}.1/30`, 'dev', hostIf);
     ip('link', 'set', hostIf, 'up');
     ip('netns', 'exec', name, 'ip', 'addr', 'add', `${address}/30`, 'dev', nsIf);
     ip('netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
     ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+  } catch (e) {
+    close();
+    throw e;
+  }
+  return { address, close };
+}
+
+export async function createTestHost(subnet: number): Promise<TestHost> {
+  const name = `vigil-t${process.pid % 10000}-${subnet}`;
+  const ns = createVethNamespace(name, `vth${process.pid % 10000}${subnet}`, `vtn${process.pid % 10000}${subnet}`, `10.231.${subnet}`);
+  const address = ns.address;
+  let listener: ChildProcess | undefined;
+  const close = () => {
+    listener?.kill('SIGKILL');
+    ns.close();
+  };
+  try {
     const listenPort = 8080;
     const proc = spawn('ip', ['netns', 'exec', name, process.execPath, '-e',
       `require('net').createServer((s) => s.end('hello\\n')).listen(${listenPort}, '${address}', () => console.log('listening'))`],

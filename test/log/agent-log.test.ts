@@ -10,6 +10,7 @@ import { startAgent, type RunningAgent } from '../helpers/agent-process.js';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 import { tempDir } from '../helpers/observe.js';
 import { CHAIN_SUFFIX_LENGTH, listSegments, verifyLogDir, type Seal } from '../../src/log/index.js';
+import { until } from '../helpers/wait.js';
 
 const skip = missingForContainerTests();
 
@@ -29,16 +30,6 @@ function logLines(dir: string): { entries: Array<{ raw: string; e: LogLine }>; s
   return { entries, seals };
 }
 
-async function until<T>(get: () => T | undefined | false, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function runContainer(script: string): string {
   const name = uniqueName('vigil-log');
   try {
@@ -56,7 +47,7 @@ test('the agent chains every entry into the log; INSECURE is sealed at once; the
   let stopped = false;
   try {
     // The start record (with the self-measurement) is sealed at once.
-    const start = await until(() => logLines(dir).entries.find((x) => x.e.kind === 'agent' && x.e.syscall === 'start'), 'the start record');
+    const start = await until('the start record', () => logLines(dir).entries.find((x) => x.e.kind === 'agent' && x.e.syscall === 'start'));
     const m = start.e.args as { programs: Array<{ name: string; tag: string; xlatedSha256: string }>; build: { sha256: string; files: number }; policy: { sha256: string } };
     assert.ok(m.programs.length >= 4, `programs measured: ${m.programs.length}`);
     assert.ok(m.programs.every((p) => /^[0-9a-f]{16}$/.test(p.tag) && /^[0-9a-f]{64}$/.test(p.xlatedSha256)), JSON.stringify(m.programs.slice(0, 2)));
@@ -67,13 +58,13 @@ test('the agent chains every entry into the log; INSECURE is sealed at once; the
     assert.ok(logLines(dir).seals.some((s) => s.lastSeq >= start.e.seq), 'the start record is sealed');
 
     const id = runContainer('cat /etc/passwd >/dev/null; echo done');
-    const alert = await until(() => logLines(dir).entries.find((x) => x.e.container.id === id && x.e.verdict.level === 'INSECURE'), 'the INSECURE event in the log');
+    const alert = await until('the INSECURE event in the log', () => logLines(dir).entries.find((x) => x.e.container.id === id && x.e.verdict.level === 'INSECURE'));
     assert.ok(alert.e.verdict.rules.includes('opening passwd'), JSON.stringify(alert.e.verdict));
     // Sealed on its own: the batch is 100,000 entries and its timer an hour.
-    const seal = await until(() => logLines(dir).seals.find((s) => s.firstSeq <= alert.e.seq && s.lastSeq >= alert.e.seq), 'a seal covering the alert', 5000);
+    const seal = await until('a seal covering the alert', () => logLines(dir).seals.find((s) => s.firstSeq <= alert.e.seq && s.lastSeq >= alert.e.seq), 5000);
     assert.equal(seal.reason, 'insecure');
     assert.equal(seal.lastSeq, alert.e.seq, 'the seal ends at the alert');
-    await until(() => logLines(dir).entries.filter((x) => x.e.syscall === 'heartbeat').length >= 2, 'two heartbeats');
+    await until('two heartbeats', () => logLines(dir).entries.filter((x) => x.e.syscall === 'heartbeat').length >= 2);
 
     const { code, events } = await agent.stop();
     stopped = true;
@@ -103,14 +94,14 @@ test('a restart continues seq and chain; kill -9 in the middle of a batch loses 
   const dir = join(tempDir('vlogtest'), 'log');
   const first = await startAgent(['--log', dir, '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '0']);
   const id1 = runContainer('for i in 1 2 3; do head -c1 /etc/hostname >/dev/null; done');
-  await until(() => logLines(dir).entries.some((x) => x.e.container.id === id1 && x.e.kind === 'exit'), 'the first container\'s events written');
+  await until('the first container\'s events written', () => logLines(dir).entries.some((x) => x.e.container.id === id1 && x.e.kind === 'exit'));
   assert.equal((await first.stop()).code, 0);
   const afterFirst = verifyLogDir(dir);
 
   const second = await startAgent(['--log', dir, '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '0']);
   const id2 = runContainer('for i in 1 2 3; do head -c1 /etc/hostname >/dev/null; done');
   // Written but not sealed (no INSECURE, huge batch, timer at an hour): then the agent dies.
-  const written = await until(() => { const l = logLines(dir).entries.filter((x) => x.e.container.id === id2); return l.some((x) => x.e.kind === 'exit') && l; }, 'the second container\'s events written');
+  const written = await until('the second container\'s events written', () => { const l = logLines(dir).entries.filter((x) => x.e.container.id === id2); return l.some((x) => x.e.kind === 'exit') && l; });
   second.child.ref(); // startAgent unrefs it; the test waits for its exit
   const died = new Promise((r) => second.child.once('exit', r));
   second.child.kill('SIGKILL');
@@ -123,7 +114,7 @@ test('a restart continues seq and chain; kill -9 in the middle of a batch loses 
   const third = await startAgent(['--log', dir, '--log-batch-ms', '3600000', '--heartbeat', '1']);
   // A SIGTERM right after 'ready' can kill the agent before its handler runs (seen on main
   // without --log too): wait for its first heartbeat.
-  await until(() => { const l = logLines(dir).entries; const s = l.map((x) => x.e.syscall).lastIndexOf('start'); return s >= 0 && l.slice(s).some((x) => x.e.syscall === 'heartbeat'); }, 'the third run\'s heartbeat');
+  await until('the third run\'s heartbeat', () => { const l = logLines(dir).entries; const s = l.map((x) => x.e.syscall).lastIndexOf('start'); return s >= 0 && l.slice(s).some((x) => x.e.syscall === 'heartbeat'); });
   const { code } = await third.stop();
   assert.equal(code, 0, `${third.stderr()} (signal ${String(third.child.signalCode)})`);
   const sum = verifyLogDir(dir);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogError, LogVerifyError, LogWriter, checkpointOf, verifyLogDir, ZERO_HASH, type Seal } from '../../src/log/index.js';
+import { until } from '../helpers/wait.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-log-'));
@@ -16,14 +17,6 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
 const entry = (n: number, level = 'NORMAL') => ({ seq: 0, time: String(1_700_000_000_000_000_000n + BigInt(n)), kind: 'file', args: { path: `/etc/f${n}`, note: 'ü ✓' }, verdict: { level, rules: [], action: 'none' } });
 const segments = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('segment-')).sort();
 const lines = (dir: string, seg?: string) => readFileSync(join(dir, seg ?? (segments(dir).at(-1) as string)), 'utf8').split('\n').filter(Boolean);
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('entries chain, batches seal by count, checkpoints chain, and the directory verifies', (t) => {
   const dir = tempDir(t);
@@ -72,7 +65,7 @@ test('a batch seals by time', async (t) => {
   const seals: Seal[] = [];
   const w = LogWriter.open(dir, { batchSize: 1000, batchMs: 50, onSeal: (s) => seals.push(s) });
   w.append(entry(1));
-  await until(() => seals.length === 1, 'the time seal');
+  await until('the time seal', () => seals.length === 1);
   assert.equal(seals[0]?.reason, 'time');
   w.close();
   assert.equal(seals.length, 1, 'nothing left to seal at close');

@@ -14,6 +14,7 @@ import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../he
 import { readEvents, runVigil, startAgent, type RunningAgent } from '../helpers/agent-process.js';
 import { requestAction } from '../../src/respond/index.js';
 import type { VigilEvent } from '../../src/events/index.js';
+import { until } from '../helpers/wait.js';
 
 const skip = missingForContainerTests();
 const TAG = `${process.pid}`;
@@ -47,16 +48,6 @@ function state(name: string): State {
   const j = JSON.parse(docker('inspect', name)) as Array<{ State: { Running: boolean; Paused: boolean }; HostConfig: { RestartPolicy: { Name: string } }; NetworkSettings: { Networks: Record<string, unknown> | null } }>;
   const c = j[0]!;
   return { Running: c.State.Running, Paused: c.State.Paused, RestartPolicy: c.HostConfig.RestartPolicy.Name, Networks: Object.keys(c.NetworkSettings.Networks ?? {}) };
-}
-
-async function until<T>(what: string, f: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const records = (agent: RunningAgent, name: string): VigilEvent[] => readEvents(agent.logPath).filter((e) => e.kind === 'response' && (e.container.name === name));

@@ -2,7 +2,8 @@
 // by a veth pair (containers on Docker's bridge reach it through the host, masqueraded).
 // On every connection it sends commands, as an attacker would, and records every byte
 // that comes back; nothing is sent to any other address.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createVethNamespace } from '../helpers/netns.js';
 
 export interface Catch {
   /** Bytes the shell sent back, as text. */
@@ -19,10 +20,6 @@ export interface Catcher {
   /** Waits until n connections have closed (bounded). */
   waitFor(n: number, timeoutMs?: number): Promise<Catch[]>;
   close(): void;
-}
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'ignore' });
 }
 
 // The listener's program (run by node inside the namespace): one JSON line per closed connection.
@@ -45,25 +42,15 @@ net.createServer((s) => {
 export async function createCatcher(subnet: number, commands: string): Promise<Catcher> {
   const tag = `${process.pid % 10000}${subnet}`;
   const name = `vigil-r${tag}`;
-  const hostIf = `vrh${tag}`;
-  const nsIf = `vrn${tag}`;
-  const address = `10.233.${subnet}.2`;
+  const ns = createVethNamespace(name, `vrh${tag}`, `vrn${tag}`, `10.233.${subnet}`);
+  const address = ns.address;
   const port = 4444;
-  ip('netns', 'add', name);
   let listener: ChildProcess | undefined;
   const close = () => {
     listener?.kill('SIGKILL');
-    try { ip('link', 'del', hostIf); } catch { /* gone with the namespace */ }
-    try { ip('netns', 'del', name); } catch { /* already gone */ }
+    ns.close();
   };
   try {
-    ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
-    ip('link', 'set', nsIf, 'netns', name);
-    ip('addr', 'add', `10.233.${subnet}.1/30`, 'dev', hostIf);
-    ip('link', 'set', hostIf, 'up');
-    ip('netns', 'exec', name, 'ip', 'addr', 'add', `${address}/30`, 'dev', nsIf);
-    ip('netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
-    ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
     const proc = spawn('ip', ['netns', 'exec', name, process.execPath, '-e', PROGRAM, address, String(port), commands], { stdio: ['ignore', 'pipe', 'pipe'] });
     listener = proc;
     const caught: Catch[] = [];
