@@ -126,10 +126,11 @@ for (const [target, decoy] of [['/etc/hostname', '/tmp/innocent'], ['/etc/passwd
   });
 }
 
-// 20,000 calls in flight at once: more than main's LRU of 16,384 held. On a machine where
-// other agents with such an LRU run, each of their full LRUs slows every call of this
-// container: VIGIL_PARKED_THREADS lowers the count there (the report must still come).
-const PARKED = Number(process.env['VIGIL_PARKED_THREADS'] ?? 20_000);
+// 17,000 calls in flight at once: more than the LRU of 16,384 that held them before task
+// storage. (At 20,000 parked threads the fixture stalls on this VM with no agent loaded,
+// before any call of interest: a limit of the machine, not of vigil, not yet understood.)
+// VIGIL_PARKED_THREADS changes the count.
+const PARKED = Number(process.env['VIGIL_PARKED_THREADS'] ?? 17_000);
 test(`a thread parked in a FIFO open while ${PARKED} other calls are in flight is reported when it returns`, { skip, timeout: 900_000 }, async () => {
   const r = await run(['fifo-park', String(PARKED)], { agentArgs: ['--no-default-policy'], prefix: 'vigil-park' });
   assert.equal(r.exitCode, 0, r.logs);
