@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { BmcApiClient, Paths, startBmcService, type BmcService } from '../../src/bmc/index.js';
 import { haveProgram } from '../../src/tpm/index.js';
 import { startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
-import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
 
 let skip = missingForContainerTests();
@@ -23,16 +23,7 @@ let trust = '';
 let verifierToken = '';
 const logDir = () => join(work, 'log');
 
-function runContainer(script: string): string {
-  const name = uniqueName('vigil-tamper');
-  try {
-    const id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.busybox, 'sh', '-c', script);
-    docker('wait', name);
-    return id;
-  } finally {
-    docker('rm', '-f', name);
-  }
-}
+const runContainer = (script: string): string => runToEnd('vigil-tamper', script);
 
 interface Line { raw: string; o: { seq?: number; seal?: { checkpoint: string; firstSeq: number; lastSeq: number; reason: string }; container?: { id: string }; verdict?: { level: string } } }
 function lines(dir: string): Line[] {

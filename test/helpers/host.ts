@@ -36,3 +36,15 @@ export function docker(...args: string[]): string {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** Runs a busybox container's script to its end, removes the container, and returns its id. */
+export function runToEnd(prefix: string, script: string): string {
+  const name = uniqueName(prefix);
+  try {
+    const id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.busybox, 'sh', '-c', script);
+    docker('wait', name);
+    return id;
+  } finally {
+    docker('rm', '-f', name);
+  }
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../helpers/agent-process.js';
-import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { tempDir } from '../helpers/observe.js';
 import { CHAIN_SUFFIX_LENGTH, listSegments, verifyLogDir, type Seal } from '../../src/log/index.js';
 import { until } from '../helpers/wait.js';
@@ -30,16 +30,7 @@ function logLines(dir: string): { entries: Array<{ raw: string; e: LogLine }>; s
   return { entries, seals };
 }
 
-function runContainer(script: string): string {
-  const name = uniqueName('vigil-log');
-  try {
-    const id = docker('run', '-d', '--pull', 'never', '--name', name, TEST_IMAGES.busybox, 'sh', '-c', script);
-    docker('wait', name);
-    return id;
-  } finally {
-    docker('rm', '-f', name);
-  }
-}
+const runContainer = (script: string): string => runToEnd('vigil-log', script);
 
 test('the agent chains every entry into the log; INSECURE is sealed at once; the JSON lines are the log\'s own bytes', { skip }, async () => {
   const dir = join(tempDir('vlogtest'), 'log');
