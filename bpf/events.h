@@ -36,6 +36,10 @@ enum vigil_kind {
 #define VIGIL_FLAG_CONTAINER_SETUP (1u << 1)
 /* exec: the executable's path was longer or deeper than the room for it (leading levels missing). */
 #define VIGIL_FLAG_EXE_CUT (1u << 2)
+/* The kernel sent the task SIGKILL at this event (a policy's kill it could decide itself). */
+#define VIGIL_FLAG_KERNEL_KILLED (1u << 3)
+/* The kernel was to kill the task at this event and could not (bpf_send_signal failed). */
+#define VIGIL_FLAG_KILL_FAILED (1u << 4)
 
 struct vigil_header {
 	__u16 kind;
@@ -166,6 +170,7 @@ struct vigil_sock {
 #define VIGIL_SC_KNAME_ROOTFS (1u << 10) /* kname is the whole path on the task's root file system */
 #define VIGIL_SC_PEER_PATH (1u << 11)  /* fd_path holds the file a unix socket's peer is bound to */
 #define VIGIL_SC_READ_AT_EXIT (1u << 12) /* a string or blob could not be read at sys_enter (not in memory yet): read at exit */
+#define VIGIL_SC_NOT_ALLOWED (1u << 13) /* from sys_enter: outside the container's allow-list (allowlist.h); raw, ret 0 */
 
 struct vigil_syscall {
 	struct vigil_header hdr;
@@ -222,6 +227,8 @@ struct vigil_config {
 	__u32 count_syscalls;/* 1: count every syscall per container (vigil_syscall_counts) */
 	__u32 capture_env;   /* 1: exec records carry the environment (it may hold secrets: opt-in) */
 	__u64 started_ns;    /* CLOCK_MONOTONIC when the agent enabled the programs */
+	__u32 allowlists;    /* 1: check each container's calls against its allow-list (vigil_allowlists) */
+	__u32 _pad0;
 };
 
 /*
@@ -249,6 +256,28 @@ struct vigil_count_key {
 	__u64 container_key;
 	__u32 nr;
 	__u32 _pad0;
+};
+
+/*
+ * A container's system-call allow-list (map vigil_allowlists, by container key), one bit
+ * per call: the x86-64 number, VIGIL_MAX_SYSCALL + the i386 number of a compat call, and
+ * VIGIL_ALLOW_OTHER for x32 calls and numbers beyond any table (never allowed).
+ */
+#define VIGIL_MAX_SYSCALL 512
+#define VIGIL_ALLOW_WORDS 32                 /* a power of two, >= (2 * VIGIL_MAX_SYSCALL + 1) / 64 */
+#define VIGIL_ALLOW_OTHER (2 * VIGIL_MAX_SYSCALL)
+#define VIGIL_AL_KILL (1u << 0)         /* SIGKILL the task at a call outside the list */
+#define VIGIL_AL_ALLOW_ALL (1u << 1)    /* not checked (the image could not be analysed, fail-open, or the check is off) */
+#define VIGIL_AL_REPORT_EVERY (1u << 2) /* report every call outside the list, not the first per call */
+struct vigil_allowlist {
+	__u64 allowed[VIGIL_ALLOW_WORDS];
+	__u64 reported[VIGIL_ALLOW_WORDS]; /* reported once already (set by the kernel) */
+	__u32 flags;                       /* VIGIL_AL_* */
+	__u32 _pad0;
+};
+/* Calls made before the container's list was loaded (map vigil_allow_pending). */
+struct vigil_allow_pending {
+	__u64 seen[VIGIL_ALLOW_WORDS];
 };
 
 /* Key of the watched path tries (prefixes as written, suffixes reversed). */

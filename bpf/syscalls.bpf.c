@@ -15,7 +15,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define VIGIL_MAX_SYSCALL 512
 /* Rule slots: the x86-64 number, or VIGIL_MAX_SYSCALL + the i386 number of a compat call. */
 #define VIGIL_RULE_SLOTS (2 * VIGIL_MAX_SYSCALL)
 #define VIGIL_AT_FDCWD -100
@@ -162,6 +161,8 @@ static __always_inline __u64 arg_of(struct pt_regs *regs, int i, int compat)
 	}
 }
 
+#include "allowlist.h"
+
 /* Reads a user string into dst (VIGIL_STR_MAX bytes); returns its length without the NUL. */
 static __always_inline __u16 read_user_str(__u8 *dst, __u64 uptr, __u16 *flags, __u16 fault)
 {
@@ -232,6 +233,10 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	}
 
 	__u32 slot = abi == VIGIL_ABI_X32 || cnr >= VIGIL_MAX_SYSCALL ? VIGIL_RULE_SLOTS : (compat ? VIGIL_MAX_SYSCALL + cnr : cnr);
+	/* The slot is the call's bit in the allow-list too (VIGIL_RULE_SLOTS = VIGIL_ALLOW_OTHER). */
+	if (cfg->allowlists)
+		vigil_check_allowlist(task, key, slot, regs, (__u32)n,
+				      abi == VIGIL_ABI_X32 ? VIGIL_SC_X32 : compat ? VIGIL_SC_COMPAT : 0, compat);
 	struct vigil_syscall_rule *rule = bpf_map_lookup_elem(&vigil_syscall_rules, &slot);
 	__u32 raw = bpf_map_lookup_elem(&vigil_stream, &key) != NULL;
 	/* A 64-bit process's first 32-bit (or x32) call is reported whatever the call: the

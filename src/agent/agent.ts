@@ -15,6 +15,7 @@ import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } f
 import { dirname, join } from 'node:path';
 import { DockerActions, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
 import type { ResponseInfo } from '../events/index.js';
+import { AllowlistManager, type AllowlistReport } from './allowlists.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
 
@@ -50,6 +51,7 @@ export class Agent {
   private responder: Responder | undefined;
   private control: ControlServer | undefined;
   private limitedLogged = 0;
+  private allowlists: AllowlistManager | undefined;
 
   /**
    * onFatal hears of failures the agent cannot run on after (the ring buffer reader
@@ -79,10 +81,26 @@ export class Agent {
     for (const note of sensor.unavailable) this.log(note);
     this.capture = this.captureFor(this.policy);
     pushCapture(sensor, this.capture);
+    if (this.config.allowlists.enabled) {
+      this.allowlists = new AllowlistManager({
+        settings: this.config.allowlists,
+        dockerSocket: this.config.dockerSocket,
+        kernel: sensor,
+        policy: () => this.policy,
+        dryRun: () => this.config.respond.dryRun,
+        imageOf: (c) => this.resolver?.facts(c.id)?.imageId || c.image,
+        known: (key) => this.resolver?.lookup(key) !== undefined,
+        report: (key, c, r) => this.allowlistReport(key, c, r),
+        log: (m) => this.log(m),
+      });
+    }
     this.resolver = new ContainerResolver(hierarchy, {
       docker: new DockerClient(this.config.dockerSocket),
       log: (m) => this.log(m),
-      onContainer: (key, c) => this.maybeStream(key, c),
+      onContainer: (key, c) => {
+        this.maybeStream(key, c);
+        this.allowlists?.onContainer(key, c);
+      },
     });
     await this.resolver.start();
     this.startResponder();
@@ -91,14 +109,7 @@ export class Agent {
       resolver: this.resolver,
       // The verdict is decided here, in kernel order, before the event is written anywhere;
       // a reload swaps this.policy between two events, never during one.
-      emit: (e) => {
-        if (this.policy) e.verdict = this.policy.judge(e);
-        // Countermeasures: a kill happens here, before the event is written; the response
-        // record follows the event (see src/respond).
-        const after = this.responder?.respond(e);
-        for (const o of this.outputs) o.write(e);
-        after?.();
-      },
+      emit: (e) => this.judgeAndWrite(e),
       exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
       wholeEnvironment: () => this.capture?.environment ?? false,
       ignoreKey: (key) => {
@@ -144,6 +155,36 @@ export class Agent {
       this.metricsTimer = setInterval(() => this.writeMetrics(), 5000);
       this.metricsTimer.unref();
     }
+  }
+
+  /**
+   * The verdict is decided here, in kernel order, before the event is written anywhere; a
+   * reload swaps this.policy between two events, never during one. Countermeasures: a kill
+   * happens here, before the event is written; the response record follows the event.
+   */
+  private judgeAndWrite(e: VigilEvent): void {
+    if (this.policy) e.verdict = this.policy.judge(e);
+    const after = this.responder?.respond(e);
+    for (const o of this.outputs) o.write(e);
+    after?.();
+  }
+
+  /** What the allow-list manager decided for a container, as an entry of the log (and a line on stderr). */
+  private allowlistReport(key: bigint, c: ContainerRef, r: AllowlistReport): void {
+    if (!this.pipeline) return;
+    const who = c.name || c.id.slice(0, 12);
+    if (r.type === 'before-list') {
+      // Judged like the kernel's own report: the same rule, the same verdict; nothing to kill (it is past).
+      const args = { nr: r.nr, not_in_allowlist: true, before_allowlist: true, ...(r.abi !== 'x86_64' ? { abi: r.abi } : {}) };
+      this.judgeAndWrite(this.pipeline.noticeEvent('syscall', r.syscall, args, c, key));
+      return;
+    }
+    const { type, ...rest } = r;
+    const args: Record<string, string | number | boolean | string[]> = { state: type };
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) args[k] = v as string | number | boolean | string[];
+    this.judgeAndWrite(this.pipeline.noticeEvent('agent', 'allowlist', args, c, key));
+    if (r.type === 'loaded') this.log(`allow-list of ${r.image} loaded for ${who}: ${r.size} system calls${r.added.length ? ` (${r.added.length} added by policy)` : ''}, calls outside it ${r.enforce === 'kill' ? 'killed' : 'reported'}${r.cached ? ' (cached analysis)' : ''}`);
+    else this.log(`allow-list not checked for ${who} (${r.image}): ${r.reason}`);
   }
 
   // Countermeasures (src/respond, docs/respond.md): the responder and the control socket.
@@ -203,6 +244,7 @@ export class Agent {
       capabilityDedup: capture.capabilities === 'first',
       countSyscalls: capture.countSyscalls,
       captureEnvironment: capture.environment,
+      allowlists: this.config.allowlists.enabled,
     });
   }
 
@@ -242,6 +284,7 @@ export class Agent {
         if (reconfigure) this.configureKernel();
       }
       this.policy = next;
+      this.allowlists?.reapply();
       this.log(`policy reloaded (${why}): ${next.size} rules in force`);
       return true;
     } catch (e) {
@@ -388,6 +431,7 @@ export class Agent {
       await this.pipeline?.flush();
       await this.control?.close();
       await this.responder?.settle();
+      await this.allowlists?.stop();
       this.reportLost();
       if (this.sensor) {
         try {

@@ -32,6 +32,18 @@ export interface AgentConfig {
   log?: LogSettings;
   /** Anchoring of the log's checkpoints in the BMC (--bmc URL --bmc-token FILE, config anchor). */
   anchor?: AnchorSettings;
+  /** Image allow-lists checked in the kernel (--allowlists, config allowlists; docs/analysis.md). */
+  allowlists: AllowlistSettings;
+}
+
+export interface AllowlistSettings {
+  enabled: boolean;
+  /** 'open' (default): an image with unresolved system-call sites is not checked; 'closed': its list stands. */
+  unresolved: 'open' | 'closed';
+  /** Analysis cache ('' : $VIGIL_CACHE_DIR or ~/.cache/vigil/analysis). */
+  cacheDir: string;
+  /** Analyse every ELF executable of the image, not only what its entrypoint and command reach. */
+  allElf: boolean;
 }
 
 export class ConfigError extends Error {
@@ -53,9 +65,35 @@ export const DEFAULT_CONFIG: AgentConfig = {
   policies: [],
   defaultPolicy: true,
   respond: DEFAULT_RESPOND,
+  allowlists: { enabled: false, unresolved: 'open', cacheDir: '', allElf: false },
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor', 'allowlists'] as const;
+
+function parseAllowlists(value: unknown, where: string): AllowlistSettings {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where}: must be a mapping with keys enabled, unresolved, cacheDir, allElf`);
+  const out: AllowlistSettings = { ...DEFAULT_CONFIG.allowlists };
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    switch (k) {
+      case 'enabled':
+      case 'allElf':
+        if (typeof v !== 'boolean') throw new ConfigError(`${where}.${k}: must be true or false`);
+        out[k] = v;
+        break;
+      case 'unresolved':
+        if (v !== 'open' && v !== 'closed') throw new ConfigError(`${where}.unresolved: must be 'open' or 'closed', got ${JSON.stringify(v)}`);
+        out.unresolved = v;
+        break;
+      case 'cacheDir':
+        if (typeof v !== 'string' || !v.startsWith('/')) throw new ConfigError(`${where}.cacheDir: must be an absolute directory path`);
+        out.cacheDir = v;
+        break;
+      default:
+        throw new ConfigError(`${where}: unknown key '${k}' (expected enabled, unresolved, cacheDir, allElf)`);
+    }
+  }
+  return out;
+}
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
@@ -132,6 +170,9 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
           throw e;
         }
         break;
+      case 'allowlists':
+        out.allowlists = parseAllowlists(value, where);
+        break;
       case 'countsPath':
       case 'metricsPath':
         if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a file path`);
@@ -175,6 +216,8 @@ options:
   --all-paths            report file events for every path, not only the watched ones
   --metrics PATH         write the agent's counters (Prometheus text format) here every 5 s
   --dry-run              countermeasures are logged as "would ..." and not taken
+  --allowlists           check each container's system calls against the allow-list of its image
+                         (analysed when the container starts, cached by image id; docs/analysis.md)
   --control-socket PATH  the control socket for \`vigil respond\` (default /run/vigil/respond.sock)
   --no-control-socket    no control socket
 ${LOG_USAGE}
@@ -193,6 +236,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   const streams: string[] = [];
   let allPaths = false;
   let dryRun = false;
+  let allowlists = false;
   let controlSocket: string | undefined;
   const logFlags: LogFlags = {};
   for (let i = 0; i < argv.length; i++) {
@@ -220,6 +264,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
       case '--metrics': flags.metricsPath = value(); break;
       case '--all-paths': allPaths = true; break;
       case '--dry-run': dryRun = true; break;
+      case '--allowlists': allowlists = true; break;
       case '--no-control-socket': controlSocket = ''; break;
       case '--control-socket': {
         controlSocket = value();
@@ -268,6 +313,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  if (allowlists) merged.allowlists = { ...merged.allowlists, enabled: true };
   if (streams.length > 0 || allPaths) {
     merged.capture = structuredClone(merged.capture);
     merged.capture.stream.push(...streams);

@@ -49,6 +49,12 @@ const NORMAL = { level: 'NORMAL', rules: [] as string[], action: 'none' } as con
 
 interface Waiting { record: RawRecord; process: ProcessRef }
 
+function kernelKillResponse(outcome: 'done' | 'failed'): ResponseInfo {
+  const info: ResponseInfo = { action: 'kill', target: 'process', layer: 'kernel', outcome, by: 'policy' };
+  if (outcome === 'failed') info.error = 'bpf_send_signal failed (the task was exiting, or signals cannot be sent from this context)';
+  return info;
+}
+
 /**
  * FIFO with O(1) push and shift: a burst of a new container's records may wait here by
  * the hundred thousand, and Array.prototype.shift is linear.
@@ -187,7 +193,10 @@ export class EventPipeline {
         this.processes.markExeOrigin(record.task.tgid, origin.written, origin.inImage);
       }
     }
-    this.opts.emit(this.toEvent(record, process, container));
+    const e = this.toEvent(record, process, container);
+    // The kernel acted already (a kill it could decide): the event says so before it is judged.
+    if (record.task.kernelKill) e.response = kernelKillResponse(record.task.kernelKill);
+    this.opts.emit(e);
   }
 
   private toEvent(r: RawRecord, process: ProcessRef, container: ContainerRef): VigilEvent {
@@ -243,6 +252,27 @@ export class EventPipeline {
       namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
       verdict: { level: 'INSECURE', rules: about.rules, action: info.action },
       response: info,
+    };
+  }
+
+  /**
+   * An entry the agent makes itself about a container (no kernel record behind it): the
+   * allow-list state of a container, a call it made before its list was loaded. Its process
+   * is pid 0: nothing to act on.
+   */
+  noticeEvent(kind: 'syscall' | 'agent', syscall: string, args: EventArgs, container: ContainerRef, containerKey: bigint): VigilEvent {
+    return {
+      seq: ++this.seq,
+      time: (process.hrtime.bigint() + this.wallOffsetNs).toString(),
+      host: this.opts.host,
+      kind,
+      syscall,
+      args,
+      ret: null,
+      container,
+      process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: '', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '', name: '' },
+      namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: containerKey.toString() },
+      verdict: { ...NORMAL, rules: [] },
     };
   }
 

@@ -10,6 +10,8 @@ export interface ContainerFacts {
   upperDir: string;
   /** The image's layer directories on the host ([] when unknown). */
   lowerDirs: readonly string[];
+  /** The id of the image the container was created from ('' when unknown): a tag can move, the id cannot. */
+  imageId?: string;
 }
 import { readlinkSync } from 'node:fs';
 import {
@@ -280,7 +282,7 @@ export class ContainerResolver {
   }
 
   private toRef(info: DockerContainerInfo): ContainerRef {
-    this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir, lowerDirs: Object.freeze([...info.lowerDirs]) }));
+    this.factsById.set(info.id, Object.freeze({ labels: Object.freeze({ ...info.labels }), upperDir: info.upperDir, lowerDirs: Object.freeze([...info.lowerDirs]), imageId: info.imageId }));
     // Frozen: events share it and its JSON is cached (a change is a new object).
     const ref: ContainerRef = Object.freeze({ id: info.id, name: info.name, image: info.image, runtime: 'docker' });
     this.keepRef(ref);

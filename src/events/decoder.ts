@@ -2,7 +2,7 @@
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
-  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_KERNEL_KILLED, FLAG_KILL_FAILED, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
   IO_URING_LAYOUT, NAME_MAX, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
@@ -30,6 +30,11 @@ function cString(buf: Buffer, start: number, max: number): string {
   return utf8(buf, start, stop);
 }
 
+function kernelKillOf(flags: number): TaskContext['kernelKill'] {
+  if ((flags & (FLAG_KERNEL_KILLED | FLAG_KILL_FAILED)) === 0) return undefined;
+  return (flags & FLAG_KERNEL_KILLED) !== 0 ? 'done' : 'failed';
+}
+
 export function decodeTask(buf: Buffer, o: number): TaskContext {
   const H = HEADER_LAYOUT;
   return {
@@ -50,6 +55,7 @@ export function decodeTask(buf: Buffer, o: number): TaskContext {
     parentComm: cString(buf, o + H.parent_comm, COMM_LEN),
     truncated: (buf.readUInt16LE(o + H.flags) & FLAG_TRUNCATED) !== 0,
     containerSetup: (buf.readUInt16LE(o + H.flags) & FLAG_CONTAINER_SETUP) !== 0,
+    kernelKill: kernelKillOf(buf.readUInt16LE(o + H.flags)),
   };
 }
 
@@ -192,6 +198,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     kernelName,
     kernelNameWhole: (sflags & SYSCALL_FLAG.KNAME_ROOTFS) !== 0,
     peerPath: (sflags & SYSCALL_FLAG.PEER_PATH) !== 0 ? fdPath : undefined,
+    notAllowed: (sflags & SYSCALL_FLAG.NOT_ALLOWED) !== 0,
   };
 }
 

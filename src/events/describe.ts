@@ -159,6 +159,11 @@ function describeSyscall(r: SyscallRecord): Described {
     const args: EventArgs = { nr: r.nr };
     r.args.forEach((v, i) => (args[`arg${i}`] = `0x${v.toString(16)}`));
     if (r.abi !== 'x86_64') args['abi'] = r.abi;
+    // Reported from sys_enter (bpf/allowlist.h): the call has not returned, ret means nothing.
+    if (r.notAllowed) {
+      args['not_in_allowlist'] = true;
+      return { kind: 'syscall', syscall: name, args, ret: null };
+    }
     return { kind: 'syscall', syscall: name, args, ret, ...(error ? { error } : {}) };
   }
   const args: EventArgs = {};

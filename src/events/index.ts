@@ -1,7 +1,7 @@
 export type { CgroupRecord, ContainerRef, EventArgs, EventKind, ProcessRef, RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext, Verdict, VigilEvent, ResponseInfo } from './model.js';
 export { describeRecord, absolutePath } from './describe.js';
 export type { Described } from './describe.js';
-export { SYSCALL_SPECS, encodeRule, i386SyscallName, ruleSlots, specOf, syscallName, syscallNumber } from './syscalls.js';
+export { SYSCALL_SPECS, allowlistBits, encodeRule, i386SyscallName, ruleSlots, specOf, syscallName, syscallNumber } from './syscalls.js';
 export type { ArgType, SyscallCategory, SyscallSpec } from './syscalls.js';
 export { decodeSockaddr } from './net.js';
 export { decodeBatch, decodeRecord, DecodeError } from './decoder.js';

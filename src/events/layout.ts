@@ -22,6 +22,10 @@ export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 export const FLAG_TRUNCATED = 1;
 export const FLAG_CONTAINER_SETUP = 2;
 export const FLAG_EXE_CUT = 4;
+/** The kernel sent SIGKILL at this event (a kill the kernel decides: bpf/allowlist.h). */
+export const FLAG_KERNEL_KILLED = 8;
+/** The kernel was to kill at this event and bpf_send_signal failed. */
+export const FLAG_KILL_FAILED = 16;
 
 export const CGROUP_MODE = { V2: 0, V1_MEMORY: 1 } as const;
 
@@ -80,8 +84,8 @@ export const STDIO_KIND = {
 export const FORK_LAYOUT = { size: 120, child_pid: 112, child_ns_pid: 116 } as const;
 export const EXIT_LAYOUT = { size: 120, exit_code: 112 } as const;
 export const CONFIG_LAYOUT = {
-  size: 40, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24, capture_env: 28,
-  started_ns: 32,
+  size: 48, host_mnt_ns: 0, cgroup_mode: 4, enabled: 8, path_filter: 12, port_filter: 16, cap_dedup: 20, count_syscalls: 24, capture_env: 28,
+  started_ns: 32, allowlists: 40,
 } as const;
 
 export const STR_MAX = 256;
@@ -103,7 +107,7 @@ export const SYSCALL_LAYOUT = {
   fd_path_len: 188, blob_len: 190, kname_len: 192, sock: 200, data: 248,
 } as const;
 
-export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048, READ_AT_EXIT: 4096 } as const;
+export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048, READ_AT_EXIT: 4096, NOT_ALLOWED: 8192 } as const;
 
 export const CAPABILITY_LAYOUT = { size: 120, cap: 112, ret: 116 } as const;
 export const TCP_STATE_LAYOUT = { size: 168, old_state: 112, new_state: 116, sock: 120 } as const;
@@ -128,12 +132,25 @@ export const RULE_FLAG = { PATH_FILTER: 1, PORT_FILTER: 2, BLOB_LEN_PTR: 4, TRAC
 export const COUNT_KEY_LAYOUT = { size: 16, container_key: 0, nr: 8 } as const;
 export const PATH_KEY_LAYOUT = { size: 260, prefixlen: 0, path: 4 } as const;
 
+/**
+ * struct vigil_allowlist (map vigil_allowlists, by container key) and vigil_allow_pending:
+ * ALLOW_WORDS 64-bit words of one bit per call, the bit being the call's rule slot (the
+ * x86-64 number, I386_RULE_BASE + the i386 number, ALLOW_OTHER for x32 and beyond).
+ */
+export const ALLOW_WORDS = 32;
+export const ALLOW_OTHER = 1024;
+export const ALLOWLIST_LAYOUT = { size: 520, allowed: 0, reported: 256, flags: 512 } as const;
+export const ALLOW_PENDING_LAYOUT = { size: 256, seen: 0 } as const;
+export const ALLOWLIST_FLAG = { KILL: 1, ALLOW_ALL: 2, REPORT_EVERY: 4 } as const;
+
 /** Every struct this module mirrors, by C name, for the layout test. */
 /** struct vigil_task_state: the value of the task storage map vigil_container_tasks. */
 export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, caps_seen: 16 } as const;
 
 export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_task_state: TASK_STATE_LAYOUT,
+  vigil_allowlist: ALLOWLIST_LAYOUT,
+  vigil_allow_pending: ALLOW_PENDING_LAYOUT,
   vigil_header: { ...HEADER_LAYOUT, size: HEADER_LAYOUT.size },
   vigil_exec: EXEC_LAYOUT,
   vigil_fork: FORK_LAYOUT,

@@ -30,6 +30,8 @@ export interface TaskContext {
   truncated: boolean;
   /** The runtime preparing the container (VIGIL_FLAG_CONTAINER_SETUP), not the container's own code. */
   containerSetup: boolean;
+  /** The kernel killed the task at this record (a kill it decides itself), or tried and failed. */
+  kernelKill: 'done' | 'failed' | undefined;
 }
 
 /** A socket as the kernel holds it (addresses as text, ports in host order). */
@@ -71,6 +73,8 @@ export interface SyscallRecord {
   kernelNameWhole: boolean;
   /** Of a unix socket: the file its peer is bound to, as the kernel holds it (the host's path of a bind-mounted socket). */
   peerPath: string | undefined;
+  /** From sys_enter: the call is outside the container's allow-list (raw: number and arguments). */
+  notAllowed: boolean;
 }
 
 /**

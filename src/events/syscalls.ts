@@ -224,6 +224,20 @@ export function ruleSlots(name: string): number[] {
   return slots;
 }
 
+/**
+ * The allow-list bits (rule slots) of a name as policies and the analyzer write it: NAME the
+ * x86-64 call, `i386:NAME` the 32-bit one (a compat call from a 64-bit program). Undefined
+ * when no table has it.
+ */
+export function allowlistBits(name: string): number[] | undefined {
+  if (name.startsWith('i386:')) {
+    const ns = (I386_NUMBERS_BY_NAME.get(name.slice(5)) ?? []).filter((n) => n < I386_RULE_BASE);
+    return ns.length > 0 ? ns.map((n) => I386_RULE_BASE + n) : undefined;
+  }
+  const nr = NUMBER_BY_NAME.get(name);
+  return nr !== undefined ? [nr] : undefined;
+}
+
 export function syscallNumber(name: string): number | undefined {
   return NUMBER_BY_NAME.get(name);
 }

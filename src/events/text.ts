@@ -56,7 +56,9 @@ function renderArgs(args: VigilEvent['args']): string {
 }
 
 export function renderText(e: VigilEvent): string {
-  const verdict = e.verdict.level === 'INSECURE' ? `[INSECURE] Unsafe:[${e.verdict.rules.join(', ')}], ` : `[${e.verdict.level}] `;
+  // An allow-list violation names the call in the rule, as the paper's lines do: Unsafe:[syscall not in allow-list: ptrace].
+  const rules = e.args['not_in_allowlist'] === true ? e.verdict.rules.map((r) => (r === 'syscall not in allow-list' ? `${r}: ${e.syscall}` : r)) : e.verdict.rules;
+  const verdict = e.verdict.level === 'INSECURE' ? `[INSECURE] Unsafe:[${rules.map(escapeText).join(', ')}], ` : `[${e.verdict.level}] `;
   const ret = e.ret === null ? '' : `, ret: ${e.ret}${e.error ? `(${e.error})` : ''}`;
   const event = `Event:{host:${escapeText(e.host)}, syscall: ${e.syscall}, args:${renderArgs(e.args)}${ret}, time: ${e.time}}`;
   const c = e.container;

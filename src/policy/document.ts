@@ -87,10 +87,13 @@ export interface PolicyDoc {
   overrides: OverrideDoc[];
   lists: ListDoc[];
   macros: MacroDoc[];
+  /** For the selector's containers: system calls added to the allow-list of their image (`i386:NAME` for a compat call). */
+  allowlistAdd: Array<{ name: string; pos: SourcePos }>;
 }
 
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec'];
-const SPEC_KEYS = ['selector', 'rules', 'overrides', 'lists', 'macros'];
+const SPEC_KEYS = ['selector', 'rules', 'overrides', 'lists', 'macros', 'allowlist'];
+const ALLOWLIST_KEYS = ['add'];
 const RULE_KEYS = ['name', 'description', 'kinds', 'condition', 'severity', 'tags', 'action', 'exceptions', 'enabled', 'once', 'threshold'];
 const OVERRIDE_KEYS = ['rule', 'enabled', 'action', 'severity', 'exceptions'];
 const SELECTOR_KEYS = ['image', 'name', 'labels'];
@@ -330,7 +333,7 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
       r.string(m.get('description'), 'metadata.description');
     }
   }
-  const policy: PolicyDoc = { name, file: r.file, pos: namePos, selector: { image: [], name: [], labels: {} }, everyContainer: true, rules: [], overrides: [], lists: [], macros: [] };
+  const policy: PolicyDoc = { name, file: r.file, pos: namePos, selector: { image: [], name: [], labels: {} }, everyContainer: true, rules: [], overrides: [], lists: [], macros: [], allowlistAdd: [] };
   const specEntry = top.get('spec');
   if (!specEntry) {
     r.problem(start, 'missing spec');
@@ -380,6 +383,12 @@ function readPolicy(r: Reader, root: Node): PolicyDoc | undefined {
       const o = readOverride(r, item as Node, overrides.pos);
       if (o) policy.overrides.push(o);
     }
+  }
+  const allowlist = spec.get('allowlist');
+  if (allowlist) {
+    const a = r.mapping(allowlist.pair.value, 'spec.allowlist', allowlist.pos, ALLOWLIST_KEYS);
+    const add = a?.get('add');
+    for (const name of r.stringList(add, 'spec.allowlist.add') ?? []) policy.allowlistAdd.push({ name, pos: add?.pos ?? allowlist.pos });
   }
   // With problems, what could be read is still returned (the loader compiles it to report
   // every problem at once); a set with problems is never used.

@@ -2,7 +2,7 @@
 // extended or replaced by later files, rules unique by name, overrides applied per
 // container), every condition compiled once, rules indexed by event kind and, where a
 // condition pins it, by system call. judge() gives every event its verdict.
-import type { ContainerRef, EventKind, Verdict, VigilEvent } from '../events/index.js';
+import { allowlistBits, type ContainerRef, type EventKind, type Verdict, type VigilEvent } from '../events/index.js';
 import { activationOf, containerView, type ContainerFacts } from './activation.js';
 import { ConditionCompiler, EVENT_VARIABLES, type CelNode, type CompiledCondition } from './cel.js';
 import { newRound } from './compile.js';
@@ -134,7 +134,7 @@ export class PolicySet {
   readonly lists: ReadonlyMap<string, ReadonlyArray<string | number>>;
   readonly stats = { judged: 0, insecure: 0 };
 
-  private constructor(rules: Rule[], compiler: ConditionCompiler, lists: ReadonlyMap<string, ReadonlyArray<string | number>>, private readonly facts: (c: ContainerRef) => ContainerFacts | undefined) {
+  private constructor(rules: Rule[], compiler: ConditionCompiler, lists: ReadonlyMap<string, ReadonlyArray<string | number>>, private readonly facts: (c: ContainerRef) => ContainerFacts | undefined, private readonly docs: readonly PolicyDoc[]) {
     this.rules = rules;
     for (const r of rules) this.byName.set(r.doc.name, r);
     this.compiler = compiler;
@@ -238,8 +238,13 @@ export class PolicySet {
         }
       }
     }
+    for (const d of docs) {
+      for (const a of d.allowlistAdd) {
+        if (!allowlistBits(a.name)) problem(a.pos, `spec.allowlist.add: '${a.name}' is no x86-64 system call (write i386:NAME for a 32-bit one)`);
+      }
+    }
     if (problems.length > 0) throw new PolicyError(problems);
-    return new PolicySet(rules, compiler, lists, facts);
+    return new PolicySet(rules, compiler, lists, facts, docs);
   }
 
   /** The rules in force, in load order. */
@@ -385,6 +390,28 @@ export class PolicySet {
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
+  }
+
+  /**
+   * A rule as it applies to one container, its overrides folded in: undefined when the rule
+   * is not defined or is off for that container.
+   */
+  effectiveRule(name: string, c: ContainerRef): { action: RuleAction; severity: Severity } | undefined {
+    const rule = this.byName.get(name);
+    if (!rule) return undefined;
+    for (const kind of this.effectiveFor(c)) {
+      const eff = kind.find((x) => x.rule === rule);
+      if (eff) return { action: eff.action, severity: eff.severity };
+    }
+    return undefined;
+  }
+
+  /** System calls the policies add to a container's allow-list (spec.allowlist.add of every policy whose selector matches). */
+  allowlistAdditions(c: ContainerRef): string[] {
+    const facts = this.facts(c);
+    const out = new Set<string>();
+    for (const d of this.docs) if (d.everyContainer || selectorMatches(d.selector, c, facts)) for (const a of d.allowlistAdd) out.add(a.name);
+    return [...out].sort();
   }
 
   /** Is a rule (by name) defined in this set? */

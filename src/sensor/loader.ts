@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, pidfdOpen, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
 import { checkHost, kernelHasTracepoint } from './preflight.js';
-import { CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
+import { ALLOW_PENDING_LAYOUT, ALLOW_WORDS, ALLOWLIST_LAYOUT, CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
@@ -52,6 +52,8 @@ export interface KernelConfig {
   captureEnvironment: boolean;
   /** CLOCK_MONOTONIC ns from which new tasks entering a container count as the runtime's (default: now). */
   startedNs?: bigint;
+  /** Each container's calls are checked against its allow-list (setAllowlist); off: none is. */
+  allowlists?: boolean;
 }
 
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
@@ -176,7 +178,49 @@ export class BpfSensor {
     value.writeUInt32LE(cfg.captureEnvironment ? 1 : 0, CONFIG_LAYOUT.capture_env);
     // process.hrtime and the kernel's task start times both read CLOCK_MONOTONIC.
     value.writeBigUInt64LE(cfg.startedNs ?? process.hrtime.bigint(), CONFIG_LAYOUT.started_ns);
+    value.writeUInt32LE(cfg.allowlists ? 1 : 0, CONFIG_LAYOUT.allowlists);
     this.update('vigil_config', u32(0), value);
+  }
+
+  /**
+   * Loads a container's allow-list (bpf/allowlist.h): allowed holds the bits (rule slots)
+   * of the calls allowed, flags ALLOWLIST_FLAG bits. Replaces any earlier list, and with it
+   * the record of which calls were reported already.
+   */
+  setAllowlist(key: bigint, allowed: ReadonlySet<number>, flags: number): void {
+    const value = Buffer.alloc(ALLOWLIST_LAYOUT.size);
+    for (const bit of allowed) {
+      if (!Number.isInteger(bit) || bit < 0 || bit >= ALLOW_WORDS * 64) throw new SensorError('VIGIL_BPF_MAP', `allow-list bit ${bit} is out of range`);
+      const at = ALLOWLIST_LAYOUT.allowed + (bit >> 6) * 8;
+      value.writeBigUInt64LE(value.readBigUInt64LE(at) | (1n << BigInt(bit & 63)), at);
+    }
+    value.writeUInt32LE(flags, ALLOWLIST_LAYOUT.flags);
+    this.update('vigil_allowlists', u64(key), value);
+  }
+
+  /** Forgets a container's allow-list (the container is gone). */
+  deleteAllowlist(key: bigint): void {
+    libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_allowlists'), u64(key));
+    libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_allow_pending'), u64(key));
+  }
+
+  /**
+   * The calls a container made before its list was loaded (bits, as setAllowlist's), and
+   * forgets them; undefined when it made none the kernel remembered.
+   */
+  takePendingCalls(key: bigint): Set<number> | undefined {
+    const { lib } = libbpf();
+    const fd = this.mapFd('vigil_allow_pending');
+    const value = Buffer.alloc(ALLOW_PENDING_LAYOUT.size);
+    if (lib.bpf_map_lookup_elem(fd, u64(key), value) < 0) return undefined;
+    lib.bpf_map_delete_elem(fd, u64(key));
+    const bits = new Set<number>();
+    for (let w = 0; w < ALLOW_WORDS; w++) {
+      const word = value.readBigUInt64LE(ALLOW_PENDING_LAYOUT.seen + w * 8);
+      if (word === 0n) continue;
+      for (let b = 0; b < 64; b++) if ((word >> BigInt(b)) & 1n) bits.add(w * 64 + b);
+    }
+    return bits;
   }
 
   /** Installs the capture rule of each syscall number (struct vigil_syscall_rule bytes); others are cleared. */
@@ -445,4 +489,10 @@ export function hostNamespace(type: 'mnt' | 'pid'): number {
   } catch {
     return namespaceInode(`/proc/self/ns/${type}`);
   }
+}
+
+function u64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
 }

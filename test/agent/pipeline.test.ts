@@ -11,7 +11,7 @@ import type { RawRecord, TaskContext, VigilEvent } from '../../src/events/index.
 function task(key: bigint, pid: number): TaskContext {
   return {
     timeNs: BigInt(pid), pid, tgid: pid, nsPid: pid, ppid: 1, nsPpid: 0, uid: 0, gid: 0, mntNs: 1, pidNs: 1,
-    capEffective: 1n, cgroupId: 1n, containerKey: key, comm: 'x', parentComm: 'y', truncated: false, containerSetup: false,
+    capEffective: 1n, cgroupId: 1n, containerKey: key, comm: 'x', parentComm: 'y', truncated: false, containerSetup: false, kernelKill: undefined,
   };
 }
 const exitOf = (key: bigint, pid: number): RawRecord => ({ kind: 'exit', task: task(key, pid), exitCode: 0, signal: 0 });
