@@ -103,6 +103,24 @@ describe('image allow-lists in the kernel', { skip }, () => {
       assert.deepEqual(others.map((e) => `${e.process.comm}:${e.syscall}`), []);
     });
 
+    test('an image the analysis cannot close (a computed system-call number) is reported as not checked, never silently', async () => {
+      const root = mkdtempSync(join(tmpdir(), 'vigil-unresolved-'));
+      execFileSync('cc', ['-O2', '-static', '-o', join(root, 'computed'), resolve(dirname(source), 'computed-syscall.c')]);
+      const image = `vigil-test/unresolved-${process.pid}:1`;
+      execFileSync('sh', ['-c', `tar -C ${root} -c computed | docker import --change 'CMD ["/computed"]' - ${image}`]);
+      const name = uniqueName(`${PREFIX}-unresolved`);
+      try {
+        docker('run', '-d', '--rm', '--pull', 'never', '--name', name, image);
+        const entry = await until('the allow-list entry', () => own(agent, name).find((e) => e.kind === 'agent' && e.syscall === 'allowlist'), 60_000);
+        assert.equal(entry.args['state'], 'unchecked');
+        assert.match(String(entry.args['reason']), /unresolved/);
+        assert.match(agent.stderr(), new RegExp(`allow-list not checked for ${name} .*unresolved`));
+      } finally {
+        spawnSync('docker', ['rm', '-f', name]);
+        spawnSync('docker', ['rmi', '-f', image]);
+      }
+    });
+
     test('the text output names the call in the verdict', async () => {
       const name = await containerWithList(agent, 'text');
       exec(name, '/off-list ptrace');

@@ -90,7 +90,7 @@ const CASES: Case[] = [
   {
     title: 'unknown key in spec',
     files: { 'a.yaml': `${HEAD('p')}spec:\n  selectors: {image: x}\n  rules: []\n` },
-    problems: [{ file: 'a.yaml', at: '  «selectors:', message: /^spec: unknown key 'selectors'; known keys are selector, rules, overrides, lists, macros$/ }],
+    problems: [{ file: 'a.yaml', at: '  «selectors:', message: /^spec: unknown key 'selectors'; known keys are selector, rules, overrides, lists, macros, allowlist$/ }],
   },
   {
     title: 'unknown key in a rule (and so no condition)',
