@@ -5,10 +5,14 @@
 //  - pause, stop: a container opens a watched file (action: pause, or stop with a 1 s timeout
 //    and a shell that exits on SIGTERM); from the open's kernel timestamp to the response record,
 //    written when the Docker API answered (the container is frozen, or down, by then).
-// The in-kernel kill (sys_enter, bpf_send_signal) is not here yet: it comes with its own program.
+//  - in-kernel kill: a program copied into a busybox container calls ptrace, outside the image's
+//    allow-list, with the rule's kill (vigil agent --allowlists): sys_enter sends SIGKILL; from
+//    the call's kernel timestamp to the kernel's exit record of that process.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { percentile, report, type Table } from '../lib/report.js';
 import { readEvents, startAgent } from '../../test/helpers/agent-process.js';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../../test/helpers/host.js';
@@ -54,13 +58,22 @@ export async function main(argv: string[]): Promise<number> {
   writeFileSync(policy, ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', '  name: bench-respond', 'spec:', '  rules:',
     ...(['kill', 'pause', 'stop'] as const).flatMap((a) => [
       `    - name: bench ${a}`, '      kinds: [file]', `      condition: has(args.path) && args.path == "${path(a)}"`, `      action: ${a}`, '      severity: high',
-    ]), ''].join('\n'));
+    ]),
+    // The allow-list rule (the default set's, with kill), for the bench's containers only: the
+    // agent runs with --allowlists and must not kill anyone else's.
+    '    - name: syscall not in allow-list', '      kinds: [syscall]', '      condition: has(args.not_in_allowlist) && args.not_in_allowlist == true',
+    '      action: alert', '      severity: high', ''].join('\n'));
+  const kernelKillPolicy = join(dir, 'kernel-kill.yaml');
+  writeFileSync(kernelKillPolicy, ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', '  name: bench-kernel-kill', 'spec:', '  selector:', '    name: ["vigil-bench-kkill-*"]',
+    '  overrides:', '    - rule: syscall not in allow-list', '      action: kill', ''].join('\n'));
+  const offList = join(dir, 'off-list');
+  execFileSync('cc', ['-O2', '-static', '-o', offList, resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'agent', 'fixtures', 'off-list.c')]);
   const config = join(dir, 'agent.yaml');
   // No rate limit gets in the way of a measurement.
   writeFileSync(config, ['respond:', '  socket: ""', '  stopTimeoutSeconds: 1', '  rateLimit:', '    perRule: {count: 1000000, seconds: 1}', '    perContainer: {count: 1000000, seconds: 1}', ''].join('\n'));
   const killFile = join(dir, 'kill-me');
   writeFileSync(killFile, 'x\n');
-  const agent = await startAgent(['--config', config, '--policy', policy, '--no-default-policy']);
+  const agent = await startAgent(['--config', config, '--policy', policy, '--policy', kernelKillPolicy, '--no-default-policy', '--allowlists']);
   const started: string[] = [];
   try {
     // User-space kill: each process opens the file, then becomes `sleep 5` (same pid) and waits to be killed.
@@ -99,17 +112,40 @@ export async function main(argv: string[]): Promise<number> {
       }
       return out;
     };
+    // In-kernel kill: the list must be in before the loop starts (its first moments are only reported).
+    const kkill = uniqueName('vigil-bench-kkill');
+    started.push(kkill);
+    docker('run', '-d', '--pull', 'never', '--name', kkill, '-v', `${offList}:/off-list:ro`, TEST_IMAGES.busybox, 'sleep', '600');
+    await until(() => readEvents(agent.logPath).find((e) => e.container.name === kkill && e.kind === 'agent' && e.args['state'] === 'loaded'), 120_000, `the allow-list of ${kkill}`);
+    docker('exec', kkill, 'sh', '-c', `i=0; while [ $i -lt ${kills} ]; do /off-list ptrace; i=$((i+1)); done; true`);
+    const kkillEvents = await until(() => {
+      const es = readEvents(agent.logPath).filter((e) => e.container.name === kkill);
+      const v = es.filter((e) => e.args['not_in_allowlist'] === true && e.response?.layer === 'kernel');
+      const exits = es.filter((e) => e.kind === 'exit' && e.process.comm === 'off-list');
+      return v.length >= kills && exits.length >= kills ? es : undefined;
+    }, 60_000 + kills * 1000, `${kills} in-kernel kills`);
+    const kkillExit = new Map<number, VigilEvent>();
+    for (const e of kkillEvents) if (e.kind === 'exit') kkillExit.set(e.process.pid, e);
+    const kernelKillMs: number[] = [];
+    let kernelNotKilled = 0;
+    for (const e of kkillEvents) {
+      if (e.args['not_in_allowlist'] !== true || e.response?.layer !== 'kernel') continue;
+      const x = kkillExit.get(e.process.pid);
+      if (e.response.outcome === 'done' && x && x.args['signal'] === 9) kernelKillMs.push(ms(e.time, x.time));
+      else kernelNotKilled++;
+    }
+
     const pauseMs = await containerRun('pause');
     const stopMs = await containerRun('stop');
 
-    const rows = ([['user-space kill (open → exit record, SIGKILL)', stat(killMs)], ['pause (open → Docker API answered)', stat(pauseMs)],
+    const rows = ([['in-kernel kill (call outside the allow-list → exit record)', stat(kernelKillMs)], ['user-space kill (open → exit record, SIGKILL)', stat(killMs)], ['pause (open → Docker API answered)', stat(pauseMs)],
       ['stop, 1 s timeout, exits on SIGTERM (open → answered)', stat(stopMs)]] as Array<[string, Stat]>)
       .map(([what, s]) => [what, s.n, s.p50, s.p99, s.min, s.max]);
     const table: Table = { title: 'Time from the offending system call to the countermeasure\'s effect (ms)', columns: ['path', 'n', 'p50', 'p99', 'min', 'max'], rows };
     report('respond', [table], {
       kills: { requested: kills, measured: killMs.length, notKilled, ms: stat(killMs) },
       pause: { ms: stat(pauseMs) }, stop: { ms: stat(stopMs), timeoutSeconds: 1 },
-      inKernelKill: 'not built yet: comes with the sys_enter kill program',
+      inKernelKill: { requested: kills, measured: kernelKillMs.length, notKilled: kernelNotKilled, ms: stat(kernelKillMs) },
     });
     if (notKilled > 0) process.stdout.write(`${notKilled} of ${kills} processes were not killed by the agent (they exited first, or the kill failed): see the log ${agent.logPath}\n`);
     return 0;

@@ -183,7 +183,7 @@ export class Agent {
     const args: Record<string, string | number | boolean | string[]> = { state: type };
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) args[k] = v as string | number | boolean | string[];
     this.judgeAndWrite(this.pipeline.noticeEvent('agent', 'allowlist', args, c, key));
-    if (r.type === 'loaded') this.log(`allow-list of ${r.image} loaded for ${who}: ${r.size} system calls${r.added.length ? ` (${r.added.length} added by policy)` : ''}, calls outside it ${r.enforce === 'kill' ? 'killed' : 'reported'}${r.cached ? ' (cached analysis)' : ''}`);
+    if (r.type === 'loaded') this.log(`allow-list of ${r.image} loaded for ${who}: ${r.size} system calls${r.added.length ? ` (${r.added.length} added by policy)` : ''}, calls outside it ${r.enforce === 'kill' ? 'killed in the kernel' : r.enforce === 'report' ? 'reported' : `killed from user space (the rule has exceptions)`}${r.cached ? ' (cached analysis)' : ''}`);
     else this.log(`allow-list not checked for ${who} (${r.image}): ${r.reason}`);
   }
 

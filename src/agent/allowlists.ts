@@ -19,7 +19,7 @@ export interface AllowlistKernel {
 }
 
 export type AllowlistReport =
-  | { type: 'loaded'; image: string; imageId: string; size: number; added: string[]; enforce: 'report' | 'kill'; cached: boolean }
+  | { type: 'loaded'; image: string; imageId: string; size: number; added: string[]; enforce: string; cached: boolean }
   | { type: 'unchecked'; image: string; reason: string }
   | { type: 'off'; image: string; reason: string }
   /** A call outside the list the container made before its list was loaded (the start race). */
@@ -104,9 +104,15 @@ export class AllowlistManager {
       const bits = new Set(a.numbers.filter((n) => n >= 0 && n < layout.I386_RULE_BASE));
       const added = this.opts.policy()?.allowlistAdditions(c) ?? [];
       for (const name of added) for (const b of allowlistBits(name) ?? []) bits.add(b);
-      const kill = now.action === 'kill' && !this.opts.dryRun();
-      this.install(key, bits, kill ? layout.ALLOWLIST_FLAG.KILL : 0);
-      this.opts.report(key, c, { type: 'loaded', image: what, imageId: a.imageId, size: bits.size, added, enforce: kill ? 'kill' : 'report', cached: a.cached });
+      // The kernel kills on its own only when the rule's verdict cannot differ from its own
+      // decision: with exceptions, it reports every call and the agent judges (and kills from
+      // user space when the verdict says so).
+      const killAsked = now.action === 'kill' && !this.opts.dryRun();
+      const kernelKill = killAsked && now.exceptions === 0;
+      const flags = kernelKill ? layout.ALLOWLIST_FLAG.KILL : killAsked ? layout.ALLOWLIST_FLAG.REPORT_EVERY : 0;
+      this.install(key, bits, flags);
+      const enforce = kernelKill ? 'kill' : killAsked ? 'kill from user space (the rule has exceptions)' : 'report';
+      this.opts.report(key, c, { type: 'loaded', image: what, imageId: a.imageId, size: bits.size, added, enforce, cached: a.cached });
       // The start race: what ran before the list was in, reported now (after the list is
       // loaded: a call racing both is in the kernel's report or in this one).
       for (const bit of [...(this.opts.kernel.takePendingCalls(key) ?? [])].sort((x, y) => x - y)) {

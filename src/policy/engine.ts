@@ -396,12 +396,12 @@ export class PolicySet {
    * A rule as it applies to one container, its overrides folded in: undefined when the rule
    * is not defined or is off for that container.
    */
-  effectiveRule(name: string, c: ContainerRef): { action: RuleAction; severity: Severity } | undefined {
+  effectiveRule(name: string, c: ContainerRef): { action: RuleAction; severity: Severity; exceptions: number } | undefined {
     const rule = this.byName.get(name);
     if (!rule) return undefined;
     for (const kind of this.effectiveFor(c)) {
       const eff = kind.find((x) => x.rule === rule);
-      if (eff) return { action: eff.action, severity: eff.severity };
+      if (eff) return { action: eff.action, severity: eff.severity, exceptions: eff.exceptions.length };
     }
     return undefined;
   }

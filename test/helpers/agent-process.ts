@@ -2,7 +2,8 @@
 // operator would, and reads back what it wrote.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,4 +102,38 @@ export function runVigil(args: string[], timeoutMs = 60_000): Promise<{ code: nu
       resolveRun({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Reads an agent's log as it grows, keeping only the lines a cheap text test selects (a
+ * container name): a test's agent logs every container on the host, and on a busy machine
+ * that log can outgrow what readFileSync can hold.
+ */
+export class LogTail {
+  private pos = 0;
+  private rest = '';
+  private readonly decoder = new StringDecoder('utf8'); // a character may straddle two reads
+  private readonly kept: VigilEvent[] = [];
+  constructor(private readonly path: string, private readonly keep: (line: string) => boolean) {}
+
+  /** Every kept event so far, in log order. */
+  events(): VigilEvent[] {
+    if (!existsSync(this.path)) return this.kept;
+    const fd = openSync(this.path, 'r');
+    try {
+      const buf = Buffer.alloc(4 << 20);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, this.pos);
+        if (n <= 0) break;
+        this.pos += n;
+        const text = this.rest + this.decoder.write(buf.subarray(0, n));
+        const lines = text.split('\n');
+        this.rest = lines.pop() ?? '';
+        for (const l of lines) if (l && this.keep(l)) this.kept.push(JSON.parse(l) as VigilEvent);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return this.kept;
+  }
 }
