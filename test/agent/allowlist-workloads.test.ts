@@ -28,7 +28,8 @@ function killPolicy(): string {
 
 function httpGet(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, timeout: 5000 }, (res) => {
+    // A connection per request (no keep-alive): a reload's old workers close theirs.
+    const req = request({ host, port, path, timeout: 5000, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
