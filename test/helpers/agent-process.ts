@@ -2,7 +2,7 @@
 // operator would, and reads back what it wrote.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -22,8 +22,12 @@ export interface RunningAgent {
 // Agents still running when the test process ends (a test that failed before stop())
 // are killed, and an idle agent does not hold the test process open.
 const running = new Set<ChildProcess>();
+// Their logs go when the test process ends: an agent logs every container on the host, and
+// on a busy machine one log can reach gigabytes (a full disk stops dockerd).
+const logDirs = new Set<string>();
 process.on('exit', () => {
   for (const c of running) c.kill('SIGKILL');
+  for (const d of logDirs) rmSync(d, { recursive: true, force: true });
 });
 
 function holdOpen(child: ChildProcess, hold: boolean): void {
@@ -42,6 +46,7 @@ export const ALERTS_ONLY_LOG = '--test-log-alerts-only';
 
 export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_000): Promise<RunningAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-agent-'));
+  if (!process.env['VIGIL_KEEP_TEST_LOGS']) logDirs.add(dir);
   const logPath = join(dir, 'events.jsonl');
   const alertsOnly = extraArgs.includes(ALERTS_ONLY_LOG);
   const logOutput = [alertsOnly ? '--alerts' : '--output', `jsonl:${logPath}`];
