@@ -15,16 +15,29 @@
  *   vigil_tracked_socks (taken by a change in softirq, a FIN from the peer). That LRU
  *   entry can be evicted by a flood: the socket then keeps the listener's owner, a task
  *   of the same container.
+ * - an open that passed no tracked call (sendto with MSG_FASTOPEN, io_uring's connect and
+ *   listen): its first state change runs in the task that opens it, which is the owner.
  * A newer owner (the socket connected again, passed to another task and used there)
  * replaces what is stored.
  */
 #include "common.h"
+#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define VIGIL_TCP_ESTABLISHED 1
+#define VIGIL_TCP_SYN_SENT 2
 #define VIGIL_TCP_SYN_RECV 3
 #define VIGIL_TCP_CLOSE 7
+#define VIGIL_TCP_LISTEN 10
+
+/* The watched ports (syscalls.bpf.c's map: the loader shares it by name). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} vigil_ports SEC(".maps");
 
 struct vigil_sock_owner {
 	struct vigil_header hdr;
@@ -71,8 +84,28 @@ int BPF_PROG(vigil_tcp_state, const struct sock *sk, const int oldstate, const i
 		}
 	} else {
 		struct vigil_sock_owner *kept = bpf_sk_storage_get(&vigil_sock_owners, s, 0, 0);
-		if (!kept)
-			return 0;
+		if (!kept) {
+			/* An open no tracked call announced: a TCP Fast Open sendto, an io_uring
+			 * connect or listen. An active or passive open runs in the task that makes
+			 * it (never in softirq): a container task's socket is owned by that task. */
+			if (oldstate != VIGIL_TCP_CLOSE || (newstate != VIGIL_TCP_SYN_SENT && newstate != VIGIL_TCP_LISTEN))
+				return 0;
+			struct vigil_config *cfg = vigil_get_config();
+			__u64 key;
+			if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
+				return 0;
+			if (cfg->port_filter) {
+				__u16 local = BPF_CORE_READ(s, __sk_common.skc_num);
+				__u16 remote = bpf_ntohs(BPF_CORE_READ(s, __sk_common.skc_dport));
+				if (!(local && bpf_map_lookup_elem(&vigil_ports, &local)) && !(remote && bpf_map_lookup_elem(&vigil_ports, &remote)))
+					return 0;
+			}
+			kept = bpf_sk_storage_get(&vigil_sock_owners, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (!kept)
+				return 0;
+			vigil_fill_header(&kept->hdr, VIGIL_KIND_TCP_STATE, task, key);
+			kept->sk = skey;
+		}
 		/* Inherited from the listener: the handshake before any accept is not reported
 		 * (as before the socket had storage); what follows is, should accept's owner be lost. */
 		if (kept->sk != skey && (newstate == VIGIL_TCP_SYN_RECV || newstate == VIGIL_TCP_ESTABLISHED))

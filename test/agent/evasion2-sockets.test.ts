@@ -99,3 +99,36 @@ test('an accepted connection\'s close is still attributed after 18,000 more acce
   const listener = tcp.find((e) => e.args['local'] === '127.0.0.1:4742' && e.args['oldstate'] === 'LISTEN' && e.args['newstate'] === 'CLOSE');
   assert.ok(listener, `the listener's close is reported: ${brief(tcp.filter((e) => e.args['oldstate'] === 'LISTEN' || e.args['newstate'] === 'LISTEN'))}`);
 });
+
+// A reverse connection opened by sendto(MSG_FASTOPEN) passes no connect call: nothing
+// announced the socket, and its state changes went unreported. Its first state change
+// (CLOSE to SYN_SENT) runs in the task that opens it, which now owns it.
+const FASTOPEN = `
+import socket
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("127.0.0.1", 4743)); l.listen()
+c = socket.socket(); c.sendto(b"x", socket.MSG_FASTOPEN, ("127.0.0.1", 4743)); a, _ = l.accept()
+assert a.recv(1) == b"x"
+port = c.getsockname()[1]
+c.close(); a.close(); l.close()
+print(port)
+`;
+
+test('a connection opened by sendto(MSG_FASTOPEN), with no connect call, has its state changes attributed', { skip }, async () => {
+  const r = await observe([['--no-default-policy']], {
+    image: WORKLOAD_IMAGES.python,
+    script: `python3 -c '${FASTOPEN}'`,
+    dockerArgs: ['--network', 'none'],
+    namePrefix: 'vigil-fastopen',
+  });
+  assert.equal(r.exitCode, 0, r.logs);
+  const port = Number(r.logs.trim().split('\n').pop());
+  const mine = (r.agents[0]?.events ?? []).filter((e) => e.kind === 'tcp' && e.container.id === r.id);
+  // At SYN_SENT the kernel has not chosen the local port yet (it shows as 0).
+  const open = mine.find((e) => e.args['oldstate'] === 'CLOSE' && e.args['newstate'] === 'SYN_SENT' && e.args['remote'] === '127.0.0.1:4743');
+  assert.ok(open, `the fast-open SYN is reported: ${brief(mine)}`);
+  assert.ok(open.process.name.startsWith('python'), JSON.stringify(open.process));
+  const tcp = mine.filter((e) => e.args['local'] === `127.0.0.1:${port}`);
+  assert.ok(tcp.every((e) => e.process.name.startsWith('python')), brief(tcp));
+  assert.ok(tcp.some((e) => e.args['oldstate'] === 'SYN_SENT' && e.args['newstate'] === 'ESTABLISHED'), brief(tcp));
+  assert.ok(tcp.some((e) => e.args['oldstate'] === 'ESTABLISHED' && e.args['newstate'] === 'FIN_WAIT1'), brief(tcp));
+});
