@@ -54,14 +54,32 @@ struct {
 	__type(value, __u8[VIGIL_SCRATCH_SIZE]);
 } vigil_scratch SEC(".maps");
 
-/* Sockets a container task connected, listened or accepted on, with that task's
- * header, so TCP state changes (often in softirq context) are attributed. */
+/* Sockets a container task accepted, with that task's header, until the socket's next
+ * TCP state change (often in softirq context) moves it into the socket's own storage
+ * (network.bpf.c). Only a newer owner than the one the socket already has: an accepted
+ * socket inherits its listener's owner at creation (BPF_F_CLONE storage), so an entry
+ * evicted by a flood costs the accepting task's name, never the container's. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct vigil_header);
 } vigil_tracked_socks SEC(".maps");
+
+/* The socket a task's tracked call works on, with the task as its owner: set by connect
+ * and listen at sys_enter (their first state change, SYN_SENT or LISTEN, happens inside
+ * the call, in the task's own context) and by accept at sys_exit; taken by that state
+ * change into the socket's storage. Task storage: no other task's sockets can evict it. */
+struct vigil_sock_pending {
+	__u64 sk;                  /* the struct sock, 0 when none is pending */
+	struct vigil_header owner;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vigil_sock_pending);
+} vigil_sock_pending SEC(".maps");
 
 
 /* Tasks known to be containers' (task-local storage: it lives and dies with the task, so

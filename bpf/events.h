@@ -127,7 +127,8 @@ struct vigil_syscall_rule {
 	__u8 blob_arg;        /* an argument pointing at raw bytes */
 	__u8 blob_len_arg;    /* the argument holding their length, or VIGIL_ARG_NONE */
 	__u8 blob_fixed_len;  /* the length when there is no length argument */
-	__u8 _pad[6];
+	__u8 base2_arg;       /* the other string's own dirfd argument (rename's, link's new name), or VIGIL_ARG_CWD / NONE */
+	__u8 _pad[5];
 };
 
 #define VIGIL_ARG_NONE 0xff
@@ -184,9 +185,10 @@ struct vigil_syscall {
 	__u16 fd_path_len;
 	__u16 blob_len;
 	__u16 kname_len;      /* bytes of the kernel's own name of the object (VIGIL_RULE_KERNEL_NAME) */
-	__u16 _pad1[3];
+	__u16 base2_len;      /* bytes of the directory the other string is relative to (base2_arg), when not base's */
+	__u16 _pad1[2];
 	struct vigil_sock sock;
-	__u8 data[VIGIL_DATA_MAX]; /* str0 | str1 | base | fd_path | blob | kname; only the used bytes are sent */
+	__u8 data[VIGIL_DATA_MAX]; /* str0 | str1 | base | fd_path | blob | kname | base2; only the used bytes are sent */
 };
 
 struct vigil_capability {

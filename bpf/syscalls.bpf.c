@@ -310,11 +310,15 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 				remote = ((__u16)in->blob[2] << 8) | in->blob[3];
 			follow = port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) || port_watched(remote);
 		}
+		/* The owner waits in the task's own storage: the call's first state change
+		 * (SYN_SENT, LISTEN) runs in this task and moves it into the socket's storage. */
 		if (follow && sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
-			struct vigil_header owner = {};
-			vigil_fill_header(&owner, VIGIL_KIND_TCP_STATE, task, key);
-			__u64 skey = (__u64)sk;
-			bpf_map_update_elem(&vigil_tracked_socks, &skey, &owner, BPF_ANY);
+			struct vigil_sock_pending *pend = bpf_task_storage_get(&vigil_sock_pending, task, 0,
+									       BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (pend) {
+				vigil_fill_header(&pend->owner, VIGIL_KIND_TCP_STATE, task, key);
+				pend->sk = (__u64)sk;
+			}
 		}
 	}
 	return 0;
@@ -524,6 +528,54 @@ __noinline int vigil_subject_watched(struct vigil_syscall *e, struct vigil_pathw
 	return path_watched(work, len, 0);
 }
 
+/*
+ * Writes the directory the record's other string (rename's, link's new name: not
+ * base_str) is relative to at data offset `at`, when that string is relative and its
+ * directory (rule->base2_arg) is not the one already in the record as base (the first
+ * name was absolute, so none was read, or it names another directory fd). Returns its
+ * length: 0 when it is not needed, not there, or there is no room. A global function,
+ * verified once on its own: inline, its branches took vigil_sys_exit past the verifier's
+ * bound on instructions.
+ */
+__noinline __u32 vigil_put_base2(struct vigil_syscall *e, __u32 at, struct vigil_syscall_rule *rule, struct vigil_inflight *in)
+{
+	struct vigil_pathwork *work = vigil_pathwork_buf();
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (!e || !rule || !in || !work || at > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
+		return 0;
+	__u8 b2 = rule->base2_arg, ba = rule->base_arg;
+	if (!(b2 < 6 || b2 == VIGIL_ARG_CWD))
+		return 0;
+	__u32 other = (rule->base_str & 1) ^ 1;
+	__u32 olen = other ? e->str_len[1] : e->str_len[0];
+	__u32 oat = other ? e->str_len[0] : 0;
+	if (olen == 0 || oat >= VIGIL_DATA_MAX || e->data[oat] == '/')
+		return 0;
+	__s64 d2 = b2 < 6 ? (__s64)(int)in->args[b2 & 7] : VIGIL_AT_FDCWD;
+	__s64 d1 = ba < 6 ? (__s64)(int)in->args[ba & 7] : VIGIL_AT_FDCWD;
+	if (e->base_len > 0 && !(e->sflags & VIGIL_SC_ROOT_BASE) && d1 == d2)
+		return 0; /* base is its directory too */
+	struct path p;
+	if (d2 == VIGIL_AT_FDCWD) {
+		p = BPF_CORE_READ(task, fs, pwd);
+	} else {
+		struct file *df = vigil_fd_file(task, d2);
+		if (!df)
+			return 0;
+		p = BPF_CORE_READ(df, f_path);
+	}
+	/* Bounded here, right before the use: the check above was on another register. */
+	__u32 off = at & (2 * VIGIL_PATHBUF - 1);
+	barrier_var(off);
+	if (off > VIGIL_DATA_MAX - VIGIL_PATH_MAX)
+		return 0;
+	int cut = 0;
+	__u32 len = copy_path(work, &p, task, &e->data[off], &cut);
+	if (cut)
+		e->sflags |= VIGIL_SC_PATH_CUT;
+	return len;
+}
+
 /* Do two zero-padded VIGIL_STR_MAX-byte buffers differ? No branches: the verifier walks it once. */
 static __always_inline int str_differs(const __u8 *saved, const __u8 *now)
 {
@@ -605,7 +657,8 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		    ((inf & VIGIL_IN_STR_CUT) ? VIGIL_SC_STR_CUT : 0);
 	e->str_len[0] = e->str_len[1] = 0;
 	e->base_len = e->fd_path_len = e->blob_len = e->kname_len = 0;
-	e->_pad1[0] = e->_pad1[1] = e->_pad1[2] = 0;
+	e->base2_len = 0;
+	e->_pad1[0] = e->_pad1[1] = 0;
 	__builtin_memset(&e->sock, 0, sizeof(e->sock));
 	__u32 pos = 0;
 	__u8 fl = rich ? rule->flags : 0;
@@ -769,6 +822,10 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 			if ((in->kname_flags & 3) == 3)
 				e->sflags |= VIGIL_SC_KNAME_ROOTFS;
 		}
+		/* the directory the other string (rename's, link's new name) is relative to */
+		__u32 l2 = vigil_put_base2(e, pos, rule, in);
+		e->base2_len = l2;
+		pos += l2;
 
 		/* filters (never for a process's first compat call: that is the event) */
 		if (!raw && !(inf & VIGIL_IN_FORCE) && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
@@ -789,9 +846,25 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 
 	/* The header last: a record the filters drop never pays for it. */
 	vigil_fill_header(&e->hdr, VIGIL_KIND_SYSCALL, task, key);
+	/* An accepted socket changed state before accept returned (in softirq, owned by its
+	 * listener): its next change takes this task as owner, from the task's storage when it
+	 * runs in this task (a close), else from vigil_tracked_socks. A connect or listen was
+	 * taken in the call by its first state change: its pending entry is spent. */
 	if (track_sk) {
 		__u64 skey = (__u64)track_sk;
-		bpf_map_update_elem(&vigil_tracked_socks, &skey, &e->hdr, BPF_ANY);
+		if (rule && rule->fd_arg == VIGIL_ARG_RET) {
+			bpf_map_update_elem(&vigil_tracked_socks, &skey, &e->hdr, BPF_ANY);
+			struct vigil_sock_pending *pend = bpf_task_storage_get(&vigil_sock_pending, task, 0,
+									       BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (pend) {
+				__builtin_memcpy(&pend->owner, &e->hdr, sizeof(pend->owner));
+				pend->sk = skey;
+			}
+		} else {
+			struct vigil_sock_pending *pend = bpf_task_storage_get(&vigil_sock_pending, task, 0, 0);
+			if (pend && pend->sk == skey)
+				pend->sk = 0;
+		}
 	}
 	__u32 size = offsetof(struct vigil_syscall, data) + pos;
 	e->hdr.size = size;

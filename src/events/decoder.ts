@@ -156,10 +156,11 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
   const fdPathLen = buf.readUInt16LE(o + L.fd_path_len);
   const blobLen = buf.readUInt16LE(o + L.blob_len);
   const knameLen = buf.readUInt16LE(o + L.kname_len);
-  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || fdPathLen > PATH_MAX || blobLen > BLOB_MAX || knameLen >= NAME_MAX) {
-    throw new DecodeError(`syscall record has a field longer than its bound (strings ${lens.join('/')}, base ${baseLen}, fd path ${fdPathLen}, blob ${blobLen}, kernel name ${knameLen})`, o);
+  const base2Len = buf.readUInt16LE(o + L.base2_len);
+  if ((lens[0] ?? 0) > STR_MAX || (lens[1] ?? 0) > STR_MAX || baseLen > PATH_MAX || fdPathLen > PATH_MAX || blobLen > BLOB_MAX || knameLen >= NAME_MAX || base2Len > PATH_MAX) {
+    throw new DecodeError(`syscall record has a field longer than its bound (strings ${lens.join('/')}, base ${baseLen}, fd path ${fdPathLen}, blob ${blobLen}, kernel name ${knameLen}, second base ${base2Len})`, o);
   }
-  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + fdPathLen + blobLen + knameLen;
+  const dataLen = (lens[0] ?? 0) + (lens[1] ?? 0) + baseLen + fdPathLen + blobLen + knameLen + base2Len;
   if (L.data + dataLen !== len) throw new DecodeError(`syscall record carries ${len - L.data} data bytes but its lengths add up to ${dataLen}`, o);
   let at = o + L.data;
   const take = (n: number) => {
@@ -173,6 +174,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
   const fdPath = fdPathLen ? utf8(take(fdPathLen)) : undefined;
   const blob = blobLen ? Buffer.from(take(blobLen)) : undefined;
   const kernelName = knameLen ? utf8(take(knameLen)) : undefined;
+  const base2 = base2Len ? utf8(take(base2Len)) : undefined;
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(buf.readBigUInt64LE(o + L.args + 8 * i));
   return {
@@ -185,6 +187,7 @@ function decodeSyscall(buf: Buffer, o: number, len: number, task: TaskContext): 
     raw: (sflags & SYSCALL_FLAG.RAW) !== 0,
     strings,
     base,
+    ...(base2 !== undefined ? { base2 } : {}),
     fdPath: (sflags & SYSCALL_FLAG.FD_PATH) !== 0 ? fdPath : undefined,
     blob,
     sock: (sflags & SYSCALL_FLAG.SOCK) !== 0 ? decodeSock(buf, o + L.sock) : undefined,

@@ -129,6 +129,8 @@ function secondPath(spec: SyscallSpec, r: SyscallRecord): string | undefined {
   const name = second ? r.strings[second.str] : undefined;
   if (!second || name === undefined || !spec.base) return undefined;
   if (name.startsWith('/')) return r.rootBase ? underRoot(name, r.base) : absolutePath(name, undefined);
+  // The kernel read this name's own directory (the first name's was not read, or is another).
+  if (r.base2 !== undefined) return absolutePath(name, r.base2);
   if (r.rootBase) return undefined; // the directory read is the chroot, not the one this name is relative to
   if (r.base === undefined) return undefined; // the first name was absolute: no directory was read
   const dirfd = (d: number | 'cwd') => (d === 'cwd' ? -100 : Number(BigInt.asIntN(32, r.args[d] ?? 0n)));

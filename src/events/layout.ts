@@ -104,7 +104,7 @@ export const SOCK_LAYOUT = {
 
 export const SYSCALL_LAYOUT = {
   size: 2168, ret: 112, args: 120, duration_ns: 168, nr: 176, sflags: 180, str_len: 182, base_len: 186,
-  fd_path_len: 188, blob_len: 190, kname_len: 192, sock: 200, data: 248,
+  fd_path_len: 188, blob_len: 190, kname_len: 192, base2_len: 194, sock: 200, data: 248,
 } as const;
 
 export const SYSCALL_FLAG = { RAW: 1, FD_PATH: 2, SOCK: 4, PATH_CUT: 8, NOT_ENTERED: 16, STR_CUT: 32, COMPAT: 64, ARGS_CHANGED: 128, ROOT_BASE: 256, X32: 512, KNAME_ROOTFS: 1024, PEER_PATH: 2048, READ_AT_EXIT: 4096, NOT_ALLOWED: 8192 } as const;
@@ -123,7 +123,7 @@ export const URING_OP = { SETUP: 0x100, REGISTER: 0x101 } as const;
 export const URING_FLAG = { NAME_CUT: 1, BASE_CUT: 2, SQPOLL: 4 } as const;
 
 export const RULE_LAYOUT = {
-  size: 16, emit: 0, flags: 1, str_arg: 2, base_str: 4, base_arg: 5, fd_arg: 6, blob_arg: 7, blob_len_arg: 8, blob_fixed_len: 9,
+  size: 16, emit: 0, flags: 1, str_arg: 2, base_str: 4, base_arg: 5, fd_arg: 6, blob_arg: 7, blob_len_arg: 8, blob_fixed_len: 9, base2_arg: 10,
 } as const;
 export const ARG = { NONE: 0xff, RET: 0xfe, CWD: 0xfd } as const;
 export const EMIT = { NEVER: 0, ALWAYS: 1, ON_ERROR: 2 } as const;

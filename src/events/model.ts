@@ -56,6 +56,8 @@ export interface SyscallRecord {
   raw: boolean;               // streamed: number, arguments and return value only
   strings: string[];          // the user strings the rule captured (str0, str1)
   base: string | undefined;   // directory the based string is relative to
+  /** Directory the other string (rename's, link's new name) is relative to, read when it is not base. */
+  base2?: string | undefined;
   fdPath: string | undefined; // the kernel's path of the described fd
   blob: Buffer | undefined;   // raw argument bytes (a sockaddr, an open_how, ...)
   sock: SockInfo | undefined; // the described fd's socket

@@ -22,8 +22,9 @@ export interface SyscallSpec {
   base?: { str: 0 | 1; dirfdArg: number | 'cwd' };
   /**
    * A second path (rename's and link's new name) and its own directory. The kernel side
-   * resolves one directory only: the second name is made absolute when it is absolute
-   * already or relative to that same directory, and left out (not guessed) otherwise.
+   * reads that directory too (base2) when the name is relative and the first name's
+   * directory was not read (the first name is absolute) or is another one (renameat with
+   * two directory fds); the second name is made absolute against it.
    */
   secondPath?: { str: 0 | 1; dirfdArg: number | 'cwd' };
   /** The fd whose kernel path or socket is described: an argument index or the return value. */
@@ -35,7 +36,9 @@ export interface SyscallSpec {
   portFilter?: boolean;
   trackSocket?: boolean;
   /** Report the name of the inode whose change time the call changed (the kernel's object of a
-   * chmod or chown), so a name swapped in user memory while the call ran is found out. */
+   * chmod, chown or truncate), so a name swapped in user memory while the call ran is found out.
+   * Only for calls whose last change-time update is the named file's own inode: unlink, rename,
+   * link, mkdir and mount update their directory's last, or no inode at all (docs/coverage.md). */
   kernelName?: boolean;
   /** Only in the i386 table (a compat call): socketcall, the 32-bit multiplexer. */
   i386Only?: boolean;
@@ -52,7 +55,7 @@ export const SYSCALL_SPECS: Readonly<Record<string, SyscallSpec>> = {
   openat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'oflags'], ['mode', 'mode']], strings: [1], base: at0, fd: 'ret', pathFilter: true, defaultOn: true },
   openat2: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['how', 'skip'], ['size', 'skip']], strings: [1], base: at0, fd: 'ret', blob: { arg: 2, lenArg: 3, as: 'open_how' }, pathFilter: true, defaultOn: true },
   creat: { category: 'file', args: [['name', 'str0'], ['mode', 'mode']], strings: [0], base: cwd, fd: 'ret', pathFilter: true, defaultOn: true },
-  truncate: { category: 'file', args: [['name', 'str0'], ['length', 'int']], strings: [0], base: cwd, defaultOn: true },
+  truncate: { category: 'file', args: [['name', 'str0'], ['length', 'int']], strings: [0], base: cwd, kernelName: true, defaultOn: true },
   ftruncate: { category: 'file', args: [['fd', 'fd'], ['length', 'int']], fd: 0, pathFilter: true, defaultOn: true },
   unlink: { category: 'file', args: [['name', 'str0']], strings: [0], base: cwd, defaultOn: true },
   unlinkat: { category: 'file', args: [['dirfd', 'dirfd'], ['name', 'str0'], ['flags', 'atflags']], strings: [1], base: at0, defaultOn: true },
@@ -262,5 +265,8 @@ export function encodeRule(spec: SyscallSpec): Buffer {
   b[R.blob_arg] = spec.blob?.arg ?? ARG.NONE;
   b[R.blob_len_arg] = spec.blob?.lenArg ?? ARG.NONE;
   b[R.blob_fixed_len] = spec.blob?.fixedLen ?? 0;
+  // The second name's own directory: the kernel reads it when that name is relative and
+  // the first name's directory (if one was read) is not the same one.
+  b[R.base2_arg] = spec.secondPath === undefined ? ARG.NONE : spec.secondPath.dirfdArg === 'cwd' ? ARG.CWD : spec.secondPath.dirfdArg;
   return b;
 }

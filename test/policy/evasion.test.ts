@@ -162,6 +162,12 @@ const FIXED = new Set([
   'opening passwd: cat /etc/./passwd',
   'log or history tampering: a log overwritten in place (O_RDWR, no O_TRUNC)',
   'log or history tampering: the whole /var/log directory renamed away',
+  // The kernel reads the new name's own directory (base2): new_path is computed.
+  'write below binary directory: cd /bin && mv /tmp/x x (rename, new name relative, old absolute)',
+  'write below binary directory: cd /bin && ln /tmp/x x (hard link)',
+  'write below binary directory: renameat(fd of /tmp, x, fd of /bin, x)',
+  'persistence through cron: cd /etc/cron.d && mv /tmp/job job',
+  'persistence through ld.so.preload: cd /etc && mv /tmp/x ld.so.preload',
 ]);
 
 function attack(title: string, step: string, rule: string, match: Match, todo?: string, fix?: string | [string, Match]): void {
