@@ -24,6 +24,8 @@ export interface PipelineOptions {
   host: string;
   resolver: KeyResolver;
   emit: (e: VigilEvent) => void;
+  /** The name of the kernel rule (1 + index, from the record's header) the in-kernel kill acted for. */
+  kernelRuleName?: (kernelRule: number) => string | undefined;
   /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
   ignoreKey: (key: bigint) => void;
   /** Where this container's executable comes from: its writable layer, the image's layers, or neither (a mount). */
@@ -187,7 +189,16 @@ export class EventPipeline {
         this.processes.markExeOrigin(record.task.tgid, origin.written, origin.inImage);
       }
     }
-    this.opts.emit(this.toEvent(record, process, container));
+    const e = this.toEvent(record, process, container);
+    // The in-kernel kill sent SIGKILL at this exec or at this call's sys_enter: the event says
+    // so before its verdict, and the responder takes no action of its own (src/respond). A
+    // later record of the same task (its exit) carries the mark too, and is left as it is.
+    const kr = record.task.kernelRule;
+    if (kr && record.kind !== 'exit' && record.kind !== 'fork') {
+      const rule = this.opts.kernelRuleName?.(kr);
+      e.response = { action: 'kill', target: 'process', layer: 'kernel', outcome: 'done', by: 'policy', ...(rule ? { rule } : {}) };
+    }
+    this.opts.emit(e);
   }
 
   private toEvent(r: RawRecord, process: ProcessRef, container: ContainerRef): VigilEvent {

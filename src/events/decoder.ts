@@ -2,7 +2,7 @@
 // shorter than its kind needs, or whose declared size disagrees with the bytes that
 // came, is reported as a DecodeError and skipped: one bad record never stops a batch.
 import {
-  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
+  ARGS_MAX, BLOB_MAX, CAPABILITY_LAYOUT, CGROUP_LAYOUT, COMM_LEN, EXEC_LAYOUT, EXIT_LAYOUT, FILENAME_MAX, FLAG_CONTAINER_SETUP, FLAG_EXE_CUT, FLAG_KERNEL_KILLED, FLAG_TRUNCATED, FORK_LAYOUT, HEADER_LAYOUT,
   IO_URING_LAYOUT, NAME_MAX, PATH_MAX, RECORD_KIND, SOCK_LAYOUT, URING_FLAG, STDIO_KIND, STR_MAX, SYSCALL_FLAG, SYSCALL_LAYOUT, TCP_STATE_LAYOUT,
 } from './layout.js';
 import type { RawRecord, SockInfo, StdioKind, SyscallRecord, TaskContext } from './model.js';
@@ -50,6 +50,8 @@ export function decodeTask(buf: Buffer, o: number): TaskContext {
     parentComm: cString(buf, o + H.parent_comm, COMM_LEN),
     truncated: (buf.readUInt16LE(o + H.flags) & FLAG_TRUNCATED) !== 0,
     containerSetup: (buf.readUInt16LE(o + H.flags) & FLAG_CONTAINER_SETUP) !== 0,
+    // The in-kernel kill marked the task (bpf/enforce.bpf.c): the pipeline gives the event its response.
+    kernelRule: (buf.readUInt16LE(o + H.flags) & FLAG_KERNEL_KILLED) !== 0 ? buf.readUInt32LE(o + H.kernel_rule) : 0,
   };
 }
 

@@ -22,6 +22,8 @@ export type RecordKindCode = (typeof RECORD_KIND)[keyof typeof RECORD_KIND];
 export const FLAG_TRUNCATED = 1;
 export const FLAG_CONTAINER_SETUP = 2;
 export const FLAG_EXE_CUT = 4;
+/** The in-kernel enforcement killed the task (header.kernel_rule names the rule). */
+export const FLAG_KERNEL_KILLED = 8;
 
 export const CGROUP_MODE = { V2: 0, V1_MEMORY: 1 } as const;
 
@@ -40,6 +42,7 @@ export const HEADER_LAYOUT = {
   gid: 40,
   mnt_ns: 44,
   pid_ns: 48,
+  kernel_rule: 52,
   cap_effective: 56,
   cgroup_id: 64,
   container_key: 72,
@@ -130,7 +133,7 @@ export const PATH_KEY_LAYOUT = { size: 260, prefixlen: 0, path: 4 } as const;
 
 /** Every struct this module mirrors, by C name, for the layout test. */
 /** struct vigil_task_state: the value of the task storage map vigil_container_tasks. */
-export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, caps_seen: 16 } as const;
+export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, kill_rule: 12, caps_seen: 16 } as const;
 
 export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_task_state: TASK_STATE_LAYOUT,

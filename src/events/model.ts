@@ -30,6 +30,8 @@ export interface TaskContext {
   truncated: boolean;
   /** The runtime preparing the container (VIGIL_FLAG_CONTAINER_SETUP), not the container's own code. */
   containerSetup: boolean;
+  /** 1 + the kernel rule the in-kernel kill (bpf/enforce.bpf.c) killed the task for; 0 or absent: none. */
+  kernelRule?: number;
 }
 
 /** A socket as the kernel holds it (addresses as text, ports in host order). */
