@@ -14,7 +14,7 @@
  * vigil_fill_header copies it into those headers (and the exit record's).
  */
 #include "common.h"
-#include "stdio.h"
+#include "stdio_kind.h"
 #include "enforce.h"
 
 char LICENSE[] SEC("license") = "GPL";

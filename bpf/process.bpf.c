@@ -5,7 +5,7 @@
  */
 #include "common.h"
 #include "paths.h"
-#include "stdio.h"
+#include "stdio_kind.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

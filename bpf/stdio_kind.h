@@ -2,10 +2,11 @@
 /*
  * What a task's standard streams are (VIGIL_STDIO_*): shared by the exec record
  * (process.bpf.c) and the in-kernel enforcement (enforce.bpf.c), so both read fds 0-2
- * the same way.
+ * the same way. (Not named stdio.h: with -I bpf, as the layout probe builds, that name
+ * would shadow the C library's.)
  */
-#ifndef VIGIL_STDIO_H
-#define VIGIL_STDIO_H
+#ifndef VIGIL_STDIO_KIND_H
+#define VIGIL_STDIO_KIND_H
 
 #include "common.h"
 
