@@ -378,7 +378,7 @@ function syscallKind(name: string): EventKind | undefined {
 }
 
 /** Places one conjunction: where the kernel evaluates it, or why it cannot. */
-function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { clause?: { where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }; reason?: string; never?: true } {
+function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { clause?: { where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }; reason?: string; never?: true; partly?: string } {
   const bad = conj.find((a): a is Unsupported => a.type === 'unsupported');
   if (bad) return { reason: bad.reason };
   if (conj.some((a) => a.type === 'false')) return { never: true };
@@ -411,7 +411,9 @@ function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { cla
     }
     if (kept.length === 0) return left.length > 0 ? { reason: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` } : { never: true };
     const rest = atoms.filter((a) => a.type !== 'syscall');
-    return { clause: { where: 'sys_enter', atoms: [{ type: 'syscall', names: kept.sort() }, ...rest] } };
+    const clause = { where: 'sys_enter' as const, atoms: [{ type: 'syscall' as const, names: kept.sort() }, ...rest] };
+    if (left.length > 0) return { clause, partly: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` };
+    return { clause };
   }
   if (!kinds.has('exec')) return { reason: `matches ${[...kinds].join('/')} events without naming a system call: not decided in the kernel` };
   if (kinds.size > 1) return { reason: 'does not say kind == "exec" and names no system call: not decided in the kernel' };
@@ -442,8 +444,13 @@ export function compileKernelRules(set: PolicySet): KernelProgram {
     for (const conj of dnf.c) {
       const p = place(conj, r.info.kinds);
       if (p.never) continue;
-      if (p.clause) placed.push(p.clause);
-      else {
+      if (p.clause) {
+        placed.push(p.clause);
+        if (p.partly) {
+          dropped++;
+          if (!report.reasons.includes(p.partly)) report.reasons.push(p.partly);
+        }
+      } else {
         dropped++;
         if (p.reason && !report.reasons.includes(p.reason)) report.reasons.push(p.reason);
       }
