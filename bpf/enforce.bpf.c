@@ -62,16 +62,20 @@ struct {
 	__type(value, __u8);
 } vigil_kstrings SEC(".maps");
 
-/* What an exec is, read once for every clause. */
+/* What an exec is, read once for every clause. A string longer than VIGIL_KSTR - 1 bytes is
+ * kept by its head (for prefixes) and its tail (for suffixes): it equals no listed string. */
 struct vigil_kfacts {
 	struct vigil_kstr_key key;             /* built here for each lookup */
-	__u8 str[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* NUL-padded */
-	__u8 rev[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the same reversed, NUL-padded */
-	__u32 len[VIGIL_KSTR_COUNT];
-	__u8 valid[VIGIL_KSTR_COUNT];          /* 0: absent or longer than VIGIL_KSTR - 1: no positive match */
+	__u8 str[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the head, NUL-padded */
+	__u8 tail[VIGIL_KSTR_COUNT][VIGIL_KSTR]; /* the tail */
+	__u8 rev[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the tail reversed, NUL-padded */
+	__u32 len[VIGIL_KSTR_COUNT];           /* the whole string's bytes */
+	__u32 part[VIGIL_KSTR_COUNT];          /* bytes of head and tail: min(len, VIGIL_KSTR - 1) */
+	__u8 valid[VIGIL_KSTR_COUNT];          /* 0: absent or unreadable: no positive match */
 	__u8 stdio[3];
 	__u8 setup;
 	__u32 argc;                            /* 0, 1 or 2 (= two or more) as user space counts argv */
+	__u8 big[VIGIL_ARGS_MAX];              /* an argument read whole, for its length (not cleared) */
 };
 
 struct {
@@ -99,13 +103,14 @@ static __noinline int str_in_set(struct vigil_kfacts *f, __u32 which, __u32 op, 
 	if (which >= VIGIL_KSTR_COUNT || !f->valid[which])
 		return 0;
 	__u32 len = f->len[which];
-	if (len >= VIGIL_KSTR)
+	__u32 part = f->part[which];
+	if (part >= VIGIL_KSTR || (op == VIGIL_KOP_EQ && len != part))
 		return 0;
 	__u8 *src = op == VIGIL_KOP_SUFFIX ? f->rev[which] : f->str[which];
 	__builtin_memcpy(f->key.s, src, VIGIL_KSTR);
 	f->key.set = set;
 	/* An exact set's entries end with the NUL: only the whole string matches. */
-	f->key.prefixlen = 32 + 8 * (op == VIGIL_KOP_EQ ? len + 1 : len);
+	f->key.prefixlen = 32 + 8 * (op == VIGIL_KOP_EQ ? part + 1 : part);
 	return bpf_map_lookup_elem(&vigil_kstrings, &f->key) != NULL;
 }
 
@@ -165,36 +170,68 @@ static __always_inline __u32 first_match(struct vigil_kfacts *f, __u32 nclauses,
 	return 0;
 }
 
-/* Reads a user string of at most VIGIL_KSTR - 1 bytes into f->str[which]; returns the bytes
- * it took with its NUL (0 when unreadable), valid only when it fit. */
+/* A string of at most VIGIL_KSTR - 1 bytes already in f->str[which]: its tail is itself. */
+static __always_inline void whole_string(struct vigil_kfacts *f, __u32 which, __u32 len)
+{
+	if (which >= VIGIL_KSTR_COUNT || len >= VIGIL_KSTR)
+		return;
+	__builtin_memcpy(f->tail[which], f->str[which], VIGIL_KSTR);
+	f->len[which] = len;
+	f->part[which] = len;
+	f->valid[which] = 1;
+}
+
+/*
+ * Reads argv[i] at `at` (the args end at `end`, already capped at VIGIL_ARGS_MAX bytes from
+ * argv[0], as the exec record carries them): its length, head and tail. Returns its bytes
+ * with the NUL (0 when unreadable); valid only when its NUL is within `end`.
+ */
 static __always_inline long read_arg(struct vigil_kfacts *f, __u32 which, unsigned long at, unsigned long end)
 {
-	if (which >= VIGIL_KSTR_COUNT)
+	if (which >= VIGIL_KSTR_COUNT || at >= end)
 		return 0;
-	if (at >= end)
+	__u32 room = end - at;
+	if (room > VIGIL_ARGS_MAX)
+		room = VIGIL_ARGS_MAX;
+	/* The length first: bpf_probe_read_user_str into the head stops at the NUL or the room. */
+	__u32 size = room;
+	barrier_var(size); /* the mask is for the verifier, which loses the bound through a copy */
+	size &= 2 * VIGIL_ARGS_MAX - 1;
+	if (size == 0 || size > VIGIL_ARGS_MAX)
 		return 0;
-	long n = bpf_probe_read_user_str(f->str[which], VIGIL_KSTR, (void *)at);
+	long n = bpf_probe_read_user_str(f->big, size, (void *)at);
 	if (n <= 0)
 		return 0;
-	/* n == VIGIL_KSTR: 63 bytes and a NUL the helper wrote in place of the 64th, or a
-	 * longer string: undecided, so no positive match (user space sees the whole string). */
-	if (n < VIGIL_KSTR && at + n <= end) {
-		f->valid[which] = 1;
-		f->len[which] = n - 1;
+	__u32 len = n - 1;
+	/* n == room: the NUL the helper wrote may stand for a byte of a longer string (the args cut
+	 * at VIGIL_ARGS_MAX): undecided, no positive match. */
+	if ((__u32)n >= room && at + n > end)
+		return n;
+	if ((__u32)n >= room && room == VIGIL_ARGS_MAX)
+		return n;
+	__u32 part = len < VIGIL_KSTR - 1 ? len : VIGIL_KSTR - 1;
+	barrier_var(part);
+	part &= VIGIL_KSTR - 1;
+	if (part > 0) {
+		bpf_probe_read_user(f->str[which], part, (void *)at);
+		bpf_probe_read_user(f->tail[which], part, (void *)(at + len - part));
 	}
+	f->len[which] = len;
+	f->part[which] = part;
+	f->valid[which] = 1;
 	return n;
 }
 
 static __always_inline void reverse_all(struct vigil_kfacts *f)
 {
 	for (__u32 w = 0; w < VIGIL_KSTR_COUNT; w++) {
-		__u32 len = f->len[w];
-		if (!f->valid[w] || len >= VIGIL_KSTR)
+		__u32 part = f->part[w];
+		if (!f->valid[w] || part >= VIGIL_KSTR)
 			continue;
 		for (__u32 i = 0; i < VIGIL_KSTR - 1; i++) {
-			if (i >= len)
+			if (i >= part)
 				break;
-			f->rev[w][i] = f->str[w][(len - 1 - i) & (VIGIL_KSTR - 1)];
+			f->rev[w][i] = f->tail[w][(part - 1 - i) & (VIGIL_KSTR - 1)];
 		}
 	}
 }
@@ -226,7 +263,7 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
 	if (!f)
 		return 0;
-	__builtin_memset(f, 0, sizeof(*f));
+	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
 
 	struct vigil_task_state *st = vigil_task_state(task);
 	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
@@ -240,8 +277,7 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 				break;
 			n++;
 		}
-		f->len[VIGIL_KSTR_COMM] = n;
-		f->valid[VIGIL_KSTR_COMM] = 1;
+		whole_string(f, VIGIL_KSTR_COMM, n);
 	}
 
 	/* The executable's own name: the last component of the path process.bpf.c walks. */
@@ -249,10 +285,9 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 		struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
 		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 		long n = name ? bpf_probe_read_kernel_str(f->str[VIGIL_KSTR_EXE_BASE], VIGIL_KSTR, name) : 0;
-		if (n > 0 && n < VIGIL_KSTR) {
-			f->valid[VIGIL_KSTR_EXE_BASE] = 1;
-			f->len[VIGIL_KSTR_EXE_BASE] = n - 1;
-		}
+		/* A longer name is left undecided (n == VIGIL_KSTR may be a cut). */
+		if (n > 0 && n < VIGIL_KSTR)
+			whole_string(f, VIGIL_KSTR_EXE_BASE, n - 1);
 	}
 
 	/* argv[0] and argv[1] from the new image's stack, split as user space splits the record's
@@ -306,7 +341,7 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
 	if (!f)
 		return 0;
-	__builtin_memset(f, 0, sizeof(*f));
+	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
 	struct vigil_task_state *st = vigil_task_state(task);
 	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
 	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
@@ -317,8 +352,7 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 				break;
 			n++;
 		}
-		f->len[VIGIL_KSTR_COMM] = n;
-		f->valid[VIGIL_KSTR_COMM] = 1;
+		whole_string(f, VIGIL_KSTR_COMM, n);
 	}
 	reverse_all(f);
 	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_ENTER, mask, *clauses);

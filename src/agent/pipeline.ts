@@ -191,10 +191,11 @@ export class EventPipeline {
     }
     const e = this.toEvent(record, process, container);
     // The in-kernel kill sent SIGKILL at this exec or at this call's sys_enter: the event says
-    // so before its verdict, and the responder takes no action of its own (src/respond). A
-    // later record of the same task (its exit) carries the mark too, and is left as it is.
+    // so before its verdict, and the responder takes no action of its own (src/respond). Other
+    // records the task makes before it dies (its exit, a capability check of the call) carry
+    // the mark too, and are left as they are.
     const kr = record.task.kernelRule;
-    if (kr && record.kind !== 'exit' && record.kind !== 'fork') {
+    if (kr && (record.kind === 'exec' || record.kind === 'syscall')) {
       const rule = this.opts.kernelRuleName?.(kr);
       e.response = { action: 'kill', target: 'process', layer: 'kernel', outcome: 'done', by: 'policy', ...(rule ? { rule } : {}) };
     }

@@ -47,18 +47,18 @@ function exec(p: { comm: string; exe: string; args: string[]; stdio: StdioKind[]
 function holdsAtExec(c: KernelClause, e: VigilEvent): boolean {
   if (c.where !== 'exec') return false;
   const p = e.process;
+  // The executable's name is read up to 63 bytes; an argument whole (its head and tail kept),
+  // so a longer one can match a prefix or suffix, never an exact string.
   const fit = (s: string | undefined) => (s !== undefined && Buffer.byteLength(s) <= 63 ? s : undefined);
-  const strings: Record<string, string | undefined> = {
-    comm: p.comm, exe_base: fit(p.exe.slice(p.exe.lastIndexOf('/') + 1)), arg0: fit(p.args[0]), arg1: fit(p.args[0]) !== undefined ? fit(p.args[1]) : undefined,
-  };
-  const argc = Math.min(p.args.length, fit(p.args[0]) === undefined ? 1 : 2);
+  const strings: Record<string, string | undefined> = { comm: p.comm, exe_base: fit(p.exe.slice(p.exe.lastIndexOf('/') + 1)), arg0: p.args[0], arg1: p.args[1] };
+  const argc = Math.min(p.args.length, 2);
   return c.atoms.every((a) => {
     let r: boolean;
     switch (a.type) {
       case 'setup': r = p.containerSetup; break;
       case 'str': {
         const s = strings[a.field];
-        r = s !== undefined && a.values.some((v) => (a.op === 'eq' ? s === v : a.op === 'prefix' ? s.startsWith(v) : s.endsWith(v)));
+        r = s !== undefined && a.values.some((v) => (a.op === 'eq' ? fit(s) === v : a.op === 'prefix' ? s.startsWith(v) : s.endsWith(v)));
         break;
       }
       case 'argc_gt': r = argc > a.n; break;
@@ -74,7 +74,9 @@ function execEvents(): Array<Parameters<typeof exec>[0]> {
   const out: Array<Parameters<typeof exec>[0]> = [];
   const comms = ['sh', 'bash', 'exe', 'busybox', 'python3', 'nginx', 'shx', 'innocent'];
   const exes = ['/bin/busybox', '/bin/bash', '/usr/bin/python3', '/tmp/x/busybox', '/bin/busybox.static', '/bin/sh'];
-  const argvs = [[], ['sh'], ['-sh'], ['/bin/sh'], ['/tmp/sh'], ['busybox', 'sh'], ['busybox', 'ls'], ['x'.repeat(70), 'sh'], ['innocent'], ['sh', '-i']];
+  // A long argv[0] ending in /sh: busybox runs its shell applet for it (an attacker's way past a 63-byte read).
+  const longSh = `/${'x/'.repeat(40)}sh`;
+  const argvs = [[], ['sh'], ['-sh'], ['/bin/sh'], ['/tmp/sh'], ['busybox', 'sh'], ['busybox', 'ls'], ['x'.repeat(70), 'sh'], ['innocent'], ['sh', '-i'], [longSh], [`${longSh}x`], ['x'.repeat(3000)]];
   const stdios: StdioKind[][] = [['inet', 'inet', 'inet'], ['pipe', 'pipe', 'pipe'], ['tty', 'tty', 'tty'], ['none', 'inet6', 'none'], ['unix', 'unix', 'unix']];
   for (const comm of comms) for (const exe of exes) for (const args of argvs) for (const stdio of stdios) for (const setup of [false, true]) {
     out.push({ comm, exe, args, stdio, setup, name: 'whatever' });
@@ -128,12 +130,13 @@ test('whenever a kernel clause holds for an exec, the rule itself judges it kill
     assert.equal(verdict.action, 'kill', `kernel kills but the rule does not: ${JSON.stringify(p)} -> ${JSON.stringify(verdict)}`);
     assert.ok(verdict.rules.includes('reverse shell'));
   }
-  assert.ok(checked > 4000 && killed > 50, `${killed} of ${checked}`);
+  assert.ok(checked > 6000 && killed > 50, `${killed} of ${checked}`);
   // The attacks the acceptance test runs are among those the kernel decides.
   const cases = [
     { comm: 'exe', exe: '/bin/busybox', args: ['sh'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'sh' }, // busybox nc -e sh
     { comm: 'bash', exe: '/bin/bash', args: ['bash', '-i'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'bash' }, // bash -i >& /dev/tcp
     { comm: 'bash', exe: '/bin/bash', args: ['innocent', '-i'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'bash' }, // exec -a
+    { comm: 'exe', exe: '/bin/busybox', args: [`/${'x/'.repeat(40)}sh`], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'sh' }, // a long argv[0]
   ];
   for (const p of cases) assert.ok(program.clauses.some((c) => holdsAtExec(c, exec(p))), JSON.stringify(p));
   // The runtime's own exec (containerSetup) and a shell on pipes are not.
