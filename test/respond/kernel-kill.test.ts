@@ -71,8 +71,12 @@ describe('in-kernel kill: a reverse shell dies at its exec and the listener rece
     agent = await startAgent([ALERTS_ONLY_LOG, '--policy', policyDir(), '--no-control-socket']);
   });
   after(async () => {
-    await agent?.stop();
-    catcher?.close();
+    // The namespace goes whatever stop() does: a leftover one would take its subnet's traffic.
+    try {
+      await agent?.stop();
+    } finally {
+      catcher?.close();
+    }
   });
 
   test('the agent says which kill rules the kernel decides', () => {
