@@ -234,7 +234,8 @@ static __always_inline void vigil_fill_header(struct vigil_header *h, __u16 kind
 		bpf_core_read(&up, sizeof(up), &tp->numbers[level & 31]);
 		h->pid_ns = BPF_CORE_READ(up.ns, ns.inum);
 	}
-	h->_pad0 = 0;
+	h->kernel_rule = state ? state->kill_rule : 0;
+	if (h->kernel_rule) h->flags |= VIGIL_FLAG_KERNEL_KILLED; /* set by enforce.bpf.c before its SIGKILL */
 	/* kernel_cap_t is a u64 since 6.3 and two u32 before: 8 bytes either way. */
 	{
 		/* real_cred: an override (overlayfs acting with the mounter's creds) is not the task's own set. */

@@ -36,7 +36,9 @@ enum vigil_kind {
 #define VIGIL_FLAG_CONTAINER_SETUP (1u << 1)
 /* exec: the executable's path was longer or deeper than the room for it (leading levels missing). */
 #define VIGIL_FLAG_EXE_CUT (1u << 2)
-/* The kernel sent the task SIGKILL at this event (a policy's kill it could decide itself). */
+/* The kernel sent the task SIGKILL: at this event (the allow-list check, bpf/allowlist.h), or
+ * at this exec or the sys_enter of this system call (or before this record: an exit) for the
+ * kernel rule kernel_rule names (enforce.bpf.c). */
 #define VIGIL_FLAG_KERNEL_KILLED (1u << 3)
 /* The kernel was to kill the task at this event and could not (bpf_send_signal failed). */
 #define VIGIL_FLAG_KILL_FAILED (1u << 4)
@@ -55,7 +57,7 @@ struct vigil_header {
 	__u32 gid;
 	__u32 mnt_ns;        /* mount namespace inode */
 	__u32 pid_ns;        /* pid namespace inode */
-	__u32 _pad0;
+	__u32 kernel_rule;   /* 0, or 1 + the kernel rule (enforce.bpf.c) that killed the task: VIGIL_FLAG_KERNEL_KILLED */
 	__u64 cap_effective;
 	__u64 cgroup_id;     /* cgroup v2 id of the task */
 	__u64 container_key; /* kernfs id of the task's cgroup in the reference hierarchy */
@@ -241,7 +243,7 @@ struct vigil_config {
 struct vigil_task_state {
 	__u64 key;   /* the container key it was first seen with */
 	__u32 flags; /* VIGIL_TASK_* */
-	__u32 _pad;
+	__u32 kill_rule; /* 0, or 1 + the kernel rule enforce.bpf.c killed the task for (copied into every later header) */
 	/* Of a process's group leader: capabilities reported since its last exec, [0]
 	 * granted, [1] denied, bit = capability number (cap_dedup). */
 	__u64 caps_seen[2];

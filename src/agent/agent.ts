@@ -1,6 +1,6 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
 import { BpfSensor, RingBufferDrain, hostNamespace } from '../sensor/index.js';
-import { decodeBatch, layout, syscallName, type ContainerRef, type VigilEvent } from '../events/index.js';
+import { decodeBatch, layout, syscallName, syscallNumber, type ContainerRef, type VigilEvent } from '../events/index.js';
 import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy, type ContainerFacts } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
 import { openOutput, type EventOutput } from './outputs.js';
@@ -9,11 +9,11 @@ import { captureForPolicy, pushCapture, type CaptureConfig } from './capture.js'
 import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
-import { captureNeeds, loadPolicies, PolicyError, type PolicySet, type RuleInfo } from '../policy/index.js';
+import { captureNeeds, compileKernelRules, defaultKernelMask, kernelMaskFor, loadPolicies, PolicyError, type KernelProgram, type PolicySet, type RuleInfo } from '../policy/index.js';
 import { openAgentLog, selfMeasurement, type AgentLog } from '../attest/index.js';
 import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DockerActions, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
+import { DockerActions, Protection, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
 import type { ResponseInfo } from '../events/index.js';
 import { AllowlistManager, type AllowlistReport } from './allowlists.js';
 
@@ -52,6 +52,10 @@ export class Agent {
   private control: ControlServer | undefined;
   private limitedLogged = 0;
   private allowlists: AllowlistManager | undefined;
+  /** The kill rules the kernel decides (bpf/enforce.bpf.c), and the containers whose masks it holds. */
+  private kernelProgram: KernelProgram | undefined;
+  private readonly kernelContainers = new Map<bigint, ContainerRef>();
+  private protection: Protection | undefined;
 
   /**
    * onFatal hears of failures the agent cannot run on after (the ring buffer reader
@@ -76,7 +80,11 @@ export class Agent {
       this.agentLog = agentLog;
       this.outputs.unshift(agentLog);
     }
-    this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes });
+    // The in-kernel kill is loaded only when some kill rule compiles to kernel clauses, and
+    // never in a dry run (nothing is killed: user space logs "would").
+    this.kernelProgram = compileKernelRules(this.policy);
+    const enforce = !this.config.respond.dryRun && this.kernelProgram.clauses.length > 0;
+    this.sensor = BpfSensor.open({ btfPath: this.config.btfPath, ringBufferBytes: this.config.ringBufferBytes, enforce });
     const sensor = this.sensor;
     for (const note of sensor.unavailable) this.log(note);
     this.capture = this.captureFor(this.policy);
@@ -100,6 +108,7 @@ export class Agent {
       onContainer: (key, c) => {
         this.maybeStream(key, c);
         this.allowlists?.onContainer(key, c);
+        this.setKernelMask(key, c);
       },
     });
     await this.resolver.start();
@@ -111,6 +120,7 @@ export class Agent {
       // a reload swaps this.policy between two events, never during one.
       emit: (e) => this.judgeAndWrite(e),
       exeOrigin: (id, exe) => exeOrigin(this.resolver?.facts(id), exe),
+      kernelRuleName: (n) => this.kernelProgram?.rules[n - 1],
       wholeEnvironment: () => this.capture?.environment ?? false,
       ignoreKey: (key) => {
         try {
@@ -139,6 +149,7 @@ export class Agent {
     // Only now do the programs start sending: nothing is produced before a reader exists.
     this.kernelSettings = { hostMountNs, cgroupMode: hierarchy.mode, startedNs: process.hrtime.bigint() };
     this.configureKernel();
+    this.pushKernelRules();
     // The self-measurement, once the programs the kernel runs can be read back.
     this.agentLog?.start(selfMeasurement(sensor, this.config));
     // After the programs are on: what an escapee forks from here on is followed by the
@@ -202,6 +213,52 @@ export class Agent {
     });
     if (this.config.respond.dryRun) this.log('dry run: countermeasures are logged as "would ..." and not taken');
     if (own) this.log(`running in container ${own.slice(0, 12)}: it is never acted on`);
+  }
+
+  /**
+   * Fills the in-kernel kill's maps from the kernel program (start, reload). A container not
+   * resolved yet gets the rules that are kill everywhere, unless protect.names or
+   * protect.labels are set: then none (its name and labels are not known yet: the start
+   * race), and user space, which checks protection first, kills it once its verdict is made.
+   */
+  private pushKernelRules(): void {
+    const sensor = this.sensor;
+    const program = this.kernelProgram;
+    if (!sensor || !program) return;
+    if (this.config.respond.dryRun) {
+      if (program.clauses.length > 0) this.log(`dry run: the in-kernel kill is not loaded; ${program.rules.length} kill rule(s) it could decide are logged as "would kill" by user space`);
+      return;
+    }
+    if (!sensor.enforcing) {
+      if (program.clauses.length > 0) this.log(`${program.rules.join(', ')}: the kernel could decide, but the in-kernel kill was not loaded at start (restart the agent); user space kills`);
+      return;
+    }
+    const protect = this.config.respond.protect;
+    const guarded = protect.names.length > 0 || protect.labels.length > 0;
+    const mask = guarded ? 0 : defaultKernelMask(program);
+    sensor.setKernelRules(program.clauses, mask, true, syscallNumber);
+    for (const [key, c] of this.kernelContainers) this.setKernelMask(key, c);
+    for (const r of program.report) {
+      if (r.enforced !== 'none') this.log(`kill rule '${r.rule}': the kernel kills (${r.enforced === 'full' ? 'every case' : `${r.clauses.length} case(s); the rest in user space`})`);
+    }
+    if (guarded) this.log('in-kernel kill: containers are not killed in the kernel until resolved (protect.names/labels are set)');
+  }
+
+  /** The kernel rules on for one resolved container: 0 for a protected one. */
+  private setKernelMask(key: bigint, c: ContainerRef): void {
+    const sensor = this.sensor;
+    const program = this.kernelProgram;
+    const policy = this.policy;
+    if (!sensor?.enforcing || !program || !policy) return;
+    this.kernelContainers.set(key, c);
+    if (this.kernelContainers.size > 16384) this.kernelContainers.delete(this.kernelContainers.keys().next().value as bigint);
+    this.protection ??= new Protection(this.config.respond.protect, ownContainerId());
+    const isProtected = this.protection.reason(c, this.resolver?.facts(c.id)?.labels) !== undefined;
+    try {
+      sensor.setContainerKillMask(key, kernelMaskFor(program, policy, c, isProtected));
+    } catch (e) {
+      this.log(`cannot set the in-kernel kill rules of ${c.name || c.id.slice(0, 12)}: ${(e as Error).message}`);
+    }
   }
 
   private writeResponse(info: ResponseInfo, about: Parameters<EventPipeline['responseEvent']>[1]): void {
@@ -285,6 +342,8 @@ export class Agent {
       }
       this.policy = next;
       this.allowlists?.reapply();
+      this.kernelProgram = compileKernelRules(next);
+      this.pushKernelRules();
       this.log(`policy reloaded (${why}): ${next.size} rules in force`);
       return true;
     } catch (e) {

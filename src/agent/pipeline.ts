@@ -24,6 +24,8 @@ export interface PipelineOptions {
   host: string;
   resolver: KeyResolver;
   emit: (e: VigilEvent) => void;
+  /** The name of the kernel rule (1 + index, from the record's header) the in-kernel kill acted for. */
+  kernelRuleName?: (kernelRule: number) => string | undefined;
   /** Called for a key that turned out to be a host cgroup: drop it in the kernel from now on. */
   ignoreKey: (key: bigint) => void;
   /** Where this container's executable comes from: its writable layer, the image's layers, or neither (a mount). */
@@ -194,8 +196,18 @@ export class EventPipeline {
       }
     }
     const e = this.toEvent(record, process, container);
-    // The kernel acted already (a kill it could decide): the event says so before it is judged.
-    if (record.task.kernelKill) e.response = kernelKillResponse(record.task.kernelKill);
+    // The in-kernel kill sent SIGKILL at this exec or at this call's sys_enter: the event says
+    // so before its verdict, and the responder takes no action of its own (src/respond). Other
+    // records the task makes before it dies (its exit, a capability check of the call) carry
+    // the mark too, and are left as they are.
+    const kr = record.task.kernelRule;
+    if (kr && (record.kind === 'exec' || record.kind === 'syscall')) {
+      const rule = this.opts.kernelRuleName?.(kr);
+      e.response = { action: 'kill', target: 'process', layer: 'kernel', outcome: 'done', by: 'policy', ...(rule ? { rule } : {}) };
+    } else if (!kr && record.task.kernelKill) {
+      // The allow-list check (bpf/allowlist.h) killed at this very call, or failed to.
+      e.response = kernelKillResponse(record.task.kernelKill);
+    }
     this.opts.emit(e);
   }
 

@@ -56,6 +56,8 @@ export function decodeTask(buf: Buffer, o: number): TaskContext {
     truncated: (buf.readUInt16LE(o + H.flags) & FLAG_TRUNCATED) !== 0,
     containerSetup: (buf.readUInt16LE(o + H.flags) & FLAG_CONTAINER_SETUP) !== 0,
     kernelKill: kernelKillOf(buf.readUInt16LE(o + H.flags)),
+    // The in-kernel kill marked the task (bpf/enforce.bpf.c): the pipeline gives the event its response.
+    kernelRule: (buf.readUInt16LE(o + H.flags) & FLAG_KERNEL_KILLED) !== 0 ? buf.readUInt32LE(o + H.kernel_rule) : 0,
   };
 }
 

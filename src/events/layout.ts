@@ -44,6 +44,7 @@ export const HEADER_LAYOUT = {
   gid: 40,
   mnt_ns: 44,
   pid_ns: 48,
+  kernel_rule: 52,
   cap_effective: 56,
   cgroup_id: 64,
   container_key: 72,
@@ -145,7 +146,7 @@ export const ALLOWLIST_FLAG = { KILL: 1, ALLOW_ALL: 2, REPORT_EVERY: 4 } as cons
 
 /** Every struct this module mirrors, by C name, for the layout test. */
 /** struct vigil_task_state: the value of the task storage map vigil_container_tasks. */
-export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, caps_seen: 16 } as const;
+export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, kill_rule: 12, caps_seen: 16 } as const;
 
 export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_task_state: TASK_STATE_LAYOUT,

@@ -32,6 +32,8 @@ export interface TaskContext {
   containerSetup: boolean;
   /** The kernel killed the task at this record (a kill it decides itself), or tried and failed. */
   kernelKill: 'done' | 'failed' | undefined;
+  /** 1 + the kernel rule the in-kernel kill (bpf/enforce.bpf.c) killed the task for; 0 or absent: none. */
+  kernelRule?: number;
 }
 
 /** A socket as the kernel holds it (addresses as text, ports in host order). */

@@ -11,6 +11,7 @@ import { EVENT_KINDS } from './document.js';
 import { PolicyError, formatProblem } from './errors.js';
 import { loadPolicies, type LoadedPolicies } from './loader.js';
 import type { RuleInfo } from './engine.js';
+import { compileKernelRules, kernelReportLines } from './kernel-rules.js';
 
 const USAGE = `usage: vigil policy <command> [options]
 
@@ -181,6 +182,8 @@ function list(argv: string[]): number {
   const rows = rules.map((r: RuleInfo) => [r.name, r.policy, `${shortPath(r.file)}:${r.line}`, r.kinds ? r.kinds.join(',') : '*', r.severity, r.action,
     r.enabled ? 'on' : 'off', r.overriddenBy.map((o) => shortPath(o)).join(', ') || '-']);
   out(table(['NAME', 'POLICY', 'SOURCE', 'KINDS', 'SEVERITY', 'ACTION', 'ON', 'OVERRIDDEN BY'], rows));
+  const kernel = kernelReportLines(compileKernelRules(loaded.set));
+  if (kernel.length > 0) out(`\nkill rules and the in-kernel kill (docs/respond.md):\n${kernel.join('\n')}`);
   return 0;
 }
 

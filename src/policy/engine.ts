@@ -272,6 +272,27 @@ export class PolicySet {
     return this.rules.map((r) => ({ info: r.info, ast: r.condition.ast, enabledSomewhere: r.doc.enabled || r.overrides.some((o) => o.enabled === true) }));
   }
 
+  /**
+   * What the in-kernel kill needs beyond the condition (kernel-rules.ts): whether a rule can
+   * be `kill` anywhere, has exceptions or state (once, threshold) the kernel cannot judge, and
+   * is scoped (a selector on its policy or on an override), so applies per container.
+   */
+  kernelView(): Array<{ info: RuleInfo; ast: CelNode; killSomewhere: boolean; exceptions: number; stateful: boolean; scoped: boolean }> {
+    return this.rules.map((r) => ({
+      info: r.info, ast: r.condition.ast,
+      killSomewhere: (r.doc.enabled || r.overrides.some((o) => o.enabled === true)) && (r.doc.action === 'kill' || r.overrides.some((o) => o.action === 'kill')),
+      exceptions: r.exceptions.length, stateful: r.doc.threshold !== undefined || r.once !== undefined,
+      scoped: !r.policy.everyContainer || r.overrides.some((o) => !o.everyContainer),
+    }));
+  }
+
+  /** Rule name -> its action for one container, and how many exceptions apply there (enabled rules only). */
+  actionsFor(c: ContainerRef): Map<string, { action: RuleAction; exceptions: number }> {
+    const out = new Map<string, { action: RuleAction; exceptions: number }>();
+    for (const perKind of this.effectiveFor(c)) for (const eff of perKind) out.set(eff.rule.doc.name, { action: eff.action, exceptions: eff.exceptions.length });
+    return out;
+  }
+
   /** Every compiled condition: each rule's, its exceptions' and its overrides' (for tests and benchmarks). */
   conditions(): Array<{ rule: string; what: string; condition: CompiledCondition }> {
     return this.rules.flatMap((r) => [

@@ -11,3 +11,5 @@ export type { CelNode } from './cel.js';
 export type { ContainerFacts } from './activation.js';
 export { captureNeeds } from './pushdown.js';
 export type { CaptureNeeds } from './pushdown.js';
+export { compileKernelRules, kernelMaskFor, defaultKernelMask, kernelReportLines, KERNEL_LIMITS } from './kernel-rules.js';
+export type { KernelProgram, KernelClause, KernelAtom, KernelRuleReport } from './kernel-rules.js';

@@ -75,18 +75,24 @@ export class Responder {
    */
   respond(e: VigilEvent): (() => void) | undefined {
     const action = e.verdict.action;
-    if (!RESPONSE_ACTIONS.has(action)) return undefined;
-    this.stats.requested++;
-    const rule = actingRule(e.verdict.rules, action, this.opts.rules());
-    const about: ResponseRecordAbout = { container: e.container, process: e.process, trigger: e.seq };
-    // The seam for the in-kernel kill: the kernel's sys_enter program already sent SIGKILL
-    // and the decoder marked the event so. Nothing more is done here; the record says who acted.
-    if (action === 'kill' && e.response?.layer === 'kernel') {
+    // The in-kernel kill (bpf/enforce.bpf.c) already sent SIGKILL at the exec or the call's
+    // sys_enter, and the pipeline marked the event with the kernel's rule. Nothing more is
+    // done here, whatever the verdict (the kernel's clauses imply the rule, so it is a kill
+    // unless the policy changed since); the record says who acted. Not rate limited: the
+    // kernel kills every match of a rule it decides.
+    if (e.response?.layer === 'kernel') {
+      this.stats.requested++;
+      const about: ResponseRecordAbout = { container: e.container, process: e.process, trigger: e.seq };
+      const rule = e.response.rule ?? actingRule(e.verdict.rules, 'kill', this.opts.rules());
       const info: ResponseInfo = { ...e.response, rule, by: 'policy' };
       e.response = info;
       this.count(info);
       return () => this.opts.record(info, about);
     }
+    if (!RESPONSE_ACTIONS.has(action)) return undefined;
+    this.stats.requested++;
+    const rule = actingRule(e.verdict.rules, action, this.opts.rules());
+    const about: ResponseRecordAbout = { container: e.container, process: e.process, trigger: e.seq };
     const target: ResponseInfo['target'] = action === 'kill' ? 'process' : 'container';
     const layer: ResponseInfo['layer'] = action === 'kill' ? 'user-space' : 'runtime';
     const base = { action: action as ResponseInfo['action'], target, layer, by: 'policy' as const, rule };

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, pidfdOpen, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
 import { checkHost, kernelHasTracepoint } from './preflight.js';
-import { ALLOW_PENDING_LAYOUT, ALLOW_WORDS, ALLOWLIST_LAYOUT, CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
+import { ALLOW_PENDING_LAYOUT, ALLOW_WORDS, ALLOWLIST_LAYOUT, STDIO_KIND, CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
@@ -35,7 +35,38 @@ export interface SensorOptions {
   btfPath?: string | undefined;
   /** Bytes of the event ring buffer: a power of two, at least one page. */
   ringBufferBytes?: number;
+  /**
+   * Load the in-kernel kill (enforce.bpf.o) too: only when some kill rule compiled to kernel
+   * clauses, so the default configuration runs none of it. It is loaded first, so its
+   * programs run before the others on the same tracepoints and the kill is marked in the
+   * task's state before the exec record is built (bpf/enforce.bpf.c).
+   */
+  enforce?: boolean;
 }
+
+/** A kernel clause as src/policy/kernel-rules.ts makes it (structural: the sensor does not depend on the policy). */
+export interface EnforceClause {
+  rule: number;
+  where: 'exec' | 'sys_enter';
+  atoms: ReadonlyArray<
+    | { type: 'setup'; negate: boolean }
+    | { type: 'str'; field: 'comm' | 'exe_base' | 'arg0' | 'arg1'; op: 'eq' | 'prefix' | 'suffix'; values: readonly string[]; negate: boolean }
+    | { type: 'argc_gt'; n: number; negate: boolean }
+    | { type: 'stdio_any'; kinds: readonly string[]; negate: boolean }
+    | { type: 'stdio_at'; fd: number; kinds: readonly string[]; negate: boolean }
+    | { type: 'syscall'; names: readonly string[] }
+  >;
+}
+
+/** bpf/enforce.h, mirrored. */
+const ENFORCE = {
+  clauses: 32, atoms: 8, syscalls: 512, str: 64,
+  clauseSize: 8 + 8 * 8, kconfSize: 16, strKeySize: 8 + 64,
+  where: { exec: 1, sys_enter: 2 } as Record<string, number>,
+  atom: { setup: 1, str: 2, argc_gt: 3, stdio_any: 4, stdio_at: 5, syscall: 6 } as Record<string, number>,
+  field: { comm: 0, exe_base: 1, arg0: 2, arg1: 3 } as Record<string, number>,
+  op: { eq: 0, prefix: 1, suffix: 2 } as Record<string, number>,
+} as const;
 
 export type CgroupMode = 'v2' | 'v1-memory';
 
@@ -72,7 +103,7 @@ export class BpfSensor {
 
   static open(opts: SensorOptions = {}): BpfSensor {
     const dir = opts.objectDir ?? DEFAULT_OBJECT_DIR;
-    const names = opts.objects ?? DEFAULT_OBJECTS;
+    const names = [...(opts.enforce ? ['enforce.bpf.o'] : []), ...(opts.objects ?? DEFAULT_OBJECTS)];
     const paths = names.map((n) => join(dir, n));
     checkHost({ btfPath: opts.btfPath, objectPaths: paths });
     const ringBytes = opts.ringBufferBytes ?? 16 * 1024 * 1024;
@@ -289,6 +320,85 @@ export class BpfSensor {
     }
   }
 
+  /** Is the in-kernel kill loaded (SensorOptions.enforce)? */
+  get enforcing(): boolean {
+    return this.objects.some((o) => o.name === 'enforce.bpf.o');
+  }
+
+  /**
+   * Fills the in-kernel kill's maps (bpf/enforce.h): the clauses, their string sets and
+   * system call numbers, and the mask of rules for containers not in the per-container map.
+   * Enforcement is off while the maps change (user space still kills), on after when `on`.
+   * syscallNumber maps a name to its x86-64 number.
+   */
+  setKernelRules(clauses: readonly EnforceClause[], defaultMask: number, on: boolean, syscallNumber: (name: string) => number | undefined): void {
+    const { lib } = libbpf();
+    if (clauses.length > ENFORCE.clauses) throw new SensorError('VIGIL_BPF_MAP', `${clauses.length} kernel clauses: the kernel takes ${ENFORCE.clauses}`);
+    const conf = (enabled: boolean) => {
+      const v = Buffer.alloc(ENFORCE.kconfSize);
+      v.writeUInt32LE(enabled ? 1 : 0, 0);
+      v.writeUInt32LE(defaultMask >>> 0, 4);
+      v.writeUInt32LE(clauses.length, 8);
+      return v;
+    };
+    this.update('vigil_kconf', u32(0), conf(false));
+    // Old string sets out; new ones in (set ids are per atom, from 1).
+    const strFd = this.mapFd('vigil_kstrings');
+    for (;;) {
+      const k = Buffer.alloc(ENFORCE.strKeySize);
+      if (lib.bpf_map_get_next_key(strFd, null, k) < 0) break;
+      if (lib.bpf_map_delete_elem(strFd, k) < 0) break;
+    }
+    const sysMasks = new Map<number, number>();
+    let nextSet = 1;
+    for (let c = 0; c < ENFORCE.clauses; c++) {
+      const v = Buffer.alloc(ENFORCE.clauseSize);
+      const clause = clauses[c];
+      if (clause) {
+        if (clause.atoms.length > ENFORCE.atoms) throw new SensorError('VIGIL_BPF_MAP', `a kernel clause of ${clause.atoms.length} atoms: the kernel takes ${ENFORCE.atoms}`);
+        v.writeUInt32LE(clause.rule, 0);
+        v.writeUInt8(ENFORCE.where[clause.where] ?? 0, 4);
+        v.writeUInt8(clause.atoms.length, 5);
+        clause.atoms.forEach((a, i) => {
+          const o = 8 + 8 * i;
+          v.writeUInt8(ENFORCE.atom[a.type] ?? 0, o);
+          v.writeUInt8('negate' in a && a.negate ? 1 : 0, o + 1);
+          switch (a.type) {
+            case 'str': {
+              const set = nextSet++;
+              v.writeUInt8((ENFORCE.field[a.field] ?? 0) | ((ENFORCE.op[a.op] ?? 0) << 4), o + 2);
+              v.writeUInt32LE(set, o + 4);
+              for (const text of a.values) this.update('vigil_kstrings', enforceStringKey(set, text, a.op), Buffer.from([1]));
+              break;
+            }
+            case 'argc_gt': v.writeUInt32LE(a.n, o + 4); break;
+            case 'stdio_any': v.writeUInt32LE(stdioMask(a.kinds), o + 4); break;
+            case 'stdio_at': v.writeUInt8(a.fd, o + 2); v.writeUInt32LE(stdioMask(a.kinds), o + 4); break;
+            case 'syscall':
+              for (const name of a.names) {
+                const nr = syscallNumber(name);
+                if (nr === undefined || nr >= ENFORCE.syscalls) throw new SensorError('VIGIL_BPF_MAP', `kernel clause: no x86-64 number below ${ENFORCE.syscalls} for system call ${name}`);
+                sysMasks.set(nr, (sysMasks.get(nr) ?? 0) | (1 << c));
+              }
+              break;
+            default: break;
+          }
+        });
+      }
+      this.update('vigil_kclauses', u32(c), v);
+    }
+    for (let nr = 0; nr < ENFORCE.syscalls; nr++) this.update('vigil_ksyscalls', u32(nr), u32((sysMasks.get(nr) ?? 0) >>> 0));
+    if (on) this.update('vigil_kconf', u32(0), conf(true));
+  }
+
+  /** The kernel rules on for one container (bit = rule; 0 for a protected one), or back to the default when undefined. */
+  setContainerKillMask(key: bigint, mask: number | undefined): void {
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(key);
+    if (mask === undefined) libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_kmask'), k);
+    else this.update('vigil_kmask', k, u32(mask >>> 0));
+  }
+
   /** Streams every system call of one container (by key) raw, or stops doing so. */
   streamContainer(key: bigint, on: boolean): void {
     const k = Buffer.alloc(8);
@@ -446,6 +556,31 @@ export class BpfSensor {
     const { lib } = libbpf();
     for (const o of this.objects.reverse()) lib.bpf_object__close(o.obj);
   }
+}
+
+const STDIO_CODES: Readonly<Record<string, number>> = STDIO_KIND;
+/** Bit mask of stdio kinds by name (inet, tty, ...). */
+function stdioMask(kinds: readonly string[]): number {
+  let m = 0;
+  for (const k of kinds) {
+    const code = STDIO_CODES[k.toUpperCase()];
+    if (code === undefined) throw new SensorError('VIGIL_BPF_MAP', `kernel clause: unknown stdio kind ${k}`);
+    m |= 1 << code;
+  }
+  return m >>> 0;
+}
+
+/** Key of vigil_kstrings: exact entries hold the string and its NUL, suffix ones the string reversed. */
+function enforceStringKey(set: number, text: string, op: 'eq' | 'prefix' | 'suffix'): Buffer {
+  let bytes = Buffer.from(text, 'utf8');
+  if (bytes.length >= ENFORCE.str) throw new SensorError('VIGIL_BPF_MAP', `kernel string '${text}' is longer than ${ENFORCE.str - 1} bytes`);
+  if (op === 'suffix') bytes = Buffer.from(bytes).reverse();
+  const k = Buffer.alloc(ENFORCE.strKeySize);
+  const used = op === 'eq' ? bytes.length + 1 : bytes.length;
+  k.writeUInt32LE(32 + 8 * used, 0);
+  k.writeUInt32LE(set, 4);
+  bytes.copy(k, 8);
+  return k;
 }
 
 function u32(n: number): Buffer {

@@ -2,7 +2,10 @@
 // in a network namespace of the test's own. The agent kills the shell as soon as the
 // verdict is made, through a pidfd; that is after the exec has completed, so the shell may
 // run a few instructions first. What the listener receives is measured and printed, not
-// asserted: only the in-kernel kill can promise it receives nothing.
+// asserted: only the in-kernel kill can promise it receives nothing. The rule here is one
+// the kernel cannot decide (it names the program by process.name, which user space derives),
+// so this is the user-space path; the default `reverse shell` rule as a kill rule is the
+// kernel's at the exec (test/respond/kernel-kill.test.ts).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,12 +23,18 @@ const skip = missingForContainerTests();
 // catcher ends the connection after 5 s). With an `exit` the shell can finish before the kill.
 const ATTACKER_COMMANDS = 'echo MARK$((6*7))\n';
 
+/** A kill rule the kernel cannot decide (process.name): killed from user space. */
+const USER_SPACE_RULE = 'reverse shell by name';
+
 function killPolicy(): string {
   const dir = mkdtempSync(join(tmpdir(), 'vigil-respond-'));
   const path = join(dir, 'kill.yaml');
   writeFileSync(path, [
     'apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', '  name: test-kill-reverse-shell', 'spec:',
-    '  overrides:', '    - rule: reverse shell', '      action: kill', '',
+    '  rules:', `    - name: ${USER_SPACE_RULE}`, '      description: a shell on a socket, by the program name user space derives',
+    '      kinds: [exec]',
+    "      condition: 'container_code && process.name in shell_binaries && process.stdio.exists(s, s == \"inet\" || s == \"inet6\")'",
+    '      severity: critical', '      action: kill', '',
   ].join('\n'));
   return path;
 }
@@ -64,6 +73,7 @@ describe('action: kill from user space on a reverse shell', { skip }, () => {
   });
 
   test('busybox nc -e sh: the shell is killed at its exec, the event and a response record say the user-space layer did it', async (t) => {
+    assert.doesNotMatch(agent.stderr(), /the kernel kills/, 'the rule is not the kernel\'s: the in-kernel kill is not loaded');
     const runs = 5;
     const leaked: string[] = [];
     for (let i = 0; i < runs; i++) {
@@ -77,7 +87,7 @@ describe('action: kill from user space on a reverse shell', { skip }, () => {
       assert.equal(shell.verdict.action, 'kill');
       assert.equal(shell.response?.layer, 'user-space');
       assert.equal(shell.response?.outcome, 'done', JSON.stringify(shell.response));
-      assert.equal(shell.response?.rule, 'reverse shell');
+      assert.equal(shell.response?.rule, USER_SPACE_RULE);
       const record = es.find((e) => e.kind === 'response');
       assert.ok(record);
       assert.equal(record.args['trigger_seq'], shell.seq);

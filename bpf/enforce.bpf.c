@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The in-kernel kill: kill rules the kernel can decide (compiled by
+ * src/policy/kernel-rules.ts into clauses, bpf/enforce.h) are evaluated here, and a
+ * container task that matches one is sent SIGKILL with bpf_send_signal before user space
+ * sees its record. At sched_process_exec the signal is delivered on the way back to user
+ * space: not one instruction of the new program runs. At sys_enter the call itself still
+ * runs (a tracepoint cannot make it fail), but nothing after it.
+ *
+ * The sensor loads this object only when some kill rule compiles to clauses, and loads it
+ * first, so its programs run before every other program on the same tracepoints: the kill
+ * is remembered in the task's state (vigil_task_state.kill_rule) before process.bpf.c
+ * builds the exec record and before syscalls.bpf.c builds the call's record at sys_exit;
+ * vigil_fill_header copies it into those headers (and the exit record's).
+ */
+#include "common.h"
+#include "stdio_kind.h"
+#include "enforce.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define VIGIL_SIGKILL 9
+#define VIGIL_TS_COMPAT_STATUS 0x0002 /* thread_info.status: a 32-bit call is running */
+#define VIGIL_X32_BIT 0x40000000
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_kconf);
+} vigil_kconf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_KCLAUSES);
+	__type(key, __u32);
+	__type(value, struct vigil_kclause);
+} vigil_kclauses SEC(".maps");
+
+/* Per system call number: the clauses (bit = clause index) whose syscall atom lists it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_KSYSCALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vigil_ksyscalls SEC(".maps");
+
+/* Container key -> the kernel rules on for it (bit = rule). Written by the agent when it
+ * resolves a container; a protected container's mask is 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} vigil_kmask SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct vigil_kstr_key);
+	__type(value, __u8);
+} vigil_kstrings SEC(".maps");
+
+/* What an exec is, read once for every clause. A string longer than VIGIL_KSTR - 1 bytes is
+ * kept by its head (for prefixes) and its tail (for suffixes): it equals no listed string. */
+struct vigil_kfacts {
+	struct vigil_kstr_key key;             /* built here for each lookup */
+	__u8 str[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the head, NUL-padded */
+	__u8 tail[VIGIL_KSTR_COUNT][VIGIL_KSTR]; /* the tail */
+	__u8 rev[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the tail reversed, NUL-padded */
+	__u32 len[VIGIL_KSTR_COUNT];           /* the whole string's bytes */
+	__u32 part[VIGIL_KSTR_COUNT];          /* bytes of head and tail: min(len, VIGIL_KSTR - 1) */
+	__u8 valid[VIGIL_KSTR_COUNT];          /* 0: absent or unreadable: no positive match */
+	__u8 stdio[3];
+	__u8 setup;
+	__u32 argc;                            /* 0, 1 or 2 (= two or more) as user space counts argv */
+	__u8 big[VIGIL_ARGS_MAX];              /* an argument read whole, for its length (not cleared) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_kfacts);
+} vigil_kfacts_buf SEC(".maps");
+
+static __always_inline struct vigil_kconf *kconf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&vigil_kconf, &zero);
+}
+
+static __always_inline __u32 rules_on(struct vigil_kconf *kc, __u64 key)
+{
+	__u32 *m = bpf_map_lookup_elem(&vigil_kmask, &key);
+	return m ? *m : kc->default_mask;
+}
+
+/* Is string `which` in set `set` by comparison `op`? */
+static __noinline int str_in_set(struct vigil_kfacts *f, __u32 which, __u32 op, __u32 set)
+{
+	if (which >= VIGIL_KSTR_COUNT || !f->valid[which])
+		return 0;
+	__u32 len = f->len[which];
+	__u32 part = f->part[which];
+	if (part >= VIGIL_KSTR || (op == VIGIL_KOP_EQ && len != part))
+		return 0;
+	__u8 *src = op == VIGIL_KOP_SUFFIX ? f->rev[which] : f->str[which];
+	__builtin_memcpy(f->key.s, src, VIGIL_KSTR);
+	f->key.set = set;
+	/* An exact set's entries end with the NUL: only the whole string matches. */
+	f->key.prefixlen = 32 + 8 * (op == VIGIL_KOP_EQ ? part + 1 : part);
+	return bpf_map_lookup_elem(&vigil_kstrings, &f->key) != NULL;
+}
+
+static __always_inline int atom_holds(struct vigil_kfacts *f, struct vigil_katom *a)
+{
+	int r;
+	switch (a->type) {
+	case VIGIL_KATOM_SETUP:
+		r = f->setup;
+		break;
+	case VIGIL_KATOM_STR:
+		r = str_in_set(f, a->arg & 15, a->arg >> 4, a->value);
+		break;
+	case VIGIL_KATOM_ARGC_GT:
+		r = f->argc > a->value;
+		break;
+	case VIGIL_KATOM_STDIO_ANY:
+		r = ((a->value >> (f->stdio[0] & 31)) & 1) || ((a->value >> (f->stdio[1] & 31)) & 1) ||
+		    ((a->value >> (f->stdio[2] & 31)) & 1);
+		break;
+	case VIGIL_KATOM_STDIO_AT:
+		r = a->arg < 3 && ((a->value >> (f->stdio[a->arg < 3 ? a->arg : 0] & 31)) & 1);
+		break;
+	case VIGIL_KATOM_SYSCALL:
+		r = 1; /* checked by the caller through vigil_ksyscalls */
+		break;
+	default:
+		return 0; /* an atom this object does not know never holds, negated or not */
+	}
+	return a->negate ? !r : r;
+}
+
+/* The first rule (index + 1) one of whose clauses at `where` holds, among `candidates`. */
+static __always_inline __u32 first_match(struct vigil_kfacts *f, __u32 nclauses, __u32 where, __u32 mask, __u32 candidates)
+{
+	for (__u32 c = 0; c < VIGIL_KCLAUSES; c++) {
+		if (c >= nclauses)
+			break;
+		if (!((candidates >> c) & 1))
+			continue;
+		__u32 idx = c;
+		struct vigil_kclause *cl = bpf_map_lookup_elem(&vigil_kclauses, &idx);
+		if (!cl || cl->where != where || cl->rule >= VIGIL_KRULES || !((mask >> cl->rule) & 1))
+			continue;
+		int all = 1;
+		for (__u32 i = 0; i < VIGIL_KATOMS; i++) {
+			if (i >= cl->natoms)
+				break;
+			if (!atom_holds(f, &cl->atoms[i])) {
+				all = 0;
+				break;
+			}
+		}
+		if (all)
+			return cl->rule + 1;
+	}
+	return 0;
+}
+
+/* A string of at most VIGIL_KSTR - 1 bytes already in f->str[which]: its tail is itself. */
+static __always_inline void whole_string(struct vigil_kfacts *f, __u32 which, __u32 len)
+{
+	if (which >= VIGIL_KSTR_COUNT || len >= VIGIL_KSTR)
+		return;
+	__builtin_memcpy(f->tail[which], f->str[which], VIGIL_KSTR);
+	f->len[which] = len;
+	f->part[which] = len;
+	f->valid[which] = 1;
+}
+
+/*
+ * Reads argv[i] at `at` (the args end at `end`, already capped at VIGIL_ARGS_MAX bytes from
+ * argv[0], as the exec record carries them): its length, head and tail. Returns its bytes
+ * with the NUL (0 when unreadable); valid only when its NUL is within `end`.
+ */
+static __always_inline long read_arg(struct vigil_kfacts *f, __u32 which, unsigned long at, unsigned long end)
+{
+	if (which >= VIGIL_KSTR_COUNT || at >= end)
+		return 0;
+	__u32 room = end - at;
+	if (room > VIGIL_ARGS_MAX)
+		room = VIGIL_ARGS_MAX;
+	/* The length first: bpf_probe_read_user_str into the head stops at the NUL or the room. */
+	__u32 size = room;
+	barrier_var(size); /* the mask is for the verifier, which loses the bound through a copy */
+	size &= 2 * VIGIL_ARGS_MAX - 1;
+	if (size == 0 || size > VIGIL_ARGS_MAX)
+		return 0;
+	long n = bpf_probe_read_user_str(f->big, size, (void *)at);
+	if (n <= 0)
+		return 0;
+	__u32 len = n - 1;
+	/* n == room: the NUL the helper wrote may stand for a byte of a longer string (the args cut
+	 * at VIGIL_ARGS_MAX): undecided, no positive match. */
+	if ((__u32)n >= room && at + n > end)
+		return n;
+	if ((__u32)n >= room && room == VIGIL_ARGS_MAX)
+		return n;
+	__u32 part = len < VIGIL_KSTR - 1 ? len : VIGIL_KSTR - 1;
+	barrier_var(part);
+	part &= VIGIL_KSTR - 1;
+	if (part > 0) {
+		bpf_probe_read_user(f->str[which], part, (void *)at);
+		bpf_probe_read_user(f->tail[which], part, (void *)(at + len - part));
+	}
+	f->len[which] = len;
+	f->part[which] = part;
+	f->valid[which] = 1;
+	return n;
+}
+
+static __always_inline void reverse_all(struct vigil_kfacts *f)
+{
+	for (__u32 w = 0; w < VIGIL_KSTR_COUNT; w++) {
+		__u32 part = f->part[w];
+		if (!f->valid[w] || part >= VIGIL_KSTR)
+			continue;
+		for (__u32 i = 0; i < VIGIL_KSTR - 1; i++) {
+			if (i >= part)
+				break;
+			f->rev[w][i] = f->tail[w][(part - 1 - i) & (VIGIL_KSTR - 1)];
+		}
+	}
+}
+
+static __always_inline void kill(struct task_struct *task, __u32 rule)
+{
+	/* The mark first: every record built after this one carries it (vigil_fill_header). */
+	struct vigil_task_state *st = vigil_task_state(task);
+	if (st)
+		st->kill_rule = rule;
+	bpf_send_signal(VIGIL_SIGKILL);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	struct vigil_kconf *kc = kconf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+	__u32 mask = rules_on(kc, key);
+	if (!mask)
+		return 0;
+	/* As process.bpf.c does before it builds the record (the same, whichever runs first):
+	 * the runtime's init exec'ing in the container is the container's code from here on. */
+	vigil_exec_in_container(task, cfg);
+	__u32 zero = 0;
+	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
+	if (!f)
+		return 0;
+	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
+
+	struct vigil_task_state *st = vigil_task_state(task);
+	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
+
+	/* comm: the kernel's, always whole (at most 15 bytes). */
+	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
+	{
+		__u32 n = 0;
+		for (__u32 i = 0; i < VIGIL_COMM_LEN; i++) {
+			if (f->str[VIGIL_KSTR_COMM][i] == 0)
+				break;
+			n++;
+		}
+		whole_string(f, VIGIL_KSTR_COMM, n);
+	}
+
+	/* The executable's own name: the last component of the path process.bpf.c walks. */
+	{
+		struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		long n = name ? bpf_probe_read_kernel_str(f->str[VIGIL_KSTR_EXE_BASE], VIGIL_KSTR, name) : 0;
+		/* A longer name is left undecided (n == VIGIL_KSTR may be a cut). */
+		if (n > 0 && n < VIGIL_KSTR)
+			whole_string(f, VIGIL_KSTR_EXE_BASE, n - 1);
+	}
+
+	/* argv[0] and argv[1] from the new image's stack, split as user space splits the record's
+	 * args (NUL-separated, within arg_end and the first VIGIL_ARGS_MAX bytes). */
+	{
+		struct mm_struct *mm = BPF_CORE_READ(task, mm);
+		unsigned long start = BPF_CORE_READ(mm, arg_start);
+		unsigned long end = BPF_CORE_READ(mm, arg_end);
+		if (end > start + VIGIL_ARGS_MAX)
+			end = start + VIGIL_ARGS_MAX;
+		long n0 = read_arg(f, VIGIL_KSTR_ARG0, start, end);
+		if (end > start)
+			f->argc = 1;
+		if (n0 > 0 && f->valid[VIGIL_KSTR_ARG0] && start + n0 < end) {
+			f->argc = 2;
+			read_arg(f, VIGIL_KSTR_ARG1, start + n0, end);
+		}
+	}
+	reverse_all(f);
+	vigil_fill_stdio(task, f->stdio);
+
+	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_EXEC, mask, 0xffffffffu);
+	if (rule)
+		kill(task, rule);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
+{
+	/* Cheapest first: most calls are of numbers no clause lists. */
+	if (id < 0 || id >= VIGIL_KSYSCALLS)
+		return 0;
+	__u32 nr = id;
+	__u32 *clauses = bpf_map_lookup_elem(&vigil_ksyscalls, &nr);
+	if (!clauses || !*clauses)
+		return 0;
+	struct vigil_config *cfg = vigil_get_config();
+	struct vigil_kconf *kc = kconf();
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+	/* A 32-bit call's number is of another table: left to user space, which names it. */
+	if (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT_STATUS)
+		return 0;
+	__u32 mask = rules_on(kc, key);
+	if (!mask)
+		return 0;
+	__u32 zero = 0;
+	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
+	if (!f)
+		return 0;
+	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
+	struct vigil_task_state *st = vigil_task_state(task);
+	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
+	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
+	{
+		__u32 n = 0;
+		for (__u32 i = 0; i < VIGIL_COMM_LEN; i++) {
+			if (f->str[VIGIL_KSTR_COMM][i] == 0)
+				break;
+			n++;
+		}
+		whole_string(f, VIGIL_KSTR_COMM, n);
+	}
+	reverse_all(f);
+	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_ENTER, mask, *clauses);
+	if (rule)
+		kill(task, rule);
+	return 0;
+}

@@ -1,0 +1,513 @@
+// Kill rules compiled for the kernel (bpf/enforce.bpf.c). Each enabled rule whose action is
+// `kill` somewhere has its condition (macros already expanded) turned into a disjunction of
+// conjunctions of atoms; a conjunction holding an atom the kernel cannot evaluate is dropped
+// whole. What is left implies the rule's condition: the kernel never kills what user space
+// would not; what it cannot decide, user space still kills (src/respond), and says so.
+//
+// Rewrites: LIST.exists(s, E(s)) over a literal list is expanded by substitution, string
+// concatenation of literals is folded ("-" + s), negation is pushed down to atoms and kept
+// only on those the kernel decides exactly (process.containerSetup, comm, size(args), stdio).
+import { SYSCALL_SPECS, syscallNumber, type EventKind } from '../events/index.js';
+import { STDIO_KIND } from '../events/layout.js';
+import type { ContainerRef } from '../events/index.js';
+import type { CelNode } from './cel.js';
+import type { PolicySet } from './engine.js';
+import type { ContainerFacts } from './activation.js';
+
+/** Limits of bpf/enforce.h. */
+export const KERNEL_LIMITS = { clauses: 32, atoms: 8, rules: 32, stringBytes: 63, syscallNumbers: 512 } as const;
+
+export type KernelStringField = 'comm' | 'exe_base' | 'arg0' | 'arg1';
+export type KernelAtom =
+  | { type: 'setup'; negate: boolean }
+  | { type: 'str'; field: KernelStringField; op: 'eq' | 'prefix' | 'suffix'; values: string[]; negate: boolean }
+  | { type: 'argc_gt'; n: number; negate: boolean }
+  | { type: 'stdio_any'; kinds: string[]; negate: boolean }
+  | { type: 'stdio_at'; fd: number; kinds: string[]; negate: boolean }
+  | { type: 'syscall'; names: string[] };
+
+export interface KernelClause {
+  /** Index into KernelProgram.rules. */
+  rule: number;
+  where: 'exec' | 'sys_enter';
+  atoms: KernelAtom[];
+}
+
+export interface KernelRuleReport {
+  rule: string;
+  /** full: every conjunction is the kernel's; partial: some; none: user space kills alone. */
+  enforced: 'full' | 'partial' | 'none';
+  /** The conjunctions the kernel evaluates, as text. */
+  clauses: string[];
+  /** Why the rest (or the whole rule) is left to user space. */
+  reasons: string[];
+}
+
+export interface KernelProgram {
+  /** Names of the kernel rules, by index (the kernel's kill_rule is index + 1). */
+  rules: string[];
+  clauses: KernelClause[];
+  /** Rules on for every container whatever its identity (used before a container is resolved). */
+  everywhere: string[];
+  report: KernelRuleReport[];
+}
+
+/** A literal-free atom this compiler could not place, with the text of what it is. */
+interface Unsupported { type: 'unsupported'; reason: string }
+interface KindAtom { type: 'kind'; kinds: EventKind[]; negate: boolean }
+type Atom = KernelAtom | KindAtom | Unsupported | { type: 'false' };
+/**
+ * Disjunction of conjunctions (c; [] is false, [[]] true), and u: why the disjuncts left out
+ * were left out. A conjunction with an atom the kernel cannot evaluate is dropped as soon as
+ * it is made (whatever it is later joined with, it stays undecidable), so the products stay small.
+ */
+interface Dnf { c: Atom[][]; u: string[] }
+
+const TRUE: Dnf = { c: [[]], u: [] };
+const FALSE: Dnf = { c: [], u: [] };
+const one = (a: Atom): Dnf => (a.type === 'unsupported' ? { c: [], u: [a.reason] } : { c: [[a]], u: [] });
+const union = (x: string[], y: string[]) => [...new Set([...x, ...y])];
+const MAX_CONJUNCTIONS = 2048;
+const STDIO_NAMES = new Set(Object.keys(STDIO_KIND).map((k) => k.toLowerCase()));
+
+/** A short text of an expression, for reasons. */
+export function renderCel(n: unknown): string {
+  const node = n as CelNode | undefined;
+  if (!node || typeof node !== 'object') return String(n);
+  const a = node.args as unknown[];
+  switch (node.op) {
+    case 'id': return String(node.args);
+    case 'value': return typeof node.args === 'string' ? JSON.stringify(node.args) : String(node.args);
+    case '.': return `${renderCel(a[0])}.${String(a[1])}`;
+    case '[]': return `${renderCel(a[0])}[${renderCel(a[1])}]`;
+    case '!_': return `!${renderCel(node.args)}`;
+    case 'list': return `[${(node.args as unknown[]).map(renderCel).join(', ')}]`;
+    case 'call': return `${String(a[0])}(${(a[1] as unknown[]).map(renderCel).join(', ')})`;
+    case 'rcall': return `${renderCel(a[1])}.${String(a[0])}(${(a[2] as unknown[]).map(renderCel).join(', ')})`;
+    default: return Array.isArray(a) && a.length === 2 ? `${renderCel(a[0])} ${node.op} ${renderCel(a[1])}` : node.op;
+  }
+}
+
+type Term =
+  | { t: 'lit'; v: string }
+  | { t: 'num'; v: number }
+  | { t: 'list'; v: string[] }
+  | { t: 'field'; f: 'comm' | 'exe' | 'arg0' | 'arg1' | `stdio${number}` | 'kind' | 'syscall' | 'setup' | 'args' | 'stdio' }
+  | { t: 'other'; text: string };
+
+class Compiler {
+  constructor(private readonly lists: ReadonlyMap<string, ReadonlyArray<string | number>>) {}
+
+  term(n: CelNode, env: ReadonlyMap<string, string>): Term {
+    const a = n.args as unknown[];
+    if (n.op === 'value') {
+      if (typeof n.args === 'string') return { t: 'lit', v: n.args };
+      if (typeof n.args === 'bigint' || typeof n.args === 'number') return { t: 'num', v: Number(n.args) };
+    }
+    if (n.op === 'id') {
+      const name = n.args as string;
+      const bound = env.get(name);
+      if (bound !== undefined) return { t: 'lit', v: bound };
+      if (name === 'kind' || name === 'syscall') return { t: 'field', f: name };
+      const list = this.lists.get(name);
+      if (list && list.every((x): x is string => typeof x === 'string')) return { t: 'list', v: [...list] };
+    }
+    if (n.op === 'list' && Array.isArray(n.args)) {
+      const items = (n.args as CelNode[]).map((x) => this.term(x, env));
+      if (items.every((x): x is { t: 'lit'; v: string } => x.t === 'lit')) return { t: 'list', v: items.map((x) => x.v) };
+    }
+    if (n.op === '+' && Array.isArray(a)) {
+      const l = this.term(a[0] as CelNode, env);
+      const r = this.term(a[1] as CelNode, env);
+      if (l.t === 'lit' && r.t === 'lit') return { t: 'lit', v: l.v + r.v };
+    }
+    if (n.op === '.' && Array.isArray(a)) {
+      const obj = a[0] as CelNode;
+      if (obj.op === 'id' && obj.args === 'process') {
+        const field = a[1] as string;
+        if (field === 'comm' || field === 'exe' || field === 'args' || field === 'stdio') return { t: 'field', f: field };
+        if (field === 'containerSetup') return { t: 'field', f: 'setup' };
+      }
+    }
+    if (n.op === '[]' && Array.isArray(a)) {
+      const base = this.term(a[0] as CelNode, env);
+      const idx = this.term(a[1] as CelNode, env);
+      if (base.t === 'field' && idx.t === 'num') {
+        if (base.f === 'args' && (idx.v === 0 || idx.v === 1)) return { t: 'field', f: idx.v === 0 ? 'arg0' : 'arg1' };
+        if (base.f === 'stdio' && idx.v >= 0 && idx.v <= 2) return { t: 'field', f: `stdio${idx.v}` };
+      }
+    }
+    return { t: 'other', text: renderCel(n) };
+  }
+
+  /** The condition as a disjunction of conjunctions, negated when neg. */
+  dnf(n: CelNode, neg: boolean, env: ReadonlyMap<string, string>): Dnf {
+    const a = n.args as unknown[];
+    switch (n.op) {
+      case '&&': return neg ? this.or(this.dnf(a[0] as CelNode, true, env), this.dnf(a[1] as CelNode, true, env)) : this.and(this.dnf(a[0] as CelNode, false, env), this.dnf(a[1] as CelNode, false, env));
+      case '||': return neg ? this.and(this.dnf(a[0] as CelNode, true, env), this.dnf(a[1] as CelNode, true, env)) : this.or(this.dnf(a[0] as CelNode, false, env), this.dnf(a[1] as CelNode, false, env));
+      case '!_': return this.dnf(n.args as CelNode, !neg, env);
+      case 'value':
+        if (typeof n.args === 'boolean') return n.args !== neg ? TRUE : FALSE;
+        break;
+      case '==': case '!=':
+        return this.compare(a[0] as CelNode, a[1] as CelNode, n.op === '!=' ? !neg : neg, env, n);
+      case 'in':
+        return this.member(a[0] as CelNode, this.term(a[1] as CelNode, env), neg, env, n);
+      case '>': case '>=': {
+        // size(process.args) > N: the kernel counts argv up to two.
+        const l = a[0] as CelNode;
+        const r = this.term(a[1] as CelNode, env);
+        const call = l.op === 'call' ? (l.args as [string, CelNode[]]) : undefined;
+        const ofArgs = call !== undefined && call[0] === 'size' && call[1].length === 1 && (() => {
+          const t = this.term(call[1][0] as CelNode, env);
+          return t.t === 'field' && t.f === 'args';
+        })();
+        if (ofArgs && r.t === 'num') {
+          const gt = n.op === '>' ? r.v : r.v - 1;
+          if (gt < 0) return neg ? FALSE : TRUE;
+          if (gt <= 1) return one({ type: 'argc_gt', n: gt, negate: neg });
+        }
+        break;
+      }
+      case 'rcall': {
+        const [method, receiver, params] = a as [string, CelNode, CelNode[]];
+        if ((method === 'exists' || method === 'all') && params.length === 2 && params[0]?.op === 'id') {
+          const v = params[0].args as string;
+          const body = params[1] as CelNode;
+          const recv = this.term(receiver, env);
+          if (recv.t === 'list') {
+            // Expanded by substitution: exists is the disjunction of the bodies, all the conjunction.
+            const parts = recv.v.map((item) => new Map([...env, [v, item]]));
+            const exists = method === 'exists';
+            // !exists = all !body; !all = exists !body
+            const asOr = exists !== neg;
+            let out: Dnf = asOr ? FALSE : TRUE;
+            for (const e2 of parts) {
+              const d = this.dnf(body, neg, e2);
+              out = asOr ? this.or(out, d) : this.and(out, d);
+            }
+            return out;
+          }
+          if (recv.t === 'field' && recv.f === 'stdio' && method === 'exists') {
+            const kinds = this.equalityDisjunction(body, v);
+            if (kinds && kinds.every((k) => STDIO_NAMES.has(k))) return one({ type: 'stdio_any', kinds, negate: neg });
+          }
+          break;
+        }
+        if ((method === 'endsWith' || method === 'startsWith') && params.length === 1) {
+          const recv = this.term(receiver, env);
+          const lit = this.term(params[0] as CelNode, env);
+          if (recv.t === 'field' && lit.t === 'lit') return this.affix(recv.f, method, lit.v, neg, n);
+        }
+        break;
+      }
+      case '.': {
+        const t = this.term(n, env);
+        if (t.t === 'field' && t.f === 'setup') return one({ type: 'setup', negate: neg });
+        break;
+      }
+    }
+    return one({ type: 'unsupported', reason: `${neg ? '!' : ''}${renderCel(n)}` });
+  }
+
+  /** v == "a" || v == "b" ... as ["a", "b"]. */
+  private equalityDisjunction(n: CelNode, v: string): string[] | undefined {
+    const a = n.args as unknown[];
+    if (n.op === '||') {
+      const l = this.equalityDisjunction(a[0] as CelNode, v);
+      const r = this.equalityDisjunction(a[1] as CelNode, v);
+      return l && r ? [...l, ...r] : undefined;
+    }
+    if (n.op === '==') {
+      const [x, y] = a as [CelNode, CelNode];
+      const isV = (c: CelNode) => c.op === 'id' && c.args === v;
+      const lit = (c: CelNode) => (c.op === 'value' && typeof c.args === 'string' ? c.args : undefined);
+      if (isV(x) && lit(y) !== undefined) return [lit(y) as string];
+      if (isV(y) && lit(x) !== undefined) return [lit(x) as string];
+    }
+    return undefined;
+  }
+
+  private compare(x: CelNode, y: CelNode, neg: boolean, env: ReadonlyMap<string, string>, whole: CelNode): Dnf {
+    let f = this.term(x, env);
+    let l = this.term(y, env);
+    if (f.t === 'lit') [f, l] = [l, f];
+    if (f.t === 'field' && l.t === 'lit') return this.member(undefined, { t: 'list', v: [l.v] }, neg, env, whole, f);
+    if (f.t === 'lit' && l.t === 'lit') return (f.v === l.v) !== neg ? TRUE : FALSE;
+    return one({ type: 'unsupported', reason: `${neg ? '!' : ''}(${renderCel(whole)})` });
+  }
+
+  private member(x: CelNode | undefined, list: Term, neg: boolean, env: ReadonlyMap<string, string>, whole: CelNode, given?: Term): Dnf {
+    const f = given ?? this.term(x as CelNode, env);
+    const why = (extra = '') => one({ type: 'unsupported', reason: `${neg ? '!' : ''}(${renderCel(whole)})${extra}` });
+    if (list.t !== 'list' || f.t !== 'field') {
+      if (f.t === 'lit' && list.t === 'list') return list.v.includes(f.v) !== neg ? TRUE : FALSE;
+      return why();
+    }
+    const values = list.v;
+    switch (f.f) {
+      case 'kind': return one({ type: 'kind', kinds: values as EventKind[], negate: neg });
+      case 'syscall':
+        if (neg) return why(': a negated system call set is not decided in the kernel');
+        return one({ type: 'syscall', names: values });
+      case 'comm':
+        if (values.some((v) => Buffer.byteLength(v) > 15)) {
+          // A comm is at most 15 bytes: a longer value never equals it.
+          const fit = values.filter((v) => Buffer.byteLength(v) <= 15);
+          return one({ type: 'str', field: 'comm', op: 'eq', values: fit, negate: neg });
+        }
+        return one({ type: 'str', field: 'comm', op: 'eq', values, negate: neg });
+      case 'arg0': case 'arg1':
+        if (neg) return why(': a negated argument test is not decided in the kernel (an argument too long to read)');
+        return one({ type: 'str', field: f.f, op: 'eq', values: values.filter((v) => Buffer.byteLength(v) <= KERNEL_LIMITS.stringBytes), negate: false });
+      case 'exe': return why(': the kernel compares only the executable\'s file name (process.exe.endsWith("/NAME"))');
+      default:
+        if (f.f.startsWith('stdio') && f.f !== 'stdio') {
+          if (!values.every((v) => STDIO_NAMES.has(v))) return why();
+          return one({ type: 'stdio_at', fd: Number(f.f.slice(5)), kinds: values, negate: neg });
+        }
+        return why();
+    }
+  }
+
+  private affix(field: string, method: 'endsWith' | 'startsWith', lit: string, neg: boolean, whole: CelNode): Dnf {
+    const why = (extra = '') => one({ type: 'unsupported', reason: `${neg ? '!' : ''}${renderCel(whole)}${extra}` });
+    if (neg) return why(': a negated string test is not decided in the kernel');
+    if (Buffer.byteLength(lit) > KERNEL_LIMITS.stringBytes) return why(`: longer than ${KERNEL_LIMITS.stringBytes} bytes`);
+    const op = method === 'endsWith' ? 'suffix' : 'prefix';
+    if (field === 'comm' || field === 'arg0' || field === 'arg1') return one({ type: 'str', field: field as KernelStringField, op, values: [lit], negate: false });
+    if (field === 'exe' && method === 'endsWith') {
+      // process.exe is an absolute path: ending with "/NAME" is having the file name NAME;
+      // ending with "AME" (no '/') is a file name ending so.
+      if (lit.startsWith('/') && !lit.slice(1).includes('/') && lit.length > 1) return one({ type: 'str', field: 'exe_base', op: 'eq', values: [lit.slice(1)], negate: false });
+      if (!lit.includes('/') && lit.length > 0) return one({ type: 'str', field: 'exe_base', op: 'suffix', values: [lit], negate: false });
+    }
+    return why(field === 'exe' ? ': the kernel reads only the executable\'s file name, not its whole path' : '');
+  }
+
+  and(x: Dnf, y: Dnf): Dnf {
+    const u = (x.c.length + x.u.length > 0 && y.c.length + y.u.length > 0) ? union(x.u, y.u) : [];
+    if (x.c.length * y.c.length > MAX_CONJUNCTIONS) return { c: [], u: union(u, [`more than ${MAX_CONJUNCTIONS} conjunctions`]) };
+    const c: Atom[][] = [];
+    for (const a of x.c) for (const b of y.c) if (consistent(a, b)) c.push([...a, ...b]);
+    return { c: mergeClauses(c), u };
+  }
+
+  or(x: Dnf, y: Dnf): Dnf {
+    return { c: mergeClauses([...x.c, ...y.c]), u: union(x.u, y.u) };
+  }
+}
+
+/** Two conjunctions can hold together (their kind atoms leave some kind). */
+function consistent(a: Atom[], b: Atom[]): boolean {
+  const kinds = [...a, ...b].filter((x): x is KindAtom => x.type === 'kind');
+  if (kinds.length < 2) return true;
+  const all: EventKind[] = ['exec', 'fork', 'exit', 'file', 'process', 'network', 'capability', 'tcp', 'io_uring', 'syscall', 'lost', 'response', 'agent'];
+  return all.some((k) => kinds.every((x) => x.kinds.includes(k) !== x.negate));
+}
+
+const EXEC_ONLY = (a: Atom) => a.type === 'argc_gt' || a.type === 'stdio_any' || a.type === 'stdio_at' || (a.type === 'str' && a.field !== 'comm');
+
+function atomKey(a: Atom): string {
+  switch (a.type) {
+    case 'str': return `str:${a.field}:${a.op}:${a.negate}`;
+    case 'syscall': return 'syscall';
+    default: return JSON.stringify(a);
+  }
+}
+
+function atomText(a: KernelAtom): string {
+  const not = 'negate' in a && a.negate ? '!' : '';
+  switch (a.type) {
+    case 'setup': return `${not}process.containerSetup`;
+    case 'str': {
+      const field = a.field === 'exe_base' ? 'exe file name' : a.field === 'comm' ? 'process.comm' : `process.args[${a.field.slice(3)}]`;
+      const op = a.op === 'eq' ? 'in' : a.op === 'prefix' ? 'starts with one of' : 'ends with one of';
+      return `${not}(${field} ${op} [${a.values.map((v) => JSON.stringify(v)).join(', ')}])`;
+    }
+    case 'argc_gt': return `${not}(size(process.args) > ${a.n})`;
+    case 'stdio_any': return `${not}(a standard stream is ${a.kinds.join('|')})`;
+    case 'stdio_at': return `${not}(process.stdio[${a.fd}] in [${a.kinds.join(', ')}])`;
+    case 'syscall': return `syscall in [${a.names.join(', ')}]`;
+  }
+}
+
+/** Merges conjunctions that differ only in one positive set atom of the same shape (their values united). */
+function mergeClauses<A extends Atom>(clauses: A[][]): A[][] {
+  const canon = (c: A[]) => [...new Set(c.map((a) => JSON.stringify(a)))].sort();
+  let changed = true;
+  let out = clauses.map((c) => [...c]);
+  while (changed) {
+    changed = false;
+    outer: for (let i = 0; i < out.length; i++) {
+      for (let j = i + 1; j < out.length; j++) {
+        const a = out[i] as A[];
+        const b = out[j] as A[];
+        const ka = canon(a);
+        const kb = canon(b);
+        if (ka.join('\n') === kb.join('\n')) {
+          out.splice(j, 1);
+          changed = true;
+          break outer;
+        }
+        // Exactly one atom differs, and both are mergeable sets of the same key.
+        const onlyA = a.filter((x) => !kb.includes(JSON.stringify(x)));
+        const onlyB = b.filter((x) => !ka.includes(JSON.stringify(x)));
+        if (onlyA.length !== 1 || onlyB.length !== 1) continue;
+        const x = onlyA[0] as A;
+        const y = onlyB[0] as A;
+        if (atomKey(x) !== atomKey(y)) continue;
+        let merged: Atom | undefined;
+        if (x.type === 'str' && y.type === 'str' && !x.negate) merged = { ...x, values: [...new Set([...x.values, ...y.values])] };
+        if (x.type === 'syscall' && y.type === 'syscall') merged = { type: 'syscall', names: [...new Set([...x.names, ...y.names])] };
+        if (!merged) continue;
+        out[i] = a.map((z) => (z === x ? (merged as A) : z));
+        out.splice(j, 1);
+        changed = true;
+        break outer;
+      }
+    }
+  }
+  return out;
+}
+
+/** The categories (event kinds) a system call's records have. */
+function syscallKind(name: string): EventKind | undefined {
+  return SYSCALL_SPECS[name]?.category;
+}
+
+/** Places one conjunction: where the kernel evaluates it, or why it cannot. */
+function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { clause?: { where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }; reason?: string; never?: true; partly?: string } {
+  const bad = conj.find((a): a is Unsupported => a.type === 'unsupported');
+  if (bad) return { reason: bad.reason };
+  if (conj.some((a) => a.type === 'false')) return { never: true };
+  // The kinds the conjunction can match: the rule's, narrowed by kind atoms.
+  let kinds = new Set<EventKind>(ruleKinds ?? ['exec', 'fork', 'exit', 'file', 'process', 'network', 'capability', 'tcp', 'io_uring']);
+  for (const a of conj) {
+    if (a.type !== 'kind') continue;
+    kinds = new Set([...kinds].filter((k) => a.kinds.includes(k) !== a.negate));
+  }
+  if (kinds.size === 0) return { never: true };
+  const atoms = conj.filter((a): a is KernelAtom => a.type !== 'kind' && a.type !== 'false' && a.type !== 'unsupported');
+  const syscallAtoms = atoms.filter((a): a is Extract<KernelAtom, { type: 'syscall' }> => a.type === 'syscall');
+  const empty = atoms.find((a) => a.type === 'str' && !a.negate && a.values.length === 0);
+  if (empty) return { never: true };
+  if (syscallAtoms.length > 0) {
+    if (atoms.some(EXEC_ONLY)) return { reason: 'tests the program (exe, argv, stdio) at a system call: only the exec is decided in the kernel' };
+    // The intersection of the listed sets, kept to calls whose records user space judges as
+    // this rule's kinds, that every call produces (not only failed ones), numbered in x86-64.
+    let names = new Set(syscallAtoms[0]!.names);
+    for (const s of syscallAtoms.slice(1)) names = new Set([...names].filter((n) => s.names.includes(n)));
+    const kept: string[] = [];
+    const left: string[] = [];
+    for (const n of names) {
+      const spec = SYSCALL_SPECS[n];
+      const nr = syscallNumber(n);
+      const kind = syscallKind(n);
+      if (!spec || nr === undefined || nr >= KERNEL_LIMITS.syscallNumbers || !kind || !kinds.has(kind)) continue; // never an event of this rule
+      if (spec.emit === 'on-error' || spec.portFilter || spec.pathFilter) left.push(n);
+      else kept.push(n);
+    }
+    if (kept.length === 0) return left.length > 0 ? { reason: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` } : { never: true };
+    const rest = atoms.filter((a) => a.type !== 'syscall');
+    const clause = { where: 'sys_enter' as const, atoms: [{ type: 'syscall' as const, names: kept.sort() }, ...rest] };
+    if (left.length > 0) return { clause, partly: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` };
+    return { clause };
+  }
+  if (!kinds.has('exec')) return { reason: `matches ${[...kinds].join('/')} events without naming a system call: not decided in the kernel` };
+  if (kinds.size > 1) return { reason: 'does not say kind == "exec" and names no system call: not decided in the kernel' };
+  return { clause: { where: 'exec', atoms } };
+}
+
+/** Compiles the kill rules of a policy set for the kernel. */
+export function compileKernelRules(set: PolicySet): KernelProgram {
+  const compiler = new Compiler(set.lists);
+  const program: KernelProgram = { rules: [], clauses: [], everywhere: [], report: [] };
+  for (const r of set.kernelView()) {
+    if (!r.killSomewhere) continue;
+    const report: KernelRuleReport = { rule: r.info.name, enforced: 'none', clauses: [], reasons: [] };
+    program.report.push(report);
+    if (r.exceptions > 0) {
+      report.reasons.push('has exceptions: the kernel does not evaluate them');
+      continue;
+    }
+    if (r.stateful) {
+      report.reasons.push('counts matches (once, threshold): the kernel does not');
+      continue;
+    }
+    const placed: Array<{ where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }> = [];
+    let dropped = 0;
+    const dnf = compiler.dnf(r.ast, false, new Map());
+    for (const reason of dnf.u) if (!report.reasons.includes(reason)) report.reasons.push(reason);
+    dropped += dnf.u.length;
+    for (const conj of dnf.c) {
+      const p = place(conj, r.info.kinds);
+      if (p.never) continue;
+      if (p.clause) {
+        placed.push(p.clause);
+        if (p.partly) {
+          dropped++;
+          if (!report.reasons.includes(p.partly)) report.reasons.push(p.partly);
+        }
+      } else {
+        dropped++;
+        if (p.reason && !report.reasons.includes(p.reason)) report.reasons.push(p.reason);
+      }
+    }
+    const byWhere = (w: 'exec' | 'sys_enter') => mergeClauses(placed.filter((c) => c.where === w).map((c) => c.atoms)).map((atoms) => ({ where: w, atoms }));
+    let clauses = [...byWhere('exec'), ...byWhere('sys_enter')];
+    const tooMany = clauses.find((c) => c.atoms.length > KERNEL_LIMITS.atoms);
+    if (tooMany) {
+      report.reasons.push(`a conjunction of ${tooMany.atoms.length} tests: the kernel takes ${KERNEL_LIMITS.atoms}`);
+      dropped += clauses.filter((c) => c.atoms.length > KERNEL_LIMITS.atoms).length;
+      clauses = clauses.filter((c) => c.atoms.length <= KERNEL_LIMITS.atoms);
+    }
+    if (clauses.length === 0) continue;
+    if (program.rules.length >= KERNEL_LIMITS.rules || program.clauses.length + clauses.length > KERNEL_LIMITS.clauses) {
+      report.reasons.push(`the kernel's room is used up (${KERNEL_LIMITS.rules} rules, ${KERNEL_LIMITS.clauses} conjunctions)`);
+      continue;
+    }
+    const index = program.rules.length;
+    program.rules.push(r.info.name);
+    if (!r.scoped && r.info.action === 'kill' && r.info.enabled) program.everywhere.push(r.info.name);
+    for (const c of clauses) {
+      program.clauses.push({ rule: index, where: c.where, atoms: c.atoms });
+      report.clauses.push(`${c.where === 'exec' ? 'at exec' : 'at sys_enter'}: ${c.atoms.map(atomText).join(' && ') || 'true'}`);
+    }
+    report.enforced = dropped === 0 ? 'full' : 'partial';
+  }
+  return program;
+}
+
+/** Bit mask of the kernel rules on for one container: kill there, with no exception applying. 0 for a protected one. */
+export function kernelMaskFor(program: KernelProgram, set: PolicySet, c: ContainerRef, isProtected: boolean): number {
+  if (isProtected || program.rules.length === 0) return 0;
+  const actions = set.actionsFor(c);
+  let mask = 0;
+  program.rules.forEach((name, i) => {
+    const a = actions.get(name);
+    if (a && a.action === 'kill' && a.exceptions === 0) mask |= 1 << i;
+  });
+  return mask >>> 0;
+}
+
+/** The mask for a container not resolved yet: the rules that are kill for every container. */
+export function defaultKernelMask(program: KernelProgram): number {
+  let mask = 0;
+  program.rules.forEach((name, i) => {
+    if (program.everywhere.includes(name)) mask |= 1 << i;
+  });
+  return mask >>> 0;
+}
+
+/** One line per kill rule for `vigil policy list`. */
+export function kernelReportLines(program: KernelProgram): string[] {
+  return program.report.map((r) => {
+    const head = r.enforced === 'full' ? 'kernel kills: fully' : r.enforced === 'partial' ? 'kernel kills: partly' : 'kernel kills: no (user space kills)';
+    const parts = [...r.clauses.map((c) => `  kernel ${c}`), ...r.reasons.map((x) => `  left to user space: ${x}`)];
+    return [`${r.rule}: ${head}`, ...parts].join('\n');
+  });
+}
+
+export type { ContainerFacts };

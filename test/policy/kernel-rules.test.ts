@@ -1,0 +1,249 @@
+// The kill rules' compiler for the kernel (src/policy/kernel-rules.ts) on the real default
+// policy and on small ones: which conjunctions the kernel gets, why the rest are left to user
+// space, and the one property that matters: whenever a kernel clause holds for an event, the
+// rule's own verdict (the engine's judge) is kill. The kernel side is run for real in
+// test/respond/kernel-kill.test.ts; here the clauses are evaluated as bpf/enforce.bpf.c does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ContainerRef, StdioKind, VigilEvent } from '../../src/events/index.js';
+import { compileKernelRules, defaultKernelMask, kernelMaskFor, kernelReportLines, loadPolicies, PolicySet, readPolicyText, DEFAULT_POLICY_DIR, policyFiles, type KernelClause, type KernelProgram, type PolicyProblem } from '../../src/policy/index.js';
+import { readFileSync } from 'node:fs';
+
+const KILL_REVERSE_SHELL = `apiVersion: vigil.dev/v1
+kind: Policy
+metadata: {name: kill-reverse-shell}
+spec:
+  overrides:
+  - rule: reverse shell
+    action: kill
+`;
+
+/** The default policy and more documents after it. */
+function withDefaults(...texts: string[]): PolicySet {
+  const problems: PolicyProblem[] = [];
+  const defaults = policyFiles(DEFAULT_POLICY_DIR, problems).flatMap((f) => readPolicyText(readFileSync(f, 'utf8'), f, problems));
+  const docs = [...defaults, ...texts.flatMap((t, i) => readPolicyText(t, `p${i}.yaml`, problems))];
+  assert.deepEqual(problems, []);
+  return PolicySet.build(docs, (c) => (c.name === 'labelled' ? { labels: { tier: 'prod' } } : undefined));
+}
+
+const WEB: ContainerRef = Object.freeze({ id: 'a'.repeat(64), name: 'web-1', image: 'web:1', runtime: 'docker' });
+const LABELLED: ContainerRef = Object.freeze({ id: 'c'.repeat(64), name: 'labelled', image: 'x', runtime: 'docker' });
+
+let seq = 0;
+function exec(p: { comm: string; exe: string; args: string[]; stdio: StdioKind[]; setup: boolean; name: string }, container: ContainerRef = WEB): VigilEvent {
+  return {
+    seq: ++seq, time: '1000000000', host: 'h', kind: 'exec', syscall: 'execve', args: { filename: p.exe, argv: p.args }, ret: 0, container,
+    process: {
+      pid: 100, nsPid: 5, ppid: 1, parent: 'nc', comm: p.comm, exe: p.exe, args: p.args, argsTruncated: false, uid: 0, gid: 0, caps: [],
+      containerSetup: p.setup, ancestors: ['nc'], entered: false, stdio: p.stdio, exeWritten: false, exeInImage: true, parentExe: '/bin/busybox', name: p.name,
+    },
+    namespaces: { mnt: 1, pid: 2, cgroupId: '3', containerKey: '4' },
+    verdict: { level: 'NORMAL', rules: [], action: 'none' },
+  };
+}
+
+/** A clause evaluated as bpf/enforce.bpf.c evaluates it at sched_process_exec. */
+function holdsAtExec(c: KernelClause, e: VigilEvent): boolean {
+  if (c.where !== 'exec') return false;
+  const p = e.process;
+  // The executable's name is read up to 63 bytes; an argument whole (its head and tail kept),
+  // so a longer one can match a prefix or suffix, never an exact string.
+  const fit = (s: string | undefined) => (s !== undefined && Buffer.byteLength(s) <= 63 ? s : undefined);
+  const strings: Record<string, string | undefined> = { comm: p.comm, exe_base: fit(p.exe.slice(p.exe.lastIndexOf('/') + 1)), arg0: p.args[0], arg1: p.args[1] };
+  const argc = Math.min(p.args.length, 2);
+  return c.atoms.every((a) => {
+    let r: boolean;
+    switch (a.type) {
+      case 'setup': r = p.containerSetup; break;
+      case 'str': {
+        const s = strings[a.field];
+        r = s !== undefined && a.values.some((v) => (a.op === 'eq' ? fit(s) === v : a.op === 'prefix' ? s.startsWith(v) : s.endsWith(v)));
+        break;
+      }
+      case 'argc_gt': r = argc > a.n; break;
+      case 'stdio_any': r = p.stdio.some((k) => a.kinds.includes(k)); break;
+      case 'stdio_at': r = a.kinds.includes(p.stdio[a.fd] ?? 'none'); break;
+      case 'syscall': r = false; break;
+    }
+    return 'negate' in a && a.negate ? !r : r;
+  });
+}
+
+function execEvents(): Array<Parameters<typeof exec>[0]> {
+  const out: Array<Parameters<typeof exec>[0]> = [];
+  const comms = ['sh', 'bash', 'exe', 'busybox', 'python3', 'nginx', 'shx', 'innocent'];
+  const exes = ['/bin/busybox', '/bin/bash', '/usr/bin/python3', '/tmp/x/busybox', '/bin/busybox.static', '/bin/sh'];
+  // A long argv[0] ending in /sh: busybox runs its shell applet for it (an attacker's way past a 63-byte read).
+  const longSh = `/${'x/'.repeat(40)}sh`;
+  const argvs = [[], ['sh'], ['-sh'], ['/bin/sh'], ['/tmp/sh'], ['busybox', 'sh'], ['busybox', 'ls'], ['x'.repeat(70), 'sh'], ['innocent'], ['sh', '-i'], [longSh], [`${longSh}x`], ['x'.repeat(3000)]];
+  const stdios: StdioKind[][] = [['inet', 'inet', 'inet'], ['pipe', 'pipe', 'pipe'], ['tty', 'tty', 'tty'], ['none', 'inet6', 'none'], ['unix', 'unix', 'unix']];
+  for (const comm of comms) for (const exe of exes) for (const args of argvs) for (const stdio of stdios) for (const setup of [false, true]) {
+    out.push({ comm, exe, args, stdio, setup, name: 'whatever' });
+  }
+  return out;
+}
+
+test('the default policy alone has no kill rule: nothing for the kernel (the in-kernel kill is not loaded)', () => {
+  const program = compileKernelRules(withDefaults());
+  assert.deepEqual(program.rules, []);
+  assert.deepEqual(program.clauses, []);
+});
+
+test('reverse shell as a kill rule: the exec case goes to the kernel, the connect case and process.name stay in user space', () => {
+  const program = compileKernelRules(withDefaults(KILL_REVERSE_SHELL));
+  assert.deepEqual(program.rules, ['reverse shell']);
+  assert.deepEqual(program.everywhere, ['reverse shell']);
+  const [report] = program.report;
+  assert.equal(report?.enforced, 'partial');
+  assert.equal(program.clauses.length, 4);
+  assert.ok(program.clauses.every((c) => c.where === 'exec' && c.atoms.length <= 8));
+  // Every clause asks for the container's own code and a socket on a standard stream.
+  for (const c of program.clauses) {
+    assert.deepEqual(c.atoms[0], { type: 'setup', negate: true });
+    assert.ok(c.atoms.some((a) => a.type === 'stdio_any' && a.kinds.includes('inet') && a.kinds.includes('inet6')));
+  }
+  // The busybox applet case, with the exists over shell_binaries expanded and "-" + s folded.
+  const applet = program.clauses.find((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'eq'));
+  const arg0 = applet?.atoms.find((a) => a.type === 'str' && a.field === 'arg0');
+  assert.ok(arg0 && arg0.type === 'str' && arg0.values.includes('sh') && arg0.values.includes('-sh'));
+  assert.ok(program.clauses.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'suffix' && a.values.includes('/sh'))));
+  assert.ok(report?.reasons.some((r) => r.includes('process.name')), report?.reasons.join('; '));
+  assert.ok(report?.reasons.some((r) => r.includes('args.addr_family')), report?.reasons.join('; '));
+  const lines = kernelReportLines(program).join('\n');
+  assert.match(lines, /reverse shell: kernel kills: partly/);
+  assert.match(lines, /left to user space: \(process.name in shell_binaries\)/);
+});
+
+test('whenever a kernel clause holds for an exec, the rule itself judges it kill (the kernel never kills what user space would not)', () => {
+  const set = withDefaults(KILL_REVERSE_SHELL);
+  const program = compileKernelRules(set);
+  let killed = 0;
+  let checked = 0;
+  for (const p of execEvents()) {
+    const e = exec(p);
+    const kernel = program.clauses.some((c) => holdsAtExec(c, e));
+    const verdict = set.judge(e);
+    checked++;
+    if (!kernel) continue;
+    killed++;
+    assert.equal(verdict.action, 'kill', `kernel kills but the rule does not: ${JSON.stringify(p)} -> ${JSON.stringify(verdict)}`);
+    assert.ok(verdict.rules.includes('reverse shell'));
+  }
+  assert.ok(checked > 6000 && killed > 50, `${killed} of ${checked}`);
+  // The attacks the acceptance test runs are among those the kernel decides.
+  const cases = [
+    { comm: 'exe', exe: '/bin/busybox', args: ['sh'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'sh' }, // busybox nc -e sh
+    { comm: 'bash', exe: '/bin/bash', args: ['bash', '-i'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'bash' }, // bash -i >& /dev/tcp
+    { comm: 'bash', exe: '/bin/bash', args: ['innocent', '-i'], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'bash' }, // exec -a
+    { comm: 'exe', exe: '/bin/busybox', args: [`/${'x/'.repeat(40)}sh`], stdio: ['inet', 'inet', 'inet'] as StdioKind[], setup: false, name: 'sh' }, // a long argv[0]
+  ];
+  for (const p of cases) assert.ok(program.clauses.some((c) => holdsAtExec(c, exec(p))), JSON.stringify(p));
+  // The runtime's own exec (containerSetup) and a shell on pipes are not.
+  assert.ok(!program.clauses.some((c) => holdsAtExec(c, exec({ ...cases[0]!, setup: true }))));
+  assert.ok(!program.clauses.some((c) => holdsAtExec(c, exec({ ...cases[0]!, stdio: ['pipe', 'pipe', 'pipe'] }))));
+});
+
+const RULES = (body: string) => `apiVersion: vigil.dev/v1
+kind: Policy
+metadata: {name: extra}
+spec:
+${body}`;
+
+test('negation is kept only where the kernel decides exactly; exceptions and counting rules stay in user space', () => {
+  const program = compileKernelRules(withDefaults(RULES(`  rules:
+  - name: not a shell
+    kinds: [exec]
+    condition: '!(process.comm in ["sh", "bash"]) && process.stdio[0] == "inet"'
+    action: kill
+  - name: negated argv
+    kinds: [exec]
+    condition: '!process.args[0].endsWith("sh") && process.stdio[0] == "inet"'
+    action: kill
+  - name: with exception
+    kinds: [exec]
+    condition: 'process.comm == "nc"'
+    exceptions: [{name: ok, condition: 'process.uid == 0'}]
+    action: kill
+  - name: counted
+    kinds: [exec]
+    condition: 'process.comm == "nc"'
+    threshold: {count: 3, seconds: 10}
+    action: kill
+`)));
+  const byName = (n: string) => program.report.find((r) => r.rule === n);
+  assert.equal(byName('not a shell')?.enforced, 'full');
+  const clause = program.clauses[program.rules.indexOf('not a shell')];
+  assert.deepEqual(clause?.atoms, [
+    { type: 'str', field: 'comm', op: 'eq', values: ['sh', 'bash'], negate: true },
+    { type: 'stdio_at', fd: 0, kinds: ['inet'], negate: false },
+  ]);
+  assert.equal(byName('negated argv')?.enforced, 'none');
+  assert.match(byName('negated argv')?.reasons.join() ?? '', /negated string test/);
+  assert.equal(byName('with exception')?.enforced, 'none');
+  assert.match(byName('with exception')?.reasons.join() ?? '', /exceptions/);
+  assert.equal(byName('counted')?.enforced, 'none');
+});
+
+test('system call rules: a listed call at sys_enter; calls only some of whose records reach user space are left to it', () => {
+  const program = compileKernelRules(withDefaults(RULES(`  rules:
+  - name: no personality
+    kinds: [process]
+    condition: 'container_code && syscall in ["personality", "ptrace"]'
+    action: kill
+  - name: opens
+    kinds: [file]
+    condition: 'syscall == "openat" || syscall == "mknod"'
+    action: kill
+  - name: wrong kind
+    kinds: [network]
+    condition: 'syscall == "personality"'
+    action: kill
+  - name: at any call
+    condition: 'process.comm == "evil"'
+    action: kill
+`)));
+  const byName = (n: string) => program.report.find((r) => r.rule === n);
+  assert.equal(byName('no personality')?.enforced, 'full');
+  const c = program.clauses.find((x) => x.rule === program.rules.indexOf('no personality'));
+  assert.deepEqual(c, { rule: program.rules.indexOf('no personality'), where: 'sys_enter', atoms: [{ type: 'syscall', names: ['personality', 'ptrace'] }, { type: 'setup', negate: true }] });
+  // openat passes the path filter: only mknod is the kernel's.
+  assert.equal(byName('opens')?.enforced, 'partial');
+  assert.match(byName('opens')?.reasons.join() ?? '', /openat/);
+  assert.ok(program.clauses.some((x) => x.atoms.some((a) => a.type === 'syscall' && a.names.join() === 'mknod')));
+  // personality is a process call: a network-only rule never sees it, so nothing to kill.
+  assert.equal(byName('wrong kind')?.enforced, 'none');
+  assert.equal(byName('at any call')?.enforced, 'none');
+  assert.match(byName('at any call')?.reasons.join() ?? '', /names no system call/);
+});
+
+test('per container: a rule scoped by a selector is off until the container is known, on where it applies, off for a protected one', () => {
+  const set = withDefaults(RULES(`  rules:
+  - name: prod shells
+    kinds: [exec]
+    condition: 'process.comm == "sh" && process.stdio[1] == "inet"'
+    enabled: false
+    action: kill
+`), `apiVersion: vigil.dev/v1
+kind: Policy
+metadata: {name: prod}
+spec:
+  selector: {labels: {tier: prod}}
+  overrides:
+  - rule: prod shells
+    enabled: true
+`, KILL_REVERSE_SHELL);
+  const program: KernelProgram = compileKernelRules(set);
+  assert.deepEqual(program.rules.sort(), ['prod shells', 'reverse shell']);
+  const bit = (n: string) => 1 << program.rules.indexOf(n);
+  assert.equal(defaultKernelMask(program), bit('reverse shell'), 'before a container is known: only rules that are kill everywhere');
+  assert.equal(kernelMaskFor(program, set, LABELLED, false), bit('reverse shell') | bit('prod shells'));
+  assert.equal(kernelMaskFor(program, set, WEB, false), bit('reverse shell'));
+  assert.equal(kernelMaskFor(program, set, LABELLED, true), 0, 'protected: nothing in the kernel');
+});
+
+test('vigil policy list prints the kernel report (loadPolicies on a directory)', () => {
+  // Through the loader as the CLI does it: the same report for the same policy.
+  const program = compileKernelRules(loadPolicies([]).set);
+  assert.deepEqual(kernelReportLines(program), []);
+});
