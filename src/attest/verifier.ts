@@ -16,6 +16,8 @@
 //      its checkpoints, in order, from the first batch on, and nothing anchored is missing.
 //   5. rollback: the log and the anchor list reach at least as far as the last run's.
 //   6. silence: unless the agent recorded a clean stop, its last entry is recent (heartbeats).
+//   7. monitor: no entry records that the agent's BPF programs were detached or replaced
+//      (the log is then intact, but what happened after that entry was not all seen).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,10 +27,11 @@ import {
   type Attestation, type Signature,
 } from '../tpm/index.js';
 import { verifyLogDir, LogVerifyError, type CheckedSeal } from '../log/index.js';
+import { describeChange, type ProgramChange } from './programs.js';
 
 export type VerifyCheck =
   | 'ek-certificate' | 'credential' | 'ak-attributes' | 'ek-changed' | 'ak-changed' | 'quote' | 'scheme' | 'clock' | 'anchors'
-  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'silence' | 'bmc';
+  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'silence' | 'monitor' | 'bmc';
 
 export class VerifyFailure extends Error {
   constructor(readonly check: VerifyCheck, message: string) { super(message); this.name = 'VerifyFailure'; }
@@ -234,6 +237,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   let lastEntryTime = 0n;
   let lastAgent: { what: string; heartbeatSeconds?: number } | undefined;
   let heartbeatSeconds = 10;
+  const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
   let summary;
   try {
     summary = verifyLogDir(opts.logDir, {
@@ -245,6 +249,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         if (a) {
           lastAgent = { what: a[1] as string };
           if (a[1] === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(body.toString('utf8')); if (h) heartbeatSeconds = Number(h[1]); }
+          if (a[1] === 'programs-changed') {
+            // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
+            const e = JSON.parse(`${body.toString('utf8')}}`) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
+            tampered.push({ seq: e.seq, time: e.time, changes: e.args?.changes ?? [] });
+          }
         } else lastAgent = undefined;
       },
     });
@@ -291,6 +300,22 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const unanchored = summary.lastSeq - (anchoredSeal?.lastSeq ?? 0);
   if (unanchored > 0) notes.push(`${unanchored} entries after seq ${anchoredSeal?.lastSeq ?? 0} are not anchored yet (${summary.unsealed} not sealed)`);
 
+  const learn = (): void => {
+    state.ak = { name: hex(ak.name), ...scheme };
+    state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
+    state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
+    saveState(opts.stateDir, state);
+  };
+  // 7. The log checked whole (the state is saved, so a later rollback is still caught), but
+  // the monitor was blinded: the verdict on the host is not "all seen".
+  const monitorAlert = tampered[0];
+  if (monitorAlert) {
+    learn();
+    const when = new Date(Number(BigInt(monitorAlert.time) / 1_000_000n)).toISOString();
+    const what = monitorAlert.changes.map(describeChange).join('; ') || 'its BPF programs changed';
+    throw new VerifyFailure('monitor', `the log is intact, but entry seq ${monitorAlert.seq} (${when}) records that the agent's ${what}: events after it on that hook were not seen${tampered.length > 1 ? ` (${tampered.length} such entries)` : ''}`);
+  }
+
   // 6. silence
   const maxSilence = opts.maxSilenceMs ?? (3 * heartbeatSeconds + 5) * 1000;
   if ((lastAgent as { what: string } | undefined)?.what === 'stop') notes.push('the agent stopped cleanly after its last entry');
@@ -301,10 +326,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }
   }
 
-  state.ak = { name: hex(ak.name), ...scheme };
-  state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
-  state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
-  saveState(opts.stateDir, state);
+  learn();
   return {
     entries: summary.entries, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, anchoredSeq: anchoredSeal?.lastSeq ?? 0, anchoredTime: lastAnchor?.time ?? '',
     quotedAnchors: proven, anchors: all.length, epochs: epochs.length, unanchoredEntries: unanchored, enrolled, notes,
