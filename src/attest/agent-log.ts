@@ -103,6 +103,7 @@ export class AgentLog {
   private anchorer: Anchorer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private programTimer: NodeJS.Timeout | undefined;
+  private closing = false;
   private readonly startedAt = Date.now();
   private lastSeal: Seal | undefined;
 
@@ -174,6 +175,9 @@ export class AgentLog {
   }
 
   private own(what: string, args: Record<string, unknown>, verdict?: Verdict): void {
+    // After close (an outage while the last anchors are being sent): the log takes no more
+    // entries; the next start's outage record, or its anchoring, tells the rest.
+    if (this.closing) { this.deps.log(`not written to the closed log: ${what} ${JSON.stringify(args)}`); return; }
     this.deps.emit(agentRecord(this.deps.host, what, args, verdict));
   }
 
@@ -189,6 +193,7 @@ export class AgentLog {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.programTimer) clearInterval(this.programTimer);
     this.own('stop', { uptimeMs: Date.now() - this.startedAt });
+    this.closing = true;
     this.writer.close();
     if (this.anchorer) {
       const done = await this.anchorer.settle(anchorWaitMs);

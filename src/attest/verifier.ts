@@ -31,7 +31,7 @@ import { describeChange, type ProgramChange } from './programs.js';
 
 export type VerifyCheck =
   | 'ek-certificate' | 'credential' | 'ak-attributes' | 'ek-changed' | 'ak-changed' | 'quote' | 'scheme' | 'clock' | 'anchors'
-  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'silence' | 'monitor' | 'bmc';
+  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'history' | 'silence' | 'monitor' | 'bmc';
 
 export class VerifyFailure extends Error {
   constructor(readonly check: VerifyCheck, message: string) { super(message); this.name = 'VerifyFailure'; }
@@ -68,7 +68,8 @@ interface VerifierState {
   ek?: { name: string };
   ak?: { name: string; sigAlg: number; hashAlg: number };
   lastQuote?: { clock: string; resetCount: number; restartCount: number; time: string };
-  lastVerified?: { lastSeq: number; checkpoint: string; anchors: number; time: string };
+  /** lastAnchor: the BMC's last anchor then, which every later list must still hold as it was. */
+  lastVerified?: { lastSeq: number; checkpoint: string; anchors: number; time: string; lastAnchor?: AnchorEntry };
 }
 
 function loadState(dir: string | undefined): VerifierState {
@@ -205,6 +206,19 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // 3. anchors read after the quote: the quoted PCR is the value after a prefix of the last epoch
   const list = await bmc('reading the anchor list', () => client.anchors());
   const all = list.Members.filter((m) => m.pcr === pcr);
+  // The list is append-only: what an earlier run proved must still be in it, unchanged.
+  // A TPM reset lets whoever holds the TPM re-extend the PCR with another history and a
+  // BMC serve a matching new list (PCR, list and a rewritten log then agree); only the
+  // verifier's memory of the old list tells them apart.
+  const was = state.lastVerified?.lastAnchor;
+  if (was) {
+    const now = list.Members.find((m) => m.seq === was.seq);
+    const same = now && now.anchor === was.anchor && now.pcr === was.pcr && now.pcrValue === was.pcrValue && now.resetCount === was.resetCount && now.restartCount === was.restartCount && now.time === was.time;
+    if (!same) {
+      const reset = c.resetCount !== was.resetCount ? `, and the PCR re-extended with another history after a TPM reset (resetCount ${was.resetCount} → ${c.resetCount})` : '';
+      throw new VerifyFailure('history', `the BMC's anchor list no longer holds anchor #${was.seq} (checkpoint ${was.anchor}, TPM reset ${was.resetCount}) that the last verification (${state.lastVerified?.time ?? '?'}) proved: ${now ? `anchor #${was.seq} is now ${now.anchor} (TPM reset ${now.resetCount}, ${now.time})` : `the list has ${list.Members.length} anchors`}; the list was replaced${reset}`);
+    }
+  }
   const epochs = epochsOf(all);
   const q = att.attested.kind === 'quote' ? att.attested.quote : undefined;
   if (!q) throw new VerifyFailure('quote', 'the attestation is not a quote');
@@ -270,6 +284,10 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // every anchor is the next checkpoint of the log
   const seals: CheckedSeal[] = summary.seals;
   const byCheckpoint = new Map(seals.map((s, i) => [s.checkpoint, i]));
+  const verifiedBefore = state.lastVerified?.checkpoint;
+  if (verifiedBefore && !byCheckpoint.has(verifiedBefore)) {
+    throw new VerifyFailure('history', `the log no longer holds checkpoint ${verifiedBefore}, which the last verification (${state.lastVerified?.time ?? '?'}) verified up to seq ${state.lastVerified?.lastSeq ?? '?'}: the log before it was rewritten`);
+  }
   let next = 0;
   for (const a of all) {
     const i = byCheckpoint.get(a.anchor);
@@ -304,6 +322,9 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     state.ak = { name: hex(ak.name), ...scheme };
     state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
     state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
+    // Only an anchor the log explains (the list's tail may run ahead of the log's copy).
+    const lastProven = anchoredSeal ? [...all].reverse().find((a) => a.anchor === anchoredSeal.checkpoint) : undefined;
+    if (lastProven) state.lastVerified.lastAnchor = lastProven;
     saveState(opts.stateDir, state);
   };
   // 7. The log checked whole (the state is saved, so a later rollback is still caught), but
