@@ -10,7 +10,7 @@ export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogCo
 export { Anchorer, type AnchorerEvents } from './anchorer.js';
 export { ProgramWatch, describeChange, type ProgramChange, type ProgramProbe } from './programs.js';
 export { buildDigest, treeDigest } from './measure.js';
-export { verify, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult } from './verifier.js';
+export { verify, verifyProof, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult, type ProofResult } from './verifier.js';
 
 /** Opens the agent's log (config.log must be set); `emit` writes one of the agent's own records to every output. */
 export function openAgentLog(config: AgentLogConfig, log: (m: string) => void, emit: (e: VigilEvent) => void): AgentLog {

@@ -26,12 +26,12 @@ import {
   Alg, ObjectAttr, checkEkCertificate, extendPcrValue, makeCredential, objectName, quotePcrDigest, verifyQuote,
   type Attestation, type Signature,
 } from '../tpm/index.js';
-import { verifyLogDir, LogVerifyError, type CheckedSeal } from '../log/index.js';
+import { verifyLogDir, LogVerifyError, checkProof, type CheckedSeal, type ProofFile } from '../log/index.js';
 import { describeChange, type ProgramChange } from './programs.js';
 
 export type VerifyCheck =
   | 'ek-certificate' | 'credential' | 'ak-attributes' | 'ek-changed' | 'ak-changed' | 'quote' | 'scheme' | 'clock' | 'anchors'
-  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'history' | 'silence' | 'monitor' | 'bmc';
+  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'history' | 'silence' | 'monitor' | 'proof' | 'bmc';
 
 export class VerifyFailure extends Error {
   constructor(readonly check: VerifyCheck, message: string) { super(message); this.name = 'VerifyFailure'; }
@@ -159,8 +159,22 @@ function epochsOf(list: readonly AnchorEntry[]): Epoch[] {
   return epochs;
 }
 
-export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
-  const now = opts.now ?? Date.now;
+/** What steps 1-3 establish: the keys, a fresh quote, and the BMC's anchor list proven by it up to `proven` anchors. */
+interface ProvenAnchors {
+  state: VerifierState;
+  notes: string[];
+  ak: KeyInfo;
+  enrolled: boolean;
+  scheme: { sigAlg: number; hashAlg: number };
+  clock: Attestation['clockInfo'];
+  /** The anchors of the anchor PCR, in order; epochs split by the PCR chain. */
+  all: AnchorEntry[];
+  epochs: Epoch[];
+  /** Anchors the quote proves (the rest were appended after it). */
+  proven: number;
+}
+
+async function proveAnchors(opts: { client: BmcApiClient; stateDir?: string; trustPems?: string[] }): Promise<ProvenAnchors> {
   const state = loadState(opts.stateDir);
   const notes: string[] = [];
   const { client } = opts;
@@ -247,6 +261,13 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     throw new VerifyFailure('rollback', `the BMC's anchor list has ${all.length} anchors, the last verification (${state.lastVerified.time}) saw ${state.lastVerified.anchors}: the BMC's list was rolled back`);
   }
 
+  const proven = (last?.start ?? 0) + Math.max(quoted, 0);
+  return { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven };
+}
+
+export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  const now = opts.now ?? Date.now;
+  const { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven } = await proveAnchors(opts);
   // 4. the log directory
   let lastEntryTime = 0n;
   let lastAgent: { what: string; heartbeatSeconds?: number } | undefined;
@@ -284,10 +305,6 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // every anchor is the next checkpoint of the log
   const seals: CheckedSeal[] = summary.seals;
   const byCheckpoint = new Map(seals.map((s, i) => [s.checkpoint, i]));
-  const verifiedBefore = state.lastVerified?.checkpoint;
-  if (verifiedBefore && !byCheckpoint.has(verifiedBefore)) {
-    throw new VerifyFailure('history', `the log no longer holds checkpoint ${verifiedBefore}, which the last verification (${state.lastVerified?.time ?? '?'}) verified up to seq ${state.lastVerified?.lastSeq ?? '?'}: the log before it was rewritten`);
-  }
   let next = 0;
   for (const a of all) {
     const i = byCheckpoint.get(a.anchor);
@@ -312,8 +329,12 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     next++;
   }
   const anchoredSeal = next > 0 ? (seals[next - 1] as CheckedSeal) : undefined;
+  // A safety net for states saved before lastAnchor was kept: the anchors above speak first.
+  const verifiedBefore = state.lastVerified?.checkpoint;
+  if (verifiedBefore && !byCheckpoint.has(verifiedBefore)) {
+    throw new VerifyFailure('history', `the log no longer holds checkpoint ${verifiedBefore}, which the last verification (${state.lastVerified?.time ?? '?'}) verified up to seq ${state.lastVerified?.lastSeq ?? '?'}: the log before it was rewritten`);
+  }
   const lastAnchor = all[all.length - 1];
-  const proven = (last?.start ?? 0) + Math.max(quoted, 0);
   if (all.length > proven) notes.push(`${all.length - proven} anchors were appended after the quote (checked against the log, proven by the next quote)`);
   const unanchored = summary.lastSeq - (anchoredSeal?.lastSeq ?? 0);
   if (unanchored > 0) notes.push(`${unanchored} entries after seq ${anchoredSeal?.lastSeq ?? 0} are not anchored yet (${summary.unsealed} not sealed)`);
@@ -352,4 +373,47 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     entries: summary.entries, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, anchoredSeq: anchoredSeal?.lastSeq ?? 0, anchoredTime: lastAnchor?.time ?? '',
     quotedAnchors: proven, anchors: all.length, epochs: epochs.length, unanchoredEntries: unanchored, enrolled, notes,
   };
+}
+
+export interface ProofResult {
+  kind: ProofFile['vigilProof'];
+  /** The proof's checkpoints (oldest first) and the BMC anchors that hold them. */
+  anchored: Array<{ checkpoint: string; batch: number; anchorSeq: number; time: string }>;
+  enrolled: boolean;
+  notes: string[];
+}
+
+/**
+ * Checks a proof file (vigil log prove / consistency) without the log: its arithmetic,
+ * then, as verify does, the keys and a fresh quote, and that each of its checkpoints is in
+ * the BMC's quote-proven anchor list (in order, for a consistency proof).
+ */
+export async function verifyProof(opts: { client: BmcApiClient; proof: ProofFile; stateDir?: string; trustPems?: string[]; now?: () => number }): Promise<ProofResult> {
+  const now = opts.now ?? Date.now;
+  let checkpoints: string[];
+  try { checkpoints = checkProof(opts.proof); } catch (e) { throw new VerifyFailure('proof', `the proof does not check: ${(e as Error).message}`); }
+  const { state, notes, ak, enrolled, scheme, clock: c, all, proven } = await proveAnchors(opts);
+  const p = opts.proof;
+  const batches = p.vigilProof === 'inclusion' ? [p.seal.batch] : p.from.checkpoint === p.to.checkpoint ? [p.from.batch] : [p.from.batch, p.to.batch];
+  const anchored: ProofResult['anchored'] = [];
+  let after = -1;
+  checkpoints.forEach((cp, k) => {
+    const i = all.findIndex((a, j) => j > after && a.anchor === cp);
+    const batch = batches[k] as number;
+    if (i < 0) {
+      const earlier = all.findIndex((a) => a.anchor === cp);
+      throw new VerifyFailure('not-anchored', earlier >= 0
+        ? `the checkpoint of batch ${batch} (${cp}) is anchored (#${(all[earlier] as AnchorEntry).seq}) before the one of batch ${batches[k - 1] ?? '?'}: the two trees are not in the order the proof claims`
+        : `the checkpoint of batch ${batch} (${cp}) is not in the BMC's anchor list (${all.length} anchors): the proof's tree was never anchored`);
+    }
+    const a = all[i] as AnchorEntry;
+    if (i >= proven) notes.push(`anchor #${a.seq} (batch ${batch}) was appended after the quote (the next quote proves it)`);
+    anchored.push({ checkpoint: cp, batch, anchorSeq: a.seq, time: a.time });
+    after = i;
+  });
+  // What this run learned about the keys and the clock; lastVerified is the log's, untouched.
+  state.ak = { name: hex(ak.name), ...scheme };
+  state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
+  saveState(opts.stateDir, state);
+  return { kind: p.vigilProof, anchored, enrolled, notes };
 }
