@@ -39,9 +39,7 @@ function lines(dir: string, needle?: string): Line[] {
 }
 
 function agentArgs(): string[] {
-  return ['--log', logDir(), '--bmc', service?.url ?? '', '--bmc-token', service?.tokenFiles.host ?? '', '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1',
-    // One segment however busy the host (tamperedCopy edits the first).
-    '--log-segment-bytes', String(2 ** 34)];
+  return ['--log', logDir(), '--bmc', service?.url ?? '', '--bmc-token', service?.tokenFiles.host ?? '', '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1'];
 }
 
 async function verifyCli(dir: string, state?: string, extra: string[] = [], url = service?.url ?? ''): Promise<{ code: number | null; out: string }> {
@@ -49,13 +47,21 @@ async function verifyCli(dir: string, state?: string, extra: string[] = [], url 
   return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
 
-/** A copy of the log directory with one segment edited. */
-function tamperedCopy(edit: (ls: string[]) => string[]): string {
+/**
+ * A copy of the log directory with one segment edited: the one that holds `needle` (on a
+ * busy host the log rotates, and the entry to tamper with may be in any segment). With
+ * `dropLater`, the segments after it are removed too (a cut tail).
+ */
+function tamperedCopy(edit: (ls: string[]) => string[], needle: string, dropLater = false): string {
   const dir = mkdtempSync(join(work, 'copy-'));
   cpSync(logDir(), dir, { recursive: true });
-  const seg = readdirSync(dir).filter((n) => n.startsWith('segment-')).sort()[0] as string;
+  const segs = readdirSync(dir).filter((n) => n.startsWith('segment-')).sort();
+  const i = segs.findIndex((n) => readFileSync(join(dir, n), 'latin1').includes(needle));
+  assert.ok(i >= 0, `no segment holds ${needle}`);
+  const seg = segs[i] as string;
   const ls = readFileSync(join(dir, seg), 'utf8').split('\n').slice(0, -1);
   writeFileSync(join(dir, seg), edit(ls).join('\n') + '\n');
+  if (dropLater) for (const later of segs.slice(i + 1)) rmSync(join(dir, later));
   return dir;
 }
 function stateCopy(from: string): string {
@@ -96,9 +102,9 @@ test('an INSECURE alert is anchored on its own (batch timer an hour); the untamp
     const id = runContainer('cat /etc/passwd >/dev/null; echo done');
     const alert = await until('the alert in the log', () => lines(logDir(), id).find((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'), 120_000);
     alertSeq = alert.o.seq ?? 0;
-    const seal = await until('the alert sealed', () => lines(logDir(), '{"seal":').find((l) => l.o.seal && l.o.seal.firstSeq <= alertSeq && l.o.seal.lastSeq >= alertSeq), 5000);
+    const seal = await until('the alert sealed', () => lines(logDir(), '{"seal":').find((l) => l.o.seal && l.o.seal.firstSeq <= alertSeq && l.o.seal.lastSeq >= alertSeq), 60_000);
     assert.equal(seal.o.seal?.reason, 'insecure');
-    await until('the alert\'s checkpoint in the BMC\'s anchor list', async () => (await client.anchors()).Members.some((m) => m.anchor === seal.o.seal?.checkpoint), 5000);
+    await until('the alert\'s checkpoint in the BMC\'s anchor list', async () => (await client.anchors()).Members.some((m) => m.anchor === seal.o.seal?.checkpoint), 60_000);
   } finally {
     assert.equal((await agent.stop()).code, 0, agent.stderr());
   }
@@ -109,19 +115,20 @@ test('an INSECURE alert is anchored on its own (batch timer an hour); the untamp
   assert.equal(again.code, 0, again.out);
 });
 
-const cases: Array<[string, (ls: string[]) => string[], RegExp]> = [
-  ['delete one entry', (ls) => ls.filter((l) => !l.startsWith('{"seq":5,')), /FAILED \(log\): .*entry seq 5 missing: seq 6 follows seq 4/],
-  ['modify one field (the verdict)', (ls) => ls.map((l) => (l.startsWith(`{"seq":${alertSeq},`) ? l.replace('"level":"INSECURE"', '"level":"NORMAL"') : l)), /FAILED \(log\): .*entry seq \d+ was modified/],
-  ['reorder two entries', (ls) => { const i = ls.findIndex((l) => l.startsWith('{"seq":7,')); const c = [...ls]; [c[i], c[i + 1]] = [ls[i + 1] as string, ls[i] as string]; return c; }, /FAILED \(log\): .*(entries out of order|entry seq 7 missing: seq 8 follows seq 6)/],
-  ['insert a forged entry in the middle', (ls) => { const i = ls.findIndex((l) => l.startsWith('{"seq":9,')); const c = [...ls]; c.splice(i, 0, (ls[i] as string).replace('"seq":9,', '"seq":9,"forged":true,')); return c; }, /FAILED \(log\): .*entry seq 9 was modified/],
-  ['truncate the tail after the INSECURE alert', (ls) => ls.slice(0, ls.findIndex((l) => l.startsWith(`{"seq":${alertSeq},`))), /FAILED \(truncated\): the BMC anchored checkpoint [0-9a-f]{64} .* entries after seq \d+ were removed/],
+const cases: Array<[string, (ls: string[]) => string[], RegExp, () => string]> = [
+  ['delete one entry', (ls) => ls.filter((l) => !l.startsWith('{"seq":5,')), /FAILED \(log\): .*entry seq 5 missing: seq 6 follows seq 4/, () => '{"seq":5,'],
+  ['modify one field (the verdict)', (ls) => ls.map((l) => (l.startsWith(`{"seq":${alertSeq},`) ? l.replace('"level":"INSECURE"', '"level":"NORMAL"') : l)), /FAILED \(log\): .*entry seq \d+ was modified/, () => `{"seq":${alertSeq},`],
+  ['reorder two entries', (ls) => { const i = ls.findIndex((l) => l.startsWith('{"seq":7,')); const c = [...ls]; [c[i], c[i + 1]] = [ls[i + 1] as string, ls[i] as string]; return c; }, /FAILED \(log\): .*(entries out of order|entry seq 7 missing: seq 8 follows seq 6)/, () => '{"seq":7,'],
+  ['insert a forged entry in the middle', (ls) => { const i = ls.findIndex((l) => l.startsWith('{"seq":9,')); const c = [...ls]; c.splice(i, 0, (ls[i] as string).replace('"seq":9,', '"seq":9,"forged":true,')); return c; }, /FAILED \(log\): .*entry seq 9 was modified/, () => '{"seq":9,'],
+  ['truncate the tail after the INSECURE alert', (ls) => ls.slice(0, ls.findIndex((l) => l.startsWith(`{"seq":${alertSeq},`))), /FAILED \(truncated\): the BMC anchored checkpoint [0-9a-f]{64} .* entries after seq \d+ were removed/, () => `{"seq":${alertSeq},`],
 ];
-for (const [name, edit, message] of cases) {
+for (const [name, edit, message, needle] of cases) {
   test(`tamper: ${name}`, async (t) => {
     if (skip || !service || alertSeq === 0) { t.skip(skip ?? 'the first test did not run'); return; }
     // The cut tail is judged by a verifier without a state (with one, the rollback check
     // speaks first: the 'old copy' case below).
-    const r = await verifyCli(tamperedCopy(edit), name.startsWith('truncate') ? undefined : stateCopy(state1()));
+    const cut = name.startsWith('truncate');
+    const r = await verifyCli(tamperedCopy(edit, needle(), cut), cut ? undefined : stateCopy(state1()));
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, message);
   });
