@@ -10,7 +10,7 @@ import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { captureNeeds, compileKernelRules, defaultKernelMask, kernelMaskFor, loadPolicies, PolicyError, type KernelProgram, type PolicySet, type RuleInfo } from '../policy/index.js';
-import { openAgentLog, selfMeasurement, type AgentLog } from '../attest/index.js';
+import { openAgentLog, programWatch, selfMeasurement, type AgentLog } from '../attest/index.js';
 import { accessSync, constants, existsSync, lstatSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DockerActions, Protection, Responder, ownContainerId, startControlServer, type ControlServer } from '../respond/index.js';
@@ -151,7 +151,7 @@ export class Agent {
     this.configureKernel();
     this.pushKernelRules();
     // The self-measurement, once the programs the kernel runs can be read back.
-    this.agentLog?.start(selfMeasurement(sensor, this.config));
+    this.agentLog?.start(selfMeasurement(sensor, this.config), programWatch(sensor));
     // After the programs are on: what an escapee forks from here on is followed by the
     // kernel, and what it forked before is in /proc for the scan.
     this.rememberEscapedProcesses(hierarchy, hostMountNs);

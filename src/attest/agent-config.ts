@@ -1,7 +1,7 @@
 // The agent's log and anchoring settings: config file sections `log` and `anchor`, and
 // the flags, kept here so the agent's own config code only calls in.
 //
-//   log:    { dir, batchSize: 1000, batchMs: 1000, segmentBytes: 67108864, heartbeatSeconds: 10 }
+//   log:    { dir, batchSize: 1000, batchMs: 1000, segmentBytes: 67108864, heartbeatSeconds: 10, programCheckMs: 500 }
 //   anchor: { bmc: URL, tokenFile: FILE, caFile?: PEM FILE, pinSha256?: HEX }
 import { DEFAULT_LOG_SETTINGS, type AnchorSettings, type LogSettings } from './agent-log.js';
 
@@ -13,12 +13,14 @@ export const LOG_USAGE = `  --log DIR              write the tamper-evident log 
                          an INSECURE entry is sealed and anchored at once
   --log-segment-bytes N  start a new segment file after N bytes (default 64 MiB)
   --heartbeat SECONDS    a heartbeat entry this often (default 10; 0: none)
+  --program-check-ms MS  re-check that the BPF programs are still attached this often
+                         (default 500; 0: never); a change is an INSECURE entry
   --bmc URL              anchor each batch's checkpoint in this BMC (needs --log, --bmc-token)
   --bmc-token FILE       the BMC's host token (the 'host' role)
   --bmc-ca FILE          PEM certificate(s) the BMC's HTTPS certificate must chain to
   --bmc-pin HEX          SHA-256 of the BMC certificate's public key (pinned)`;
 
-export interface LogFlags { dir?: string; batchSize?: number; batchMs?: number; segmentBytes?: number; heartbeatSeconds?: number; bmc?: string; tokenFile?: string; caFile?: string; pinSha256?: string }
+export interface LogFlags { dir?: string; batchSize?: number; batchMs?: number; segmentBytes?: number; heartbeatSeconds?: number; programCheckMs?: number; bmc?: string; tokenFile?: string; caFile?: string; pinSha256?: string }
 
 type Obj = Record<string, unknown>;
 
@@ -42,7 +44,7 @@ function checkPin(v: string, where: string): string {
 }
 
 export function parseLogSection(value: unknown, where: string): Partial<LogSettings> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${where}: must be a mapping with dir, batchSize, batchMs, segmentBytes, heartbeatSeconds`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${where}: must be a mapping with dir, batchSize, batchMs, segmentBytes, heartbeatSeconds, programCheckMs`);
   const out: Partial<LogSettings> = {};
   for (const [k, v] of Object.entries(value as Obj)) {
     const at = `${where}.${k}`;
@@ -52,7 +54,8 @@ export function parseLogSection(value: unknown, where: string): Partial<LogSetti
       case 'batchMs': out.batchMs = positiveInt(v, at); break;
       case 'segmentBytes': out.segmentBytes = positiveInt(v, at, 4096); break;
       case 'heartbeatSeconds': out.heartbeatSeconds = positiveInt(v, at, 0); break;
-      default: throw new Error(`${at}: unknown key; known keys are dir, batchSize, batchMs, segmentBytes, heartbeatSeconds`);
+      case 'programCheckMs': out.programCheckMs = positiveInt(v, at, 0); break;
+      default: throw new Error(`${at}: unknown key; known keys are dir, batchSize, batchMs, segmentBytes, heartbeatSeconds, programCheckMs`);
     }
   }
   return out;
@@ -87,6 +90,7 @@ export function applyLogFlag(f: LogFlags, name: string, value: () => string): bo
     case '--log-batch-ms': f.batchMs = int(1); return true;
     case '--log-segment-bytes': f.segmentBytes = int(4096); return true;
     case '--heartbeat': f.heartbeatSeconds = int(0); return true;
+    case '--program-check-ms': f.programCheckMs = int(0); return true;
     case '--bmc': f.bmc = checkUrl(value(), 'option --bmc'); return true;
     case '--bmc-token': f.tokenFile = value(); return true;
     case '--bmc-ca': f.caFile = value(); return true;
@@ -109,8 +113,9 @@ export function finishLogConfig(fileLog: Partial<LogSettings> | undefined, fileA
       batchMs: pick(f.batchMs, fileLog?.batchMs) ?? DEFAULT_LOG_SETTINGS.batchMs,
       segmentBytes: pick(f.segmentBytes, fileLog?.segmentBytes) ?? DEFAULT_LOG_SETTINGS.segmentBytes,
       heartbeatSeconds: pick(f.heartbeatSeconds, fileLog?.heartbeatSeconds) ?? DEFAULT_LOG_SETTINGS.heartbeatSeconds,
+      programCheckMs: pick(f.programCheckMs, fileLog?.programCheckMs) ?? DEFAULT_LOG_SETTINGS.programCheckMs,
     };
-  } else if (f.batchSize !== undefined || f.batchMs !== undefined || f.segmentBytes !== undefined || f.heartbeatSeconds !== undefined || fileLog !== undefined) {
+  } else if (f.batchSize !== undefined || f.batchMs !== undefined || f.segmentBytes !== undefined || f.heartbeatSeconds !== undefined || f.programCheckMs !== undefined || fileLog !== undefined) {
     throw new Error('the log settings need a log directory: --log DIR (or log.dir in the config file)');
   }
   if (bmc !== undefined || tokenFile !== undefined || f.caFile !== undefined || f.pinSha256 !== undefined || fileAnchor !== undefined) {

@@ -10,6 +10,7 @@ import { LogWriter, listSegments, forEachLine, parseSealLine, type Seal } from '
 import { BmcApiClient } from '../bmc/index.js';
 import type { VigilEvent, Verdict } from '../events/index.js';
 import { Anchorer } from './anchorer.js';
+import { describeChange, type ProgramWatch } from './programs.js';
 
 export interface LogSettings {
   dir: string;
@@ -21,8 +22,13 @@ export interface LogSettings {
   segmentBytes: number;
   /** A heartbeat entry this often (0: none). */
   heartbeatSeconds: number;
+  /** Re-check the BPF programs' links this often (0: never). */
+  programCheckMs: number;
 }
-export const DEFAULT_LOG_SETTINGS: Omit<LogSettings, 'dir'> = { batchSize: 1000, batchMs: 1000, segmentBytes: 64 * 1024 * 1024, heartbeatSeconds: 10 };
+export const DEFAULT_LOG_SETTINGS: Omit<LogSettings, 'dir'> = { batchSize: 1000, batchMs: 1000, segmentBytes: 64 * 1024 * 1024, heartbeatSeconds: 10, programCheckMs: 500 };
+
+/** What the agent hands start() to re-measure its programs: the watch, and whether the programs should still be on (false once it detaches them itself). */
+export interface ProgramWatchHandle { watch: ProgramWatch; active: () => boolean }
 
 export interface AnchorSettings {
   bmc: string;
@@ -96,6 +102,8 @@ export class AgentLog {
   readonly writer: LogWriter;
   private anchorer: Anchorer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private programTimer: NodeJS.Timeout | undefined;
+  private closing = false;
   private readonly startedAt = Date.now();
   private lastSeal: Seal | undefined;
 
@@ -134,7 +142,7 @@ export class AgentLog {
   }
 
   /** Writes the records of the start: a recovered torn tail, then the self-measurement (sealed and anchored at once). */
-  start(measurement: Record<string, unknown>): void {
+  start(measurement: Record<string, unknown>, programs?: ProgramWatchHandle): void {
     const r = this.writer.recovery;
     if (r.tornBytes > 0 || r.unsealed > 0) {
       this.own('log-recovered', { tornBytes: r.tornBytes, tornSha256: r.tornSha256, unsealed: r.unsealed, lastSeal: r.lastSeal?.batch ?? 0 });
@@ -147,9 +155,29 @@ export class AgentLog {
       }), this.settings.heartbeatSeconds * 1000);
       this.heartbeat.unref();
     }
+    if (programs && this.settings.programCheckMs > 0) {
+      let failing = false;
+      this.programTimer = setInterval(() => {
+        if (!programs.active()) return;
+        let changes;
+        try { changes = programs.watch.check(); failing = false; } catch (e) {
+          if (!failing) this.deps.log(`cannot re-measure the BPF programs: ${(e as Error).message}`);
+          failing = true;
+          return;
+        }
+        if (changes.length === 0) return;
+        for (const c of changes) this.deps.log(`ALERT: ${describeChange(c)}: the monitor no longer sees what it hooked there`);
+        const rules = [...new Set(changes.map((c) => (c.change === 'detached' ? 'monitor program detached' : 'monitor program replaced')))];
+        this.own('programs-changed', { changes }, { level: 'INSECURE', rules, action: 'alert', severity: 'critical' });
+      }, this.settings.programCheckMs);
+      this.programTimer.unref();
+    }
   }
 
   private own(what: string, args: Record<string, unknown>, verdict?: Verdict): void {
+    // After close (an outage while the last anchors are being sent): the log takes no more
+    // entries; the next start's outage record, or its anchoring, tells the rest.
+    if (this.closing) { this.deps.log(`not written to the closed log: ${what} ${JSON.stringify(args)}`); return; }
     this.deps.emit(agentRecord(this.deps.host, what, args, verdict));
   }
 
@@ -163,7 +191,9 @@ export class AgentLog {
   /** Writes the stop record, seals, and gives the anchors up to `anchorWaitMs` to reach the BMC. */
   async close(anchorWaitMs = 5000): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.programTimer) clearInterval(this.programTimer);
     this.own('stop', { uptimeMs: Date.now() - this.startedAt });
+    this.closing = true;
     this.writer.close();
     if (this.anchorer) {
       const done = await this.anchorer.settle(anchorWaitMs);

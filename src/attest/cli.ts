@@ -3,10 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { bmcClient } from './agent-log.js';
-import { verify, VerifyFailure } from './verifier.js';
+import { parseProof, ProofError } from '../log/index.js';
+import { verify, verifyProof, VerifyFailure } from './verifier.js';
 
 const USAGE = `usage: vigil verify --bmc URL --token FILE --log DIR [--state DIR] [--trust CA.pem] [--json]
                     [--ca FILE] [--pin HEX] [--max-silence SECONDS]
+       vigil verify --bmc URL --token FILE --proof FILE [--state DIR] [--trust CA.pem] [--json] ...
 
 Proves the log directory complete and unmodified up to the last checkpoint the BMC's TPM
 holds, or names the first inconsistency (exit 1).
@@ -21,6 +23,8 @@ holds, or names the first inconsistency (exit 1).
   --pin HEX          SHA-256 fingerprint of the BMC's certificate (its tls-cert.sha256)
   --max-silence S    longest accepted silence of an agent that did not stop cleanly
                      (default: three heartbeats and 5 s)
+  --proof FILE       instead of a log: a proof from \`vigil log prove\` or \`vigil log
+                     consistency\`; checks it, and that its checkpoints are anchored
   --json             print the result (or the failure) as JSON`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -28,14 +32,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({ args: argv, options: {
       bmc: { type: 'string' }, token: { type: 'string' }, log: { type: 'string' }, state: { type: 'string' }, trust: { type: 'string', multiple: true },
-      ca: { type: 'string' }, pin: { type: 'string' }, 'max-silence': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      ca: { type: 'string' }, pin: { type: 'string' }, proof: { type: 'string' }, 'max-silence': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     } }));
   } catch (e) {
     process.stderr.write(`vigil verify: ${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
   if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
-  const missing = (['bmc', 'token', 'log'] as const).filter((k) => !values[k]);
+  const missing = (['bmc', 'token', ...(values.proof ? [] : ['log'] as const)] as const).filter((k) => !values[k]);
+  if (values.proof && values.log) { process.stderr.write(`vigil verify: --proof and --log exclude each other (a proof is checked without the log)\n${USAGE}\n`); return 2; }
   if (missing.length > 0) { process.stderr.write(`vigil verify: missing ${missing.map((m) => `--${m}`).join(', ')}\n${USAGE}\n`); return 2; }
   const say = (ok: boolean, text: string, json: unknown) => {
     if (values.json) process.stdout.write(JSON.stringify(json) + '\n');
@@ -54,6 +59,17 @@ export async function main(argv: string[]): Promise<number> {
     try {
       client = bmcClient({ bmc: values.bmc as string, tokenFile: values.token as string, caFile: values.ca, pinSha256: values.pin });
     } catch (e) { throw new VerifyFailure('bmc', (e as Error).message.replace('--bmc-token', '--token').replace('--bmc-ca', '--ca')); }
+    if (values.proof) {
+      let proof;
+      try { proof = parseProof(readFileSync(values.proof, 'utf8'), values.proof); } catch (e) {
+        throw new VerifyFailure('proof', e instanceof ProofError ? e.message : `--proof ${values.proof}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      const r = await verifyProof({ client, proof, stateDir: values.state, trustPems });
+      const what = proof.vigilProof === 'inclusion' ? `entry seq ${proof.seq} is in the anchored tree of batch ${proof.seal.batch}` : `the anchored tree of batch ${proof.to.batch} extends that of batch ${proof.from.batch}`;
+      const text = [`proof verified: ${what} (${r.anchored.map((a) => `anchor #${a.anchorSeq} at ${a.time}`).join(', ')})`, ...r.notes.map((n) => `  note: ${n}`)].join('\n');
+      say(true, text, { ok: true, ...r });
+      return 0;
+    }
     const r = await verify({ client, logDir: values.log as string, stateDir: values.state, trustPems, maxSilenceMs });
     const text = [`verified ${r.entries} entries, seq ${r.firstSeq}..${r.lastSeq}, anchored up to ${r.anchoredTime || '(nothing anchored)'} (seq ${r.anchoredSeq})`, ...r.notes.map((n) => `  note: ${n}`)].join('\n');
     say(true, text, { ok: true, ...r });

@@ -1,14 +1,16 @@
 // Public surface of attestation: the agent's log and anchoring, and the verifier.
 import { renderJson, type VigilEvent } from '../events/index.js';
-import { DEFAULT_OBJECT_DIR, type BpfSensor } from '../sensor/index.js';
+import { DEFAULT_OBJECT_DIR, kernelLink, kernelProgram, type BpfSensor } from '../sensor/index.js';
 import { DEFAULT_POLICY_DIR } from '../policy/index.js';
-import { AgentLog, type AgentLogConfig } from './agent-log.js';
+import { AgentLog, type AgentLogConfig, type ProgramWatchHandle } from './agent-log.js';
+import { ProgramWatch } from './programs.js';
 import { buildDigest, treeDigest } from './measure.js';
 
 export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogConfig, type AnchorSettings, type LogSettings } from './agent-log.js';
 export { Anchorer, type AnchorerEvents } from './anchorer.js';
+export { ProgramWatch, describeChange, type ProgramChange, type ProgramProbe } from './programs.js';
 export { buildDigest, treeDigest } from './measure.js';
-export { verify, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult } from './verifier.js';
+export { verify, verifyProof, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult, type ProofResult } from './verifier.js';
 
 /** Opens the agent's log (config.log must be set); `emit` writes one of the agent's own records to every output. */
 export function openAgentLog(config: AgentLogConfig, log: (m: string) => void, emit: (e: VigilEvent) => void): AgentLog {
@@ -19,5 +21,11 @@ export function openAgentLog(config: AgentLogConfig, log: (m: string) => void, e
 /** The start record's self-measurement: the programs as the kernel holds them, the build, the policy files. */
 export function selfMeasurement(sensor: BpfSensor, config: AgentLogConfig): Record<string, unknown> {
   const policyPaths = [...(config.defaultPolicy ? [DEFAULT_POLICY_DIR] : []), ...config.policies];
-  return { programs: sensor.programInfo(), build: buildDigest(DEFAULT_OBJECT_DIR), policy: treeDigest(policyPaths, (p) => /\.ya?ml$/.test(p)) };
+  const links = sensor.attachments().map((a) => ({ object: a.object, program: a.program, section: a.section, linkId: a.linkId, progId: a.progId }));
+  return { programs: sensor.programInfo(), links, build: buildDigest(DEFAULT_OBJECT_DIR), policy: treeDigest(policyPaths, (p) => /\.ya?ml$/.test(p)) };
+}
+
+/** The re-measurement of the sensor's links after start (AgentLog.start's second argument). */
+export function programWatch(sensor: BpfSensor): ProgramWatchHandle {
+  return { watch: new ProgramWatch(sensor.attachments(), { link: kernelLink, program: kernelProgram }), active: () => !sensor.detached };
 }

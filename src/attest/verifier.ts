@@ -16,6 +16,8 @@
 //      its checkpoints, in order, from the first batch on, and nothing anchored is missing.
 //   5. rollback: the log and the anchor list reach at least as far as the last run's.
 //   6. silence: unless the agent recorded a clean stop, its last entry is recent (heartbeats).
+//   7. monitor: no entry records that the agent's BPF programs were detached or replaced
+//      (the log is then intact, but what happened after that entry was not all seen).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,11 +26,12 @@ import {
   Alg, ObjectAttr, checkEkCertificate, extendPcrValue, makeCredential, objectName, quotePcrDigest, verifyQuote,
   type Attestation, type Signature,
 } from '../tpm/index.js';
-import { verifyLogDir, LogVerifyError, type CheckedSeal } from '../log/index.js';
+import { verifyLogDir, LogVerifyError, checkProof, type CheckedSeal, type ProofFile } from '../log/index.js';
+import { describeChange, type ProgramChange } from './programs.js';
 
 export type VerifyCheck =
   | 'ek-certificate' | 'credential' | 'ak-attributes' | 'ek-changed' | 'ak-changed' | 'quote' | 'scheme' | 'clock' | 'anchors'
-  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'silence' | 'bmc';
+  | 'pcr' | 'log' | 'not-anchored' | 'truncated' | 'rollback' | 'history' | 'silence' | 'monitor' | 'proof' | 'bmc';
 
 export class VerifyFailure extends Error {
   constructor(readonly check: VerifyCheck, message: string) { super(message); this.name = 'VerifyFailure'; }
@@ -65,7 +68,8 @@ interface VerifierState {
   ek?: { name: string };
   ak?: { name: string; sigAlg: number; hashAlg: number };
   lastQuote?: { clock: string; resetCount: number; restartCount: number; time: string };
-  lastVerified?: { lastSeq: number; checkpoint: string; anchors: number; time: string };
+  /** lastAnchor: the BMC's last anchor then, which every later list must still hold as it was. */
+  lastVerified?: { lastSeq: number; checkpoint: string; anchors: number; time: string; lastAnchor?: AnchorEntry };
 }
 
 function loadState(dir: string | undefined): VerifierState {
@@ -155,8 +159,22 @@ function epochsOf(list: readonly AnchorEntry[]): Epoch[] {
   return epochs;
 }
 
-export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
-  const now = opts.now ?? Date.now;
+/** What steps 1-3 establish: the keys, a fresh quote, and the BMC's anchor list proven by it up to `proven` anchors. */
+interface ProvenAnchors {
+  state: VerifierState;
+  notes: string[];
+  ak: KeyInfo;
+  enrolled: boolean;
+  scheme: { sigAlg: number; hashAlg: number };
+  clock: Attestation['clockInfo'];
+  /** The anchors of the anchor PCR, in order; epochs split by the PCR chain. */
+  all: AnchorEntry[];
+  epochs: Epoch[];
+  /** Anchors the quote proves (the rest were appended after it). */
+  proven: number;
+}
+
+async function proveAnchors(opts: { client: BmcApiClient; stateDir?: string; trustPems?: string[] }): Promise<ProvenAnchors> {
   const state = loadState(opts.stateDir);
   const notes: string[] = [];
   const { client } = opts;
@@ -202,6 +220,19 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // 3. anchors read after the quote: the quoted PCR is the value after a prefix of the last epoch
   const list = await bmc('reading the anchor list', () => client.anchors());
   const all = list.Members.filter((m) => m.pcr === pcr);
+  // The list is append-only: what an earlier run proved must still be in it, unchanged.
+  // A TPM reset lets whoever holds the TPM re-extend the PCR with another history and a
+  // BMC serve a matching new list (PCR, list and a rewritten log then agree); only the
+  // verifier's memory of the old list tells them apart.
+  const was = state.lastVerified?.lastAnchor;
+  if (was) {
+    const now = list.Members.find((m) => m.seq === was.seq);
+    const same = now && now.anchor === was.anchor && now.pcr === was.pcr && now.pcrValue === was.pcrValue && now.resetCount === was.resetCount && now.restartCount === was.restartCount && now.time === was.time;
+    if (!same) {
+      const reset = c.resetCount !== was.resetCount ? `, and the PCR re-extended with another history after a TPM reset (resetCount ${was.resetCount} → ${c.resetCount})` : '';
+      throw new VerifyFailure('history', `the BMC's anchor list no longer holds anchor #${was.seq} (checkpoint ${was.anchor}, TPM reset ${was.resetCount}) that the last verification (${state.lastVerified?.time ?? '?'}) proved: ${now ? `anchor #${was.seq} is now ${now.anchor} (TPM reset ${now.resetCount}, ${now.time})` : `the list has ${list.Members.length} anchors`}; the list was replaced${reset}`);
+    }
+  }
   const epochs = epochsOf(all);
   const q = att.attested.kind === 'quote' ? att.attested.quote : undefined;
   if (!q) throw new VerifyFailure('quote', 'the attestation is not a quote');
@@ -230,10 +261,18 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     throw new VerifyFailure('rollback', `the BMC's anchor list has ${all.length} anchors, the last verification (${state.lastVerified.time}) saw ${state.lastVerified.anchors}: the BMC's list was rolled back`);
   }
 
+  const proven = (last?.start ?? 0) + Math.max(quoted, 0);
+  return { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven };
+}
+
+export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  const now = opts.now ?? Date.now;
+  const { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven } = await proveAnchors(opts);
   // 4. the log directory
   let lastEntryTime = 0n;
   let lastAgent: { what: string; heartbeatSeconds?: number } | undefined;
   let heartbeatSeconds = 10;
+  const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
   let summary;
   try {
     summary = verifyLogDir(opts.logDir, {
@@ -245,6 +284,11 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
         if (a) {
           lastAgent = { what: a[1] as string };
           if (a[1] === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(body.toString('utf8')); if (h) heartbeatSeconds = Number(h[1]); }
+          if (a[1] === 'programs-changed') {
+            // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
+            const e = JSON.parse(`${body.toString('utf8')}}`) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
+            tampered.push({ seq: e.seq, time: e.time, changes: e.args?.changes ?? [] });
+          }
         } else lastAgent = undefined;
       },
     });
@@ -285,11 +329,34 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     next++;
   }
   const anchoredSeal = next > 0 ? (seals[next - 1] as CheckedSeal) : undefined;
+  // A safety net for states saved before lastAnchor was kept: the anchors above speak first.
+  const verifiedBefore = state.lastVerified?.checkpoint;
+  if (verifiedBefore && !byCheckpoint.has(verifiedBefore)) {
+    throw new VerifyFailure('history', `the log no longer holds checkpoint ${verifiedBefore}, which the last verification (${state.lastVerified?.time ?? '?'}) verified up to seq ${state.lastVerified?.lastSeq ?? '?'}: the log before it was rewritten`);
+  }
   const lastAnchor = all[all.length - 1];
-  const proven = (last?.start ?? 0) + Math.max(quoted, 0);
   if (all.length > proven) notes.push(`${all.length - proven} anchors were appended after the quote (checked against the log, proven by the next quote)`);
   const unanchored = summary.lastSeq - (anchoredSeal?.lastSeq ?? 0);
   if (unanchored > 0) notes.push(`${unanchored} entries after seq ${anchoredSeal?.lastSeq ?? 0} are not anchored yet (${summary.unsealed} not sealed)`);
+
+  const learn = (): void => {
+    state.ak = { name: hex(ak.name), ...scheme };
+    state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
+    state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
+    // Only an anchor the log explains (the list's tail may run ahead of the log's copy).
+    const lastProven = anchoredSeal ? [...all].reverse().find((a) => a.anchor === anchoredSeal.checkpoint) : undefined;
+    if (lastProven) state.lastVerified.lastAnchor = lastProven;
+    saveState(opts.stateDir, state);
+  };
+  // 7. The log checked whole (the state is saved, so a later rollback is still caught), but
+  // the monitor was blinded: the verdict on the host is not "all seen".
+  const monitorAlert = tampered[0];
+  if (monitorAlert) {
+    learn();
+    const when = new Date(Number(BigInt(monitorAlert.time) / 1_000_000n)).toISOString();
+    const what = monitorAlert.changes.map(describeChange).join('; ') || 'its BPF programs changed';
+    throw new VerifyFailure('monitor', `the log is intact, but entry seq ${monitorAlert.seq} (${when}) records that the agent's ${what}: events after it on that hook were not seen${tampered.length > 1 ? ` (${tampered.length} such entries)` : ''}`);
+  }
 
   // 6. silence
   const maxSilence = opts.maxSilenceMs ?? (3 * heartbeatSeconds + 5) * 1000;
@@ -301,12 +368,52 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }
   }
 
-  state.ak = { name: hex(ak.name), ...scheme };
-  state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
-  state.lastVerified = { lastSeq: summary.lastSeq, checkpoint: anchoredSeal?.checkpoint ?? '', anchors: all.length, time: new Date(now()).toISOString() };
-  saveState(opts.stateDir, state);
+  learn();
   return {
     entries: summary.entries, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, anchoredSeq: anchoredSeal?.lastSeq ?? 0, anchoredTime: lastAnchor?.time ?? '',
     quotedAnchors: proven, anchors: all.length, epochs: epochs.length, unanchoredEntries: unanchored, enrolled, notes,
   };
+}
+
+export interface ProofResult {
+  kind: ProofFile['vigilProof'];
+  /** The proof's checkpoints (oldest first) and the BMC anchors that hold them. */
+  anchored: Array<{ checkpoint: string; batch: number; anchorSeq: number; time: string }>;
+  enrolled: boolean;
+  notes: string[];
+}
+
+/**
+ * Checks a proof file (vigil log prove / consistency) without the log: its arithmetic,
+ * then, as verify does, the keys and a fresh quote, and that each of its checkpoints is in
+ * the BMC's quote-proven anchor list (in order, for a consistency proof).
+ */
+export async function verifyProof(opts: { client: BmcApiClient; proof: ProofFile; stateDir?: string; trustPems?: string[]; now?: () => number }): Promise<ProofResult> {
+  const now = opts.now ?? Date.now;
+  let checkpoints: string[];
+  try { checkpoints = checkProof(opts.proof); } catch (e) { throw new VerifyFailure('proof', `the proof does not check: ${(e as Error).message}`); }
+  const { state, notes, ak, enrolled, scheme, clock: c, all, proven } = await proveAnchors(opts);
+  const p = opts.proof;
+  const batches = p.vigilProof === 'inclusion' ? [p.seal.batch] : p.from.checkpoint === p.to.checkpoint ? [p.from.batch] : [p.from.batch, p.to.batch];
+  const anchored: ProofResult['anchored'] = [];
+  let after = -1;
+  checkpoints.forEach((cp, k) => {
+    const i = all.findIndex((a, j) => j > after && a.anchor === cp);
+    const batch = batches[k] as number;
+    if (i < 0) {
+      const earlier = all.findIndex((a) => a.anchor === cp);
+      throw new VerifyFailure('not-anchored', earlier >= 0
+        ? `the checkpoint of batch ${batch} (${cp}) is anchored (#${(all[earlier] as AnchorEntry).seq}) before the one of batch ${batches[k - 1] ?? '?'}: the two trees are not in the order the proof claims`
+        : `the checkpoint of batch ${batch} (${cp}) is not in the BMC's anchor list (${all.length} anchors): the proof's tree was never anchored`);
+    }
+    const a = all[i] as AnchorEntry;
+    if (i >= proven) notes.push(`anchor #${a.seq} (batch ${batch}) was appended after the quote (the next quote proves it)`);
+    anchored.push({ checkpoint: cp, batch, anchorSeq: a.seq, time: a.time });
+    after = i;
+  });
+  // What this run learned about the keys and the clock; lastVerified is the log's, untouched.
+  state.ak = { name: hex(ak.name), ...scheme };
+  state.lastQuote = { clock: c.clock.toString(), resetCount: c.resetCount, restartCount: c.restartCount, time: new Date(now()).toISOString() };
+  saveState(opts.stateDir, state);
+  return { kind: p.vigilProof, anchored, enrolled, notes };
 }

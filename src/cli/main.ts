@@ -17,6 +17,7 @@ const subcommands: Record<string, Subcommand> = {
   bmc: { summary: 'run the BMC service that owns the TPM and anchors the log', load: part('../bmc/cli.js') },
   server: { summary: 'run the monitoring server (store, API, dashboard) [not built yet]' },
   analyze: { summary: 'derive a system-call allow-list (and a Docker seccomp profile) from a container image', load: part('../analysis/cli.js') },
+  log: { summary: 'cut inclusion and consistency proofs from a log directory, and check them offline', load: part('../log/cli.js') },
   verify: { summary: 'prove a log directory complete and unmodified against a quote of the BMC TPM', load: part('../attest/cli.js') },
   policy: { summary: 'check policy documents, replay a recorded log through them, list the rules in force', load: part('../policy/cli.js') },
   respond: { summary: 'ask the running agent to pause, stop, kill or isolate a container', load: part('../respond/cli.js') },

@@ -10,3 +10,4 @@ export {
 } from './chain.js';
 export { LogError, LogWriter, listSegments, segmentName, forEachLine, type LogWriterOptions, type LogEntryInput, type Recovery } from './store.js';
 export { LogVerifyError, verifyLogDir, type LogCheck, type CheckedSeal, type LogSummary, type VerifyLogOptions } from './verify.js';
+export { ProofError, proveInclusion, proveConsistency, parseProof, checkProof, type ProofFile, type InclusionProofFile, type ConsistencyProofFile, type ProofSeal } from './proof.js';

@@ -17,7 +17,14 @@ export interface LibBpf {
   bpf_program__attach(prog: Pointer): Pointer | null;
   bpf_program__set_autoload(prog: Pointer, autoload: boolean): number;
   bpf_program__fd(prog: Pointer): number;
+  bpf_program__section_name(prog: Pointer): string;
   bpf_link__destroy(link: Pointer): number;
+  // For the self-measurement's re-checks (src/attest/programs.ts): links and programs by kernel id.
+  bpf_link__fd(link: Pointer): number;
+  bpf_link__disconnect(link: Pointer): void;
+  bpf_link_get_fd_by_id(id: number): number;
+  bpf_link_get_next_id(start: number, next: Buffer): number;
+  bpf_prog_get_fd_by_id(id: number): number;
   bpf_map__name(map: Pointer): string;
   bpf_map__fd(map: Pointer): number;
   bpf_map__reuse_fd(map: Pointer, fd: number): number;
@@ -97,7 +104,13 @@ export function libbpf(): { lib: LibBpf; sampleProto: TypeObject } {
     bpf_program__attach: f('bpf_link *bpf_program__attach(bpf_program *prog)'),
     bpf_program__set_autoload: f('int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
     bpf_program__fd: f('int bpf_program__fd(bpf_program *prog)'),
+    bpf_program__section_name: f('const char *bpf_program__section_name(const bpf_program *prog)'),
     bpf_link__destroy: f('int bpf_link__destroy(bpf_link *link)'),
+    bpf_link__fd: f('int bpf_link__fd(const bpf_link *link)'),
+    bpf_link__disconnect: f('void bpf_link__disconnect(bpf_link *link)'),
+    bpf_link_get_fd_by_id: f('int bpf_link_get_fd_by_id(uint32_t id)'),
+    bpf_link_get_next_id: f('int bpf_link_get_next_id(uint32_t start, _Out_ uint32_t *next)'),
+    bpf_prog_get_fd_by_id: f('int bpf_prog_get_fd_by_id(uint32_t id)'),
     bpf_map__name: f('const char *bpf_map__name(bpf_map *map)'),
     bpf_map__fd: f('int bpf_map__fd(bpf_map *map)'),
     bpf_map__reuse_fd: f('int bpf_map__reuse_fd(bpf_map *map, int fd)'),

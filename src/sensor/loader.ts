@@ -87,7 +87,8 @@ export interface KernelConfig {
   allowlists?: boolean;
 }
 
-interface LoadedObject { name: string; obj: Pointer; links: Pointer[] }
+// linkIds: the kernel id of each link at attach time, to tell whether its fd still holds it.
+interface LoadedObject { name: string; obj: Pointer; links: Pointer[]; linkIds?: number[] }
 
 /** A loaded program as the kernel reports it (see BpfSensor.programInfo). */
 export interface ProgramInfo { object: string; name: string; id: number; type: number; tag: string; xlatedBytes: number; xlatedSha256: string }
@@ -183,6 +184,7 @@ export class BpfSensor {
         throw new SensorError('VIGIL_BPF_ATTACH', `cannot attach BPF program ${lib.bpf_program__name(p)} of ${name}: ${libbpfError(koffiErrno())}`);
       }
       loaded.links.push(link);
+      (loaded.linkIds ??= []).push(linkInfoByFd(lib.bpf_link__fd(link))?.linkId ?? 0);
     }
   }
 
@@ -505,7 +507,12 @@ export class BpfSensor {
   detach(): void {
     const { lib } = libbpf();
     for (const o of this.objects) {
-      for (const l of o.links) lib.bpf_link__destroy(l);
+      o.links.forEach((l, i) => {
+        // A link fd closed behind the agent's back (the attack the self-measurement
+        // reports) may now be the number of another file: destroy must not close that.
+        if (linkInfoByFd(lib.bpf_link__fd(l))?.linkId !== o.linkIds?.[i]) lib.bpf_link__disconnect(l);
+        lib.bpf_link__destroy(l);
+      });
       o.links = [];
     }
   }
@@ -549,6 +556,33 @@ export class BpfSensor {
     return out;
   }
 
+  /**
+   * The links this sensor made (one per program), as the kernel reports them at the time
+   * of the call: the baseline the self-measurement re-checks by kernel id
+   * (kernelLink, kernelProgram), because a link fd the agent holds can be closed behind
+   * its back (a root attacker injecting close(2)) and its number reused. Empty after
+   * detach(): the agent took its programs off on purpose.
+   */
+  attachments(): AttachmentInfo[] {
+    const { lib } = libbpf();
+    const out: AttachmentInfo[] = [];
+    for (const o of this.objects) {
+      let i = 0;
+      for (let p = lib.bpf_object__next_program(o.obj, null); p; p = lib.bpf_object__next_program(o.obj, p)) {
+        const link = o.links[i++];
+        if (!link) continue;
+        const info = linkInfoByFd(lib.bpf_link__fd(link));
+        const prog = info ? kernelProgram(info.progId) : null;
+        if (!info || !prog) throw new SensorError('VIGIL_BPF_MAP', `cannot read back the link of BPF program ${lib.bpf_program__name(p)} of ${o.name}`);
+        out.push({ object: o.name, program: lib.bpf_program__name(p), section: lib.bpf_program__section_name(p), ...info, tag: prog.tag });
+      }
+    }
+    return out;
+  }
+
+  /** True once detach() or close() took the programs off (not an attack). */
+  get detached(): boolean { return this.closed || this.objects.every((o) => o.links.length === 0); }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -581,6 +615,96 @@ function enforceStringKey(set: number, text: string, op: 'eq' | 'prefix' | 'suff
   k.writeUInt32LE(set, 4);
   bytes.copy(k, 8);
   return k;
+/** A BPF link as the kernel reports it (struct bpf_link_info; the hook's fields by link type). */
+export interface KernelLink {
+  linkId: number;
+  /** BPF_LINK_TYPE_*: 1 raw tracepoint, 2 tracing (tp_btf, fentry...), 7 perf event... */
+  linkType: number;
+  progId: number;
+  /** Tracing links: the attach type (23: BPF_TRACE_RAW_TP) and the BTF object and type they hook. */
+  attachType: number;
+  targetObjId: number;
+  targetBtfId: number;
+  /** Raw tracepoint links and perf-event tracepoint links: the tracepoint's name. */
+  tpName: string;
+}
+
+/** One link the sensor made (BpfSensor.attachments). */
+export interface AttachmentInfo extends KernelLink { object: string; program: string; section: string; tag: string }
+
+/** A program as the kernel reports it by id. */
+export interface KernelProgram { progId: number; type: number; tag: string; name: string }
+
+const ENOENT = 2;
+
+function linkInfoByFd(fd: number): KernelLink | null {
+  const { lib } = libbpf();
+  // struct bpf_link_info: type@0 id@4 prog_id@8, the union at 16: tracing {attach_type@16,
+  // target_obj_id@20, target_btf_id@24}; raw_tracepoint {tp_name@16 (pointer), len@24};
+  // perf_event {type@16, tracepoint {tp_name@24, name_len@32}} (BPF_PERF_EVENT_TRACEPOINT = 5).
+  const INFO_SIZE = 96;
+  const info = Buffer.alloc(INFO_SIZE);
+  if (lib.bpf_obj_get_info_by_fd(fd, info, u32(INFO_SIZE)) < 0) return null;
+  const linkType = info.readUInt32LE(0);
+  const out: KernelLink = { linkId: info.readUInt32LE(4), linkType, progId: info.readUInt32LE(8), attachType: 0, targetObjId: 0, targetBtfId: 0, tpName: '' };
+  if (linkType === 2) {
+    out.attachType = info.readUInt32LE(16);
+    out.targetObjId = info.readUInt32LE(20);
+    out.targetBtfId = info.readUInt32LE(24);
+  } else if (linkType === 1 || (linkType === 7 && info.readUInt32LE(16) === 5)) {
+    // A second call with a buffer for the name.
+    const name = Buffer.alloc(256);
+    const again = Buffer.alloc(INFO_SIZE);
+    const [ptrAt, lenAt] = linkType === 1 ? [16, 24] : [24, 32];
+    again.writeBigUInt64LE(BigInt(koffi.address(name)), ptrAt);
+    again.writeUInt32LE(name.length, lenAt);
+    if (lib.bpf_obj_get_info_by_fd(fd, again, u32(INFO_SIZE)) === 0) {
+      const end = name.indexOf(0);
+      out.tpName = name.toString('utf8', 0, end < 0 ? name.length : end);
+    }
+  }
+  return out;
+}
+
+/** The link with this kernel id, or null when the kernel has none (it was detached: its last holder closed it). */
+export function kernelLink(id: number): KernelLink | null {
+  const { lib } = libbpf();
+  const fd = lib.bpf_link_get_fd_by_id(id);
+  if (fd < 0) {
+    if (-fd === ENOENT) return null;
+    throw new SensorError('VIGIL_BPF_MAP', `cannot open BPF link ${id}: ${libbpfError(fd)}`);
+  }
+  try { return linkInfoByFd(fd); } finally { closeSync(fd); }
+}
+
+/** The program with this kernel id, or null when it is gone. */
+export function kernelProgram(id: number): KernelProgram | null {
+  const { lib } = libbpf();
+  const fd = lib.bpf_prog_get_fd_by_id(id);
+  if (fd < 0) {
+    if (-fd === ENOENT) return null;
+    throw new SensorError('VIGIL_BPF_MAP', `cannot open BPF program ${id}: ${libbpfError(fd)}`);
+  }
+  try {
+    // struct bpf_prog_info: type@0 id@4 tag[8]@8 ... name[16]@64.
+    const info = Buffer.alloc(256);
+    if (lib.bpf_obj_get_info_by_fd(fd, info, u32(256)) < 0) return null;
+    const end = info.indexOf(0, 64);
+    return { progId: info.readUInt32LE(4), type: info.readUInt32LE(0), tag: info.subarray(8, 16).toString('hex'), name: info.toString('utf8', 64, end < 0 || end > 80 ? 80 : end) };
+  } finally { closeSync(fd); }
+}
+
+/** Every link the kernel holds (all owners), by id. */
+export function kernelLinks(): KernelLink[] {
+  const { lib } = libbpf();
+  const out: KernelLink[] = [];
+  const next = Buffer.alloc(4);
+  for (let id = 0; lib.bpf_link_get_next_id(id, next) === 0; ) {
+    id = next.readUInt32LE(0);
+    const l = kernelLink(id);
+    if (l) out.push(l);
+  }
+  return out;
 }
 
 function u32(n: number): Buffer {
