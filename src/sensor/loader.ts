@@ -615,6 +615,8 @@ function enforceStringKey(set: number, text: string, op: 'eq' | 'prefix' | 'suff
   k.writeUInt32LE(set, 4);
   bytes.copy(k, 8);
   return k;
+}
+
 /** A BPF link as the kernel reports it (struct bpf_link_info; the hook's fields by link type). */
 export interface KernelLink {
   linkId: number;
