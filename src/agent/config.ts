@@ -14,6 +14,8 @@ export interface AgentConfig {
   outputs: OutputSpec[];
   btfPath: string | undefined;
   ringBufferBytes: number;
+  /** What each container may queue while the ring buffer is under pressure (see BudgetConfig). */
+  budget: BudgetConfig;
   dockerSocket: string;
   /** Stop after this many seconds (0: run until SIGINT/SIGTERM). */
   durationSeconds: number;
@@ -34,6 +36,21 @@ export interface AgentConfig {
   anchor?: AnchorSettings;
 }
 
+/**
+ * The per-container budget (a token bucket in the kernel, bpf/common.h vigil_submit):
+ * while the ring buffer is pressurePercent full or more, a container may queue rate
+ * records per second (burst at once); what it sends beyond is dropped in the kernel and
+ * told as its loss. Below the mark nothing is limited. rate 0: no budget.
+ */
+export interface BudgetConfig { rate: number; burst: number; pressurePercent: number }
+
+/*
+ * 10,000 records/s with a burst of 20,000: several such containers together stay well
+ * under what the agent writes per second on one core, so a flood shrinks to its budget and
+ * the ring drains; half the ring is kept for containers within theirs.
+ */
+export const DEFAULT_BUDGET: BudgetConfig = { rate: 10_000, burst: 20_000, pressurePercent: 50 };
+
 export class ConfigError extends Error {
   readonly code = 'VIGIL_BAD_CONFIG';
 }
@@ -45,6 +62,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   // 16 MiB: a burst of 100,000 watched opens from one shell loop fits while the agent judges
   // and writes them (8 MiB lost part of it in about half the runs once the policy was on the path).
   ringBufferBytes: 16 * 1024 * 1024,
+  budget: DEFAULT_BUDGET,
   dockerSocket: '/var/run/docker.sock',
   durationSeconds: 0,
   capture: DEFAULT_CAPTURE,
@@ -55,13 +73,38 @@ export const DEFAULT_CONFIG: AgentConfig = {
   respond: DEFAULT_RESPOND,
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'budget', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor'] as const;
 
 function checkRingBytes(n: unknown, where: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0 || n > 1 << 30) {
     throw new ConfigError(`${where}: ring buffer size must be a power of two between 4096 and 1073741824 bytes, got ${JSON.stringify(n)}`);
   }
   return n;
+}
+
+function budgetNumber(v: unknown, where: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${where}: must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function parseBudgetSection(value: unknown, where: string): BudgetConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where}: must be a mapping with keys rate, burst, pressurePercent`);
+  const out: BudgetConfig = { ...DEFAULT_BUDGET };
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (k === 'rate') out.rate = budgetNumber(v, `${where}.rate`, 0, 100_000_000);
+    else if (k === 'burst') out.burst = budgetNumber(v, `${where}.burst`, 1, 1_000_000_000);
+    else if (k === 'pressurePercent') out.pressurePercent = budgetNumber(v, `${where}.pressurePercent`, 0, 100);
+    else throw new ConfigError(`${where}.${k}: unknown key (expected rate, burst, pressurePercent)`);
+  }
+  return out;
+}
+
+/** --container-budget RATE[:BURST] (records/s, records), or 0 for none. */
+function parseBudgetFlag(v: string): Partial<BudgetConfig> {
+  const m = /^(\d+)(?::(\d+))?$/.exec(v);
+  if (!m) throw new ConfigError(`option --container-budget: expected RATE or RATE:BURST (records per second, records), got '${v}'`);
+  const rate = budgetNumber(Number(m[1]), 'option --container-budget rate', 0, 100_000_000);
+  return m[2] === undefined ? { rate } : { rate, burst: budgetNumber(Number(m[2]), 'option --container-budget burst', 1, 1_000_000_000) };
 }
 
 export function loadConfigFile(path: string): Partial<AgentConfig> {
@@ -111,6 +154,9 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         break;
       case 'ringBufferBytes':
         out.ringBufferBytes = checkRingBytes(value, where);
+        break;
+      case 'budget':
+        out.budget = parseBudgetSection(value, where);
         break;
       case 'dockerSocket':
         if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of the Docker API socket`);
@@ -168,6 +214,10 @@ options:
   --host NAME            host name written in every event (default: this host's)
   --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 16 MiB)
+  --container-budget RATE[:BURST]
+                         records/s (and burst) each container may queue while the ring
+                         buffer is half full or more; beyond, its own records are dropped
+                         and told as its loss (default 10000:20000; 0: no budget)
   --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
   --duration SECONDS     stop after this long (default: run until SIGINT or SIGTERM)
   --stream CONTAINER     stream every system call of this container (name or id); repeatable
@@ -190,6 +240,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   let noDefaultPolicy = false;
   const flags: Partial<AgentConfig> = {};
   let configPath: string | undefined;
+  let flagBudget: Partial<BudgetConfig> | undefined;
   const streams: string[] = [];
   let allPaths = false;
   let dryRun = false;
@@ -226,6 +277,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
         if (!controlSocket.startsWith('/')) throw new ConfigError(`option --control-socket: expected an absolute path, got '${controlSocket}'`);
         break;
       }
+      case '--container-budget': flagBudget = parseBudgetFlag(value()); break;
       case '--ring-buffer-bytes': {
         const v = value();
         flags.ringBufferBytes = checkRingBytes(/^\d+$/.test(v) ? Number(v) : v, 'option --ring-buffer-bytes');
@@ -258,6 +310,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   }
   if (flagPolicies.length > 0) merged.policies = [...(fromFile.policies ?? []), ...flagPolicies];
   if (noDefaultPolicy) merged.defaultPolicy = false;
+  if (flagBudget) merged.budget = { ...merged.budget, ...flagBudget };
   if (dryRun || controlSocket !== undefined) {
     merged.respond = structuredClone(merged.respond);
     if (dryRun) merged.respond.dryRun = true;
