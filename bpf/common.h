@@ -297,18 +297,18 @@ static __always_inline void vigil_count_lost(__u16 kind, __u64 key, __u32 reason
 #define VIGIL_NS_PER_S 1000000000ULL
 
 /*
- * Takes one token from the container's bucket: 1 if it had one. Shared by every CPU
+ * Takes cost tokens from the container's bucket: 1 if it had them. Shared by every CPU
  * without a lock (tracing programs cannot take bpf_spin_lock): the refill goes to the
  * one CPU whose compare-and-swap moves last_ns, at most once a millisecond; a take
  * that finds the bucket empty gives its token back. The clamp to burst can race with
  * takes and forgive a few of them: the budget is exact to a few records, not more.
  */
-static __always_inline int vigil_take_token(__u64 key, struct vigil_budget_config *bc)
+static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_config *bc, __s64 cost)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct vigil_bucket *b = bpf_map_lookup_elem(&vigil_budgets, &key);
 	if (!b) {
-		struct vigil_bucket fresh = { .tokens = (__s64)bc->burst - 1, .last_ns = now };
+		struct vigil_bucket fresh = { .tokens = (__s64)bc->burst - cost, .last_ns = now };
 		bpf_map_update_elem(&vigil_budgets, &key, &fresh, BPF_NOEXIST);
 		return 1;
 	}
@@ -321,9 +321,9 @@ static __always_inline int vigil_take_token(__u64 key, struct vigil_budget_confi
 		if (__sync_fetch_and_add(&b->tokens, add) + add > (__s64)bc->burst)
 			b->tokens = (__s64)bc->burst;
 	}
-	if (__sync_fetch_and_add(&b->tokens, -1) > 0)
+	if (__sync_fetch_and_add(&b->tokens, -cost) >= cost)
 		return 1;
-	__sync_fetch_and_add(&b->tokens, 1);
+	__sync_fetch_and_add(&b->tokens, cost);
 	return 0;
 }
 
@@ -334,9 +334,10 @@ static __always_inline int vigil_take_token(__u64 key, struct vigil_budget_confi
  * which cannot follow the range check through a register copy.
  *
  * Fairness: while the ring holds pressure_bytes or more unread, a container may queue
- * only what its token bucket allows (rate per second, burst at most); the rest of its
- * records are dropped here and counted as its loss, so one container's flood spends its
- * own events and leaves the ring's room to the others. Cgroup records (identity, not
+ * only what its token bucket allows (rate per second, burst at most, a record costing
+ * more the fuller the ring); the rest of its records are dropped here and counted as
+ * its loss, so one container's flood spends its own events and leaves the ring's room
+ * to the others. Cgroup records (identity, not
  * events) are never budgeted. Below the pressure mark no bucket is touched.
  *
  * Wakeups: a record wakes the reader only once wakeup_bytes are unread; below that the
@@ -355,9 +356,18 @@ static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 	struct vigil_budget_config *bc = bpf_map_lookup_elem(&vigil_budget_config, &zero);
 	if (bc && (bc->rate || bc->wakeup_bytes)) {
 		__u64 unread = bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA);
-		if (bc->rate && kind != VIGIL_KIND_CGROUP && unread >= bc->pressure_bytes && !vigil_take_token(key, bc)) {
-			vigil_count_lost(kind, key, VIGIL_LOSS_BUDGET);
-			return;
+		if (bc->rate && kind != VIGIL_KIND_CGROUP && unread >= bc->pressure_bytes) {
+			/* A record costs 1 token at the pressure mark and twice as much each eighth of
+			 * the room above it: whatever the reader's speed, a flood is slowed until the
+			 * ring stops filling, and a quiet container's full bucket still gets through. */
+			__u64 ring = bpf_ringbuf_query(&vigil_events, BPF_RB_RING_SIZE);
+			__u64 room = ring > bc->pressure_bytes ? ring - bc->pressure_bytes : 1;
+			__u64 step = (unread - bc->pressure_bytes) * 8 / room;
+			__s64 cost = 1LL << (step > 7 ? 7 : step);
+			if (!vigil_take_tokens(key, bc, cost)) {
+				vigil_count_lost(kind, key, VIGIL_LOSS_BUDGET);
+				return;
+			}
 		}
 		if (bc->wakeup_bytes)
 			flags = unread + size >= bc->wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;

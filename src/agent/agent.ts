@@ -214,7 +214,7 @@ export class Agent {
     this.sensor.setBudget({
       rate: b.rate, burst: b.burst,
       pressureBytes: Math.floor((ring * b.pressurePercent) / 100),
-      wakeupBytes: Math.min(64 * 1024, ring / 4),
+      wakeupBytes: this.config.wakeupBytes ?? Math.min(64 * 1024, ring / 4),
     });
   }
 

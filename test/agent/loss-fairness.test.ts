@@ -1,0 +1,78 @@
+// One container's flood costs its own events, not the others': while a container floods
+// chmod(2) (reported for every call: no filter drops it) faster than the agent can write,
+// the kernel's per-container budget sheds the flood's excess, another container's read
+// of /etc/shadow is still reported, and the loss entries name the flooding container.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
+import { ALERTS_ONLY_LOG, readEvents, startAgent } from '../helpers/agent-process.js';
+import type { VigilEvent } from '../../src/events/index.js';
+
+const fixtureSource = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'agent', 'fixtures', 'chmod-flood.c');
+const skip = missingForContainerTests() ?? (spawnSync('cc', ['--version']).status === 0 ? undefined : 'no C compiler (cc) to build the flood');
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Records the kernel shed because a container spent its budget (every CPU, every kind), from the metrics file. */
+function overBudget(metrics: string): number {
+  if (!existsSync(metrics)) return 0;
+  return [...readFileSync(metrics, 'utf8').matchAll(/^vigil_records_over_budget_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+test('a flood of chmods from one container: another container\'s cat /etc/shadow is reported, and the loss is the flooder\'s', { skip, timeout: 300_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-fair-'));
+  const flood = join(dir, 'chmod-flood');
+  execFileSync('cc', ['-O2', '-static', '-o', flood, fixtureSource]);
+  const metrics = join(dir, 'vigil.prom');
+  // The default policy and capture; the log keeps INSECURE events only (a read of
+  // /etc/shadow, and lost entries: rule "records lost"), so a flood does not fill the disk.
+  // /dev/null takes every event, so the capture is the full default one (alerts alone narrow it).
+  const agent = await startAgent(['--metrics', metrics, ALERTS_ONLY_LOG, '--output', 'jsonl:/dev/null']);
+  const flooder = uniqueName('vigil-flood');
+  const victim = uniqueName('vigil-victim');
+  let flooderId = '';
+  let victimId = '';
+  try {
+    flooderId = docker('run', '-d', '--pull', 'never', '--name', flooder, '-v', `${flood}:/flood:ro`, TEST_IMAGES.busybox, '/flood', '/tmp/flood');
+    // The flood has the ring under pressure once the kernel sheds part of it (metrics: every 5 s).
+    await until('the kernel to shed part of the flood', () => (overBudget(metrics) > 0 ? true : undefined), 120_000);
+    victimId = docker('run', '-d', '--pull', 'never', '--name', victim, TEST_IMAGES.busybox, 'cat', '/etc/shadow');
+    docker('wait', victim);
+    // Still flooding while the victim's records are drained: its read must come through.
+    await until('the victim\'s read of /etc/shadow in the log', () => (readEvents(agent.logPath).some((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow') ? true : undefined), 120_000);
+    assert.equal(docker('inspect', '-f', '{{.State.Running}}', flooder), 'true', 'the flood lasted the whole test');
+  } finally {
+    docker('rm', '-f', flooder);
+    docker('rm', '-f', victim);
+  }
+  const { code, events } = await agent.stop();
+  assert.equal(code, 0, agent.stderr());
+  const lost = events.filter((e) => e.kind === 'lost' && e.args['record_kind'] !== 'output');
+  const count = (es: VigilEvent[]) => es.reduce((n, e) => n + Number(e.args['lost']), 0);
+  const ofFlooder = lost.filter((e) => e.container.id === flooderId);
+  const victimKeys = new Set(events.filter((e) => e.container.id === victimId).map((e) => e.namespaces.containerKey));
+  t.diagnostic(`flooder lost ${count(ofFlooder)} (over budget ${count(ofFlooder.filter((e) => e.args['reason'] === 'budget'))}, ring full ${count(ofFlooder.filter((e) => e.args['reason'] === 'ring_full'))}); entries naming others: ${lost.length - ofFlooder.length}`);
+
+  const read = events.find((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow');
+  assert.ok(read, 'the victim\'s read of /etc/shadow is reported');
+  assert.equal(read.verdict.level, 'INSECURE');
+  assert.ok(count(ofFlooder.filter((e) => e.args['reason'] === 'budget')) > 0, 'the flood\'s excess is shed, as the flooder\'s loss');
+  for (const e of ofFlooder) {
+    assert.equal(e.container.name, flooder, 'a loss entry names the flooder');
+    assert.equal(e.container.image, TEST_IMAGES.busybox);
+  }
+  assert.deepEqual(lost.filter((e) => e.container.id === victimId || victimKeys.has(e.namespaces.containerKey)).map((e) => e.args), [], 'the victim lost nothing');
+});
