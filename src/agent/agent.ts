@@ -138,7 +138,9 @@ export class Agent {
     this.watchPolicies();
     await this.startControl();
     this.loss = new LossReporter(sensor, this.resolver, (e) => this.writeLost(e));
-    this.lostTimer = setInterval(() => void this.loss?.report(), 1000);
+    this.lostTimer = setInterval(() => {
+      this.loss?.report().catch((e: Error) => this.log(`cannot read the kernel's loss counters: ${e.message}`));
+    }, 1000);
     this.lostTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
     this.sweepTimer = setInterval(() => this.pipeline?.sweepProcesses(), 60_000);

@@ -53,9 +53,11 @@ export interface BudgetConfig { rate: number; burst: number; pressurePercent: nu
 /*
  * 10,000 records/s with a burst of 20,000: several such containers together stay well
  * under what the agent writes per second on one core, so a flood shrinks to its budget and
- * the ring drains; half the ring is kept for containers within theirs.
+ * the ring drains. Enforced from three quarters full: below, the ring absorbs a burst as
+ * it did before budgets (nothing is dropped that would have fitted), and the last quarter
+ * (4 MiB by default) is kept for containers within theirs.
  */
-export const DEFAULT_BUDGET: BudgetConfig = { rate: 10_000, burst: 20_000, pressurePercent: 50 };
+export const DEFAULT_BUDGET: BudgetConfig = { rate: 10_000, burst: 20_000, pressurePercent: 75 };
 
 export class ConfigError extends Error {
   readonly code = 'VIGIL_BAD_CONFIG';
@@ -226,7 +228,7 @@ options:
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 16 MiB)
   --container-budget RATE[:BURST]
                          records/s (and burst) each container may queue while the ring
-                         buffer is half full or more; beyond, its own records are dropped
+                         buffer is 3/4 full or more; beyond, its own records are dropped
                          and told as its loss (default 10000:20000; 0: no budget)
   --wakeup-bytes N       unread bytes in the ring buffer that wake the reader (default
                          64 KiB; below, it reads every 20 ms; 0: wake on every record)
