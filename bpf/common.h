@@ -357,13 +357,14 @@ static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 	if (bc && (bc->rate || bc->wakeup_bytes)) {
 		__u64 unread = bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA);
 		if (bc->rate && kind != VIGIL_KIND_CGROUP && unread >= bc->pressure_bytes) {
-			/* A record costs 1 token at the pressure mark and twice as much each eighth of
-			 * the room above it: whatever the reader's speed, a flood is slowed until the
-			 * ring stops filling, and a quiet container's full bucket still gets through. */
+			/* A record costs a token per started KiB at the pressure mark (so large records
+			 * buy no more room than small ones), and twice as much each eighth of the room
+			 * above it: whatever the reader's speed, a flood is slowed until the ring stops
+			 * filling, and a quiet container's full bucket still gets through. */
 			__u64 ring = bpf_ringbuf_query(&vigil_events, BPF_RB_RING_SIZE);
 			__u64 room = ring > bc->pressure_bytes ? ring - bc->pressure_bytes : 1;
 			__u64 step = (unread - bc->pressure_bytes) * 8 / room;
-			__s64 cost = 1LL << (step > 7 ? 7 : step);
+			__s64 cost = (__s64)(1 + ((size - 1) >> 10)) << (step > 7 ? 7 : step);
 			if (!vigil_take_tokens(key, bc, cost)) {
 				vigil_count_lost(kind, key, VIGIL_LOSS_BUDGET);
 				return;

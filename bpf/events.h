@@ -307,7 +307,7 @@ struct vigil_lost_key {
 
 /* Set by user space (map "vigil_budget_config", one entry). 0 in rate disables the budget. */
 struct vigil_budget_config {
-	__u64 rate;           /* records per second each container may queue while the ring is under pressure */
+	__u64 rate;           /* tokens per second each container may spend while the ring is under pressure */
 	__u64 burst;          /* tokens a container's bucket holds at most */
 	__u64 pressure_bytes; /* unread bytes in the ring from which budgets are enforced */
 	__u64 wakeup_bytes;   /* unread bytes from which a record wakes the reader (below: user space polls on a timer) */

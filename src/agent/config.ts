@@ -44,14 +44,14 @@ export interface AgentConfig {
 
 /**
  * The per-container budget (a token bucket in the kernel, bpf/common.h vigil_submit):
- * while the ring buffer is pressurePercent full or more, a container may queue rate
- * records per second (burst at once); what it sends beyond is dropped in the kernel and
- * told as its loss. Below the mark nothing is limited. rate 0: no budget.
+ * while the ring buffer is pressurePercent full or more, a container may spend rate
+ * tokens per second (burst at once), a record costing a token per started KiB (more as
+ * the ring fills); what it sends beyond is dropped in the kernel and told as its loss. Below the mark nothing is limited. rate 0: no budget.
  */
 export interface BudgetConfig { rate: number; burst: number; pressurePercent: number }
 
 /*
- * 10,000 records/s with a burst of 20,000: several such containers together stay well
+ * 10,000 tokens/s (about as many records: most are under 1 KiB) with a burst of 20,000: several such containers together stay well
  * under what the agent writes per second on one core, so a flood shrinks to its budget and
  * the ring drains. Enforced from three quarters full: below, the ring absorbs a burst as
  * it did before budgets (nothing is dropped that would have fitted), and the last quarter
@@ -101,7 +101,7 @@ function parseBudgetSection(value: unknown, where: string): BudgetConfig {
   const out: BudgetConfig = { ...DEFAULT_BUDGET };
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (k === 'rate') out.rate = budgetNumber(v, `${where}.rate`, 0, 100_000_000);
-    else if (k === 'burst') out.burst = budgetNumber(v, `${where}.burst`, 128, 1_000_000_000);
+    else if (k === 'burst') out.burst = budgetNumber(v, `${where}.burst`, 1024, 1_000_000_000);
     else if (k === 'pressurePercent') out.pressurePercent = budgetNumber(v, `${where}.pressurePercent`, 0, 100);
     else throw new ConfigError(`${where}.${k}: unknown key (expected rate, burst, pressurePercent)`);
   }
@@ -113,7 +113,7 @@ function parseBudgetFlag(v: string): Partial<BudgetConfig> {
   const m = /^(\d+)(?::(\d+))?$/.exec(v);
   if (!m) throw new ConfigError(`option --container-budget: expected RATE or RATE:BURST (records per second, records), got '${v}'`);
   const rate = budgetNumber(Number(m[1]), 'option --container-budget rate', 0, 100_000_000);
-  return m[2] === undefined ? { rate } : { rate, burst: budgetNumber(Number(m[2]), 'option --container-budget burst', 128, 1_000_000_000) };
+  return m[2] === undefined ? { rate } : { rate, burst: budgetNumber(Number(m[2]), 'option --container-budget burst', 1024, 1_000_000_000) };
 }
 
 export function loadConfigFile(path: string): Partial<AgentConfig> {
@@ -227,9 +227,10 @@ options:
   --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 16 MiB)
   --container-budget RATE[:BURST]
-                         records/s (and burst) each container may queue while the ring
-                         buffer is 3/4 full or more; beyond, its own records are dropped
-                         and told as its loss (default 10000:20000; 0: no budget)
+                         tokens/s (and burst) each container may spend while the ring
+                         buffer is 3/4 full or more (a record costs a token per started
+                         KiB); beyond, its own records are dropped and told as its loss
+                         (default 10000:20000; 0: no budget)
   --wakeup-bytes N       unread bytes in the ring buffer that wake the reader (default
                          64 KiB; below, it reads every 20 ms; 0: wake on every record)
   --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
