@@ -26,10 +26,11 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs: num
   }
 }
 
-/** Records the kernel shed because a container spent its budget (every CPU, every kind), from the metrics file. */
-function overBudget(metrics: string): number {
+/** Records the kernel shed because a container spent its budget, or lost to a full ring (every CPU, every kind), from the metrics file. */
+function kernelLoss(metrics: string, what: 'over_budget' | 'lost'): number {
   if (!existsSync(metrics)) return 0;
-  return [...readFileSync(metrics, 'utf8').matchAll(/^vigil_records_over_budget_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const re = new RegExp(`^vigil_records_${what}_total\\{[^}]*\\} (\\d+)$`, 'gm');
+  return [...readFileSync(metrics, 'utf8').matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 test('a flood of chmods from one container: another container\'s cat /etc/shadow is reported, and the loss is the flooder\'s', { skip, timeout: 300_000 }, async (t) => {
@@ -40,7 +41,10 @@ test('a flood of chmods from one container: another container\'s cat /etc/shadow
   // The default policy and capture; the log keeps INSECURE events only (a read of
   // /etc/shadow, and lost entries: rule "records lost"), so a flood does not fill the disk.
   // /dev/null takes every event, so the capture is the full default one (alerts alone narrow it).
-  const agent = await startAgent(['--metrics', metrics, ALERTS_ONLY_LOG, '--output', 'jsonl:/dev/null']);
+  // A 4 MiB ring: the flood outpaces the agent within seconds even when this busy machine
+  // gives the flooder little CPU, and the quarter above the pressure mark still holds more
+  // than the default burst of small records can fill at the rising cost.
+  const agent = await startAgent(['--metrics', metrics, ALERTS_ONLY_LOG, '--output', 'jsonl:/dev/null', '--ring-buffer-bytes', String(4 << 20)]);
   const flooder = uniqueName('vigil-flood');
   const victim = uniqueName('vigil-victim');
   let flooderId = '';
@@ -48,7 +52,14 @@ test('a flood of chmods from one container: another container\'s cat /etc/shadow
   try {
     flooderId = docker('run', '-d', '--pull', 'never', '--name', flooder, '-v', `${flood}:/flood:ro`, TEST_IMAGES.busybox, '/flood', '/tmp/flood');
     // The flood has the ring under pressure once the kernel sheds part of it (metrics: every 5 s).
-    await until('the kernel to shed part of the flood', () => (overBudget(metrics) > 0 ? true : undefined), 120_000);
+    const pressed = await until('the kernel to shed part of the flood', () => (kernelLoss(metrics, 'over_budget') > 0 ? true : undefined), 120_000).catch(() => false);
+    if (!pressed) {
+      // A ring that overflowed with nothing shed means the budget did not act: a failure.
+      assert.equal(kernelLoss(metrics, 'lost'), 0, 'the ring overflowed but no container\'s budget was enforced');
+      await agent.stop();
+      t.skip('the flood never outpaced the agent here (no pressure on the ring within 120 s): nothing to share fairly');
+      return;
+    }
     victimId = docker('run', '-d', '--pull', 'never', '--name', victim, TEST_IMAGES.busybox, 'cat', '/etc/shadow');
     docker('wait', victim);
     // Still flooding while the victim's records are drained: its read must come through.
