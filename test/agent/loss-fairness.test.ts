@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,8 @@ test('a flood of chmods from one container: another container\'s cat /etc/shadow
       // A ring that overflowed with nothing shed means the budget did not act: a failure.
       assert.equal(kernelLoss(metrics, 'lost'), 0, 'the ring overflowed but no container\'s budget was enforced');
       await agent.stop();
+      rmSync(dirname(agent.logPath), { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
       t.skip('the flood never outpaced the agent here (no pressure on the ring within 120 s): nothing to share fairly');
       return;
     }
@@ -70,6 +72,8 @@ test('a flood of chmods from one container: another container\'s cat /etc/shadow
     docker('rm', '-f', victim);
   }
   const { code, events } = await agent.stop();
+  rmSync(dirname(agent.logPath), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, agent.stderr());
   const lost = events.filter((e) => e.kind === 'lost' && e.args['record_kind'] !== 'output');
   const count = (es: VigilEvent[]) => es.reduce((n, e) => n + Number(e.args['lost']), 0);

@@ -4,6 +4,8 @@
 // not when something else fills the ring or the agent stops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 import { readEvents, startAgent } from '../helpers/agent-process.js';
 
@@ -27,6 +29,7 @@ for (const [what, args] of [['the default wakeup mark', []], ['a mark no quiet c
     } finally {
       docker('rm', '-f', name);
       await agent.stop();
+      rmSync(dirname(agent.logPath), { recursive: true, force: true });
     }
   });
 }

@@ -3,9 +3,9 @@
 // container, so records other containers lose meanwhile do not count here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
 import { startAgent } from '../helpers/agent-process.js';
 
@@ -46,7 +46,8 @@ interface Burst {
 async function burst(ringBytes: number | undefined): Promise<Burst> {
   const metrics = join(mkdtempSync(join(tmpdir(), 'vigil-metrics-')), 'vigil.prom');
   // No policy: its rules would widen the capture (pushdown) beyond the one watched path.
-  const agent = await startAgent(['--config', configWithRing(ringBytes), '--metrics', metrics, '--no-default-policy']);
+  const config = configWithRing(ringBytes);
+  const agent = await startAgent(['--config', config, '--metrics', metrics, '--no-default-policy']);
   const name = uniqueName('vigil-burst');
   let id = '';
   try {
@@ -57,6 +58,8 @@ async function burst(ringBytes: number | undefined): Promise<Burst> {
   }
   // The agent reads the loss counters once more at stop, after the last record is drained.
   const { code, events } = await agent.stop();
+  // The log holds every container's records on a busy machine: gone once read (runs repeat).
+  rmSync(dirname(agent.logPath), { recursive: true, force: true });
   assert.equal(code, 0, agent.stderr());
   const received = events.filter((e) => e.container.id === id && e.syscall === 'openat' && e.args['path'] === '/etc/hostname').length;
   const lostEntries = events.filter((e) => e.kind === 'lost');
@@ -80,6 +83,8 @@ async function burst(ringBytes: number | undefined): Promise<Burst> {
   assert.equal(Number(summary?.[1]), lostAllKinds, 'the summary line and the log agree on what was lost');
   // The metrics keep one series per CPU and record kind (ring full; budget spent), every container together.
   const text = readFileSync(metrics, 'utf8');
+  rmSync(dirname(metrics), { recursive: true, force: true });
+  rmSync(dirname(config), { recursive: true, force: true });
   const series = [...text.matchAll(/^vigil_records_(?:lost|over_budget)_total\{cpu="(\d+)",kind="syscall"\} (\d+)$/gm)];
   const lostMetric = series.reduce((n, m) => n + Number(m[2]), 0);
   const allSyscallLoss = lostEntries.filter((e) => e.args['record_kind'] === 'syscall').reduce((n, e) => n + Number(e.args['lost']), 0);
