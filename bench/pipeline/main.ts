@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { report, type Table } from '../lib/report.js';
 import { measurePrograms } from '../lib/bpf-stats.js';
-import { startAgent } from '../../test/helpers/agent-process.js';
+import { startAgent, type RunningAgent } from '../../test/helpers/agent-process.js';
 import { TEST_IMAGES } from '../../test/helpers/host.js';
 import { BpfSensor } from '../../src/sensor/index.js';
 
@@ -57,6 +57,16 @@ async function containerStats(logPath: string, name: string, path: string): Prom
   }
   rmSync(dirname(logPath), { recursive: true, force: true });
   return out;
+}
+
+/** Stops an agent without reading its log whole (RunningAgent.stop does: too big on a shared machine). */
+async function stopAgent(a: RunningAgent): Promise<void> {
+  const exited = new Promise<void>((r) => {
+    if (a.child.exitCode !== null || a.child.signalCode !== null) r();
+    else a.child.once('exit', () => r());
+  });
+  a.child.kill('SIGTERM');
+  await exited;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -102,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
   withAgent.watched = inContainer(watched, benchName);
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const ticks = cpuTicks(agentPid) - ticksBefore;
-  await agent.stop();
+  await stopAgent(agent);
   // Only this container's opens and loss: other containers on the machine are not the benchmark's.
   const own = await containerStats(agent.logPath, benchName, watched);
   const opens = own.events;
@@ -144,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
       const name = `vigil-bench-pipeline-${process.pid}-wake-${round}-${i}`;
       inContainer(watched, name);
       const used = cpuTicks(a.child.pid as number) - before;
-      await a.stop();
+      await stopAgent(a);
       const w = await containerStats(a.logPath, name, watched);
       const acc = wake[i]!;
       acc.events += w.events;
