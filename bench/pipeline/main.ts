@@ -65,6 +65,7 @@ async function stopAgent(a: RunningAgent): Promise<void> {
     if (a.child.exitCode !== null || a.child.signalCode !== null) r();
     else a.child.once('exit', () => r());
   });
+  a.child.ref(); // the helper unrefs its agents: keep this process alive until the agent has exited
   a.child.kill('SIGTERM');
   await exited;
 }
