@@ -28,13 +28,48 @@ struct {
 	__type(value, struct vigil_config);
 } vigil_config SEC(".maps");
 
-/* Records that did not fit in the ring buffer, per CPU and kind. */
+/* Records that did not fit in the ring buffer, per CPU and kind (host-wide). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VIGIL_KIND_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } vigil_lost SEC(".maps");
+
+/* Records dropped because their container had spent its budget, per CPU and kind (host-wide). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_shed SEC(".maps");
+
+/* Records not queued, by container key, kind and reason, per CPU: whose loss it was. LRU:
+ * a key evicted before user space read it leaves its count in the host-wide maps above
+ * only, which user space then reports as loss of no known container. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct vigil_lost_key);
+	__type(value, __u64);
+} vigil_lost_by_container SEC(".maps");
+
+/* Budget and wakeup settings (struct vigil_budget_config); all zero: no budget, the
+ * kernel's own wakeup on every record that finds the reader idle. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_budget_config);
+} vigil_budget_config SEC(".maps");
+
+/* Each container's token bucket, by container key. LRU: an evicted bucket starts full again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct vigil_bucket);
+} vigil_budgets SEC(".maps");
 
 /* Cgroups (by container key) known not to be containers: a host service with a
  * private mount namespace, say. Filled by user space after it has looked once. LRU:
@@ -254,18 +289,79 @@ static __always_inline void *vigil_scratch_buf(void)
 	return bpf_map_lookup_elem(&vigil_scratch, &zero);
 }
 
-static __always_inline void vigil_count_lost(__u16 kind)
+/* Counts a record that was not queued: under its container first, then host-wide. User
+ * space reads the host-wide totals first, so what it sees there is already in the
+ * per-container counts it reads next (unless evicted): nothing is reported twice. */
+static __always_inline void vigil_count_lost(__u16 kind, __u64 key, __u32 reason)
 {
 	__u32 k = kind < VIGIL_KIND_MAX ? kind : 0;
-	__u64 *n = bpf_map_lookup_elem(&vigil_lost, &k);
+	struct vigil_lost_key lk = { .container_key = key, .kind = k, .reason = reason };
+	__u64 *c = bpf_map_lookup_elem(&vigil_lost_by_container, &lk);
+	if (c) {
+		*c += 1; /* this CPU's slot: no other writer */
+	} else {
+		__u64 one = 1;
+		/* Another CPU may have made the key meanwhile: then count in this CPU's slot of it. */
+		if (bpf_map_update_elem(&vigil_lost_by_container, &lk, &one, BPF_NOEXIST) < 0) {
+			c = bpf_map_lookup_elem(&vigil_lost_by_container, &lk);
+			if (c)
+				*c += 1;
+		}
+	}
+	__u64 *n = bpf_map_lookup_elem(reason == VIGIL_LOSS_BUDGET ? (void *)&vigil_shed : (void *)&vigil_lost, &k);
 	if (n)
 		*n += 1;
 }
 
+#define VIGIL_NS_PER_S 1000000000ULL
+
 /*
- * Sends size bytes of buf; a full ring buffer is counted, never silent. Every record
- * is smaller than the scratch buffer, so the mask changes no valid size: it is there
- * for the verifier, which cannot follow the range check through a register copy.
+ * Takes cost tokens from the container's bucket: 1 if it had them. Shared by every CPU
+ * without a lock (tracing programs cannot take bpf_spin_lock): the refill goes to the
+ * one CPU whose compare-and-swap moves last_ns, at most once a millisecond; a take
+ * that finds the bucket empty gives its token back. The clamp to burst can race with
+ * takes and forgive a few of them: the budget is exact to a few records, not more.
+ */
+static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_config *bc, __s64 cost)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct vigil_bucket *b = bpf_map_lookup_elem(&vigil_budgets, &key);
+	if (!b) {
+		struct vigil_bucket fresh = { .tokens = (__s64)bc->burst - cost, .last_ns = now };
+		bpf_map_update_elem(&vigil_budgets, &key, &fresh, BPF_NOEXIST);
+		return 1;
+	}
+	__u64 last = b->last_ns;
+	if (now > last + 1000000 && __sync_val_compare_and_swap(&b->last_ns, last, now) == last) {
+		__u64 dt = now - last;
+		if (dt > 10 * VIGIL_NS_PER_S) /* rate is at most 1e8 (user space checks): no overflow */
+			dt = 10 * VIGIL_NS_PER_S;
+		__s64 add = (__s64)(dt * bc->rate / VIGIL_NS_PER_S);
+		if (__sync_fetch_and_add(&b->tokens, add) + add > (__s64)bc->burst)
+			b->tokens = (__s64)bc->burst;
+	}
+	if (__sync_fetch_and_add(&b->tokens, -cost) >= cost)
+		return 1;
+	__sync_fetch_and_add(&b->tokens, cost);
+	return 0;
+}
+
+/*
+ * Sends size bytes of buf (a record: it starts with struct vigil_header); a record not
+ * queued is counted, under its container, never silent. Every record is smaller than
+ * the scratch buffer, so the mask changes no valid size: it is there for the verifier,
+ * which cannot follow the range check through a register copy.
+ *
+ * Fairness: while the ring holds pressure_bytes or more unread, a container may queue
+ * only what its token bucket allows (rate per second, burst at most, a record costing
+ * more the fuller the ring); the rest of its records are dropped here and counted as
+ * its loss, so one container's flood spends its own events and leaves the ring's room
+ * to the others. Cgroup records (identity, not
+ * events) are never budgeted. Below the pressure mark no bucket is touched.
+ *
+ * Wakeups: a record wakes the reader only once wakeup_bytes are unread; below that the
+ * reader finds it on its poll timer (a short one), so a quiet container's record waits
+ * at most that long and a busy ring costs one wakeup per batch, not per record.
  */
 static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 {
@@ -273,8 +369,31 @@ static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 		return;
 	barrier_var(size); /* keep clang from dropping the mask it proves redundant */
 	size &= VIGIL_SCRATCH_SIZE - 1;
-	if (bpf_ringbuf_output(&vigil_events, buf, size, 0) < 0)
-		vigil_count_lost(kind);
+	__u64 key = ((struct vigil_header *)buf)->container_key;
+	__u64 flags = 0;
+	__u32 zero = 0;
+	struct vigil_budget_config *bc = bpf_map_lookup_elem(&vigil_budget_config, &zero);
+	if (bc && (bc->rate || bc->wakeup_bytes)) {
+		__u64 unread = bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA);
+		if (bc->rate && kind != VIGIL_KIND_CGROUP && unread >= bc->pressure_bytes) {
+			/* A record costs a token per started KiB at the pressure mark (so large records
+			 * buy no more room than small ones), and twice as much each eighth of the room
+			 * above it: whatever the reader's speed, a flood is slowed until the ring stops
+			 * filling, and a quiet container's full bucket still gets through. */
+			__u64 ring = bpf_ringbuf_query(&vigil_events, BPF_RB_RING_SIZE);
+			__u64 room = ring > bc->pressure_bytes ? ring - bc->pressure_bytes : 1;
+			__u64 step = (unread - bc->pressure_bytes) * 8 / room;
+			__s64 cost = (__s64)(1 + ((size - 1) >> 10)) << (step > 7 ? 7 : step);
+			if (!vigil_take_tokens(key, bc, cost)) {
+				vigil_count_lost(kind, key, VIGIL_LOSS_BUDGET);
+				return;
+			}
+		}
+		if (bc->wakeup_bytes)
+			flags = unread + size >= bc->wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&vigil_events, buf, size, flags) < 0)
+		vigil_count_lost(kind, key, VIGIL_LOSS_RING_FULL);
 }
 
 

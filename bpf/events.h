@@ -324,4 +324,32 @@ struct vigil_io_uring {
 #define VIGIL_URING_F_BASE_CUT (1u << 1) /* the directory's path was cut */
 #define VIGIL_URING_F_SQPOLL (1u << 2)   /* submitted by the ring's kernel polling thread */
 
+/*
+ * Loss accounting and per-container budget (common.h: vigil_submit). A record that is not
+ * queued is counted under its container key, kind and why (vigil_lost_by_container), and
+ * host-wide by kind (vigil_lost for a full ring, vigil_shed for a spent budget).
+ */
+#define VIGIL_LOSS_RING_FULL 0 /* no room in the ring buffer */
+#define VIGIL_LOSS_BUDGET 1    /* the container spent its budget while the ring was under pressure */
+
+struct vigil_lost_key {
+	__u64 container_key;
+	__u32 kind;          /* enum vigil_kind */
+	__u32 reason;        /* VIGIL_LOSS_* */
+};
+
+/* Set by user space (map "vigil_budget_config", one entry). 0 in rate disables the budget. */
+struct vigil_budget_config {
+	__u64 rate;           /* tokens per second each container may spend while the ring is under pressure */
+	__u64 burst;          /* tokens a container's bucket holds at most */
+	__u64 pressure_bytes; /* unread bytes in the ring from which budgets are enforced */
+	__u64 wakeup_bytes;   /* unread bytes from which a record wakes the reader (below: user space polls on a timer) */
+};
+
+/* A container's token bucket (vigil_budgets). tokens may dip below 0 under races: see vigil_take_token. */
+struct vigil_bucket {
+	__s64 tokens;
+	__u64 last_ns;       /* bpf_ktime_get_ns of the last refill */
+};
+
 #endif

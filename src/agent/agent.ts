@@ -8,6 +8,7 @@ import type { AgentConfig } from './config.js';
 import { captureForPolicy, pushCapture, type CaptureConfig } from './capture.js';
 import { commandOf, findEscapedProcesses, statOf } from './escapees.js';
 import { renderMetrics } from './metrics.js';
+import { LossReporter, type LossEntry } from './loss.js';
 import { ensureDirectory, writeFileAtomic } from './atomic-file.js';
 import { captureNeeds, compileKernelRules, defaultKernelMask, kernelMaskFor, loadPolicies, PolicyError, type KernelProgram, type PolicySet, type RuleInfo } from '../policy/index.js';
 import { openAgentLog, programWatch, selfMeasurement, type AgentLog } from '../attest/index.js';
@@ -37,7 +38,8 @@ export class Agent {
   private lostTimer: NodeJS.Timeout | undefined;
   private metricsTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private readonly lostSeen = new Map<number, bigint>();
+  private loss: LossReporter | undefined;
+  private lossLogged = 0;
   private decodeErrors = 0;
   private ignoreFailures = 0;
   private policy: PolicySet | undefined;
@@ -157,7 +159,10 @@ export class Agent {
     this.rememberEscapedProcesses(hierarchy, hostMountNs);
     this.watchPolicies();
     await this.startControl();
-    this.lostTimer = setInterval(() => this.reportLost(), 1000);
+    this.loss = new LossReporter(sensor, this.resolver, (e) => this.writeLost(e));
+    this.lostTimer = setInterval(() => {
+      this.loss?.report().catch((e: Error) => this.log(`cannot read the kernel's loss counters: ${e.message}`));
+    }, 1000);
     this.lostTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
     this.sweepTimer = setInterval(() => this.pipeline?.sweepProcesses(), 60_000);
@@ -303,6 +308,15 @@ export class Agent {
       captureEnvironment: capture.environment,
       allowlists: this.config.allowlists.enabled,
     });
+    // Budget and wakeup mark (vigil_submit in bpf/common.h): what a container may queue
+    // while the ring is under pressure, and how much unread data wakes the reader.
+    const ring = this.sensor.ringBufferBytes;
+    const b = this.config.budget;
+    this.sensor.setBudget({
+      rate: b.rate, burst: b.burst,
+      pressureBytes: Math.floor((ring * b.pressurePercent) / 100),
+      wakeupBytes: this.config.wakeupBytes ?? Math.min(64 * 1024, ring / 4),
+    });
   }
 
   private loadPolicy(): PolicySet {
@@ -433,9 +447,11 @@ export class Agent {
     if (!this.config.metricsPath || !this.sensor || !this.pipeline) return;
     const lostByCpu = new Map<string, bigint[]>();
     for (const [kind, perCpu] of this.sensor.lostByCpu()) lostByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
+    const shedByCpu = new Map<string, bigint[]>();
+    for (const [kind, perCpu] of this.sensor.shedByCpu()) shedByCpu.set(KIND_NAMES[kind] ?? `kind-${kind}`, perCpu);
     try {
       writeFileAtomic(this.config.metricsPath, renderMetrics({
-        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu, ignoredCgroups: this.resolver?.ignoredCgroups,
+        ...this.pipeline.stats, decodeErrors: this.decodeErrors, lostByCpu, shedByCpu, ignoredCgroups: this.resolver?.ignoredCgroups,
         outputLost: this.config.outputs.map((spec, i) => ({ output: `${spec.format}:${spec.path}`, lines: this.outputs[i]?.lost ?? 0 })),
         insecure: this.policy?.stats.insecure, rules: this.policy?.size, ruleErrors: this.policy?.evalErrors(),
       }));
@@ -453,18 +469,17 @@ export class Agent {
     return e;
   }
 
-  /** Writes an entry for records the kernel could not queue since the last check. */
-  private reportLost(): void {
-    if (!this.sensor || !this.pipeline) return;
-    for (const [kind, total] of this.sensor.lostCounts()) {
-      const before = this.lostSeen.get(kind) ?? 0n;
-      if (total > before) {
-        this.lostSeen.set(kind, total);
-        const e = this.pipeline.lostEvent(KIND_NAMES[kind] ?? `kind-${kind}`, total - before);
-        if (this.policy) e.verdict = this.policy.judge(e);
-        for (const o of this.outputs) o.write(e);
-        this.log(`the kernel ring buffer was full: ${total - before} ${KIND_NAMES[kind] ?? kind} records lost`);
-      }
+  /** Writes an entry for records the kernel could not queue (LossReporter: one per container, kind and reason). */
+  private writeLost(l: LossEntry): void {
+    if (!this.pipeline) return;
+    const kind = KIND_NAMES[l.kind] ?? `kind-${l.kind}`;
+    const e = this.pipeline.lostEvent(kind, l.count, { key: l.key, container: l.container, reason: l.reason });
+    if (this.policy) e.verdict = this.policy.judge(e);
+    for (const o of this.outputs) o.write(e);
+    if (this.lossLogged++ < 20) {
+      const whose = l.key === 0n ? 'of no known container' : `of ${l.container ? l.container.name || l.container.id.slice(0, 12) : `container key ${l.key}`}`;
+      const why = l.reason === 'budget' ? 'its budget was spent while the ring buffer was under pressure' : 'the kernel ring buffer was full';
+      this.log(`${why}: ${l.count} ${kind} records ${whose} lost`);
     }
   }
 
@@ -491,7 +506,7 @@ export class Agent {
       await this.control?.close();
       await this.responder?.settle();
       await this.allowlists?.stop();
-      this.reportLost();
+      await this.loss?.report();
       if (this.sensor) {
         try {
           this.writeSyscallCounts();
@@ -505,8 +520,7 @@ export class Agent {
       this.sensor?.close();
       await Promise.all(this.outputs.map((o) => o.close()));
     }
-    let lost = 0;
-    for (const n of this.lostSeen.values()) lost += Number(n);
+    const lost = Number(this.loss?.total ?? 0n);
     const stats = this.pipeline?.stats ?? { records: 0, cgroups: 0, emitted: 0, droppedHost: 0, unresolved: 0, waiting: 0 };
     const outputLost = this.outputs.reduce((n, o) => n + o.lost, 0);
     return { ...stats, lost, decodeErrors: this.decodeErrors, outputLost };

@@ -14,6 +14,14 @@ export interface AgentConfig {
   outputs: OutputSpec[];
   btfPath: string | undefined;
   ringBufferBytes: number;
+  /** What each container may queue while the ring buffer is under pressure (see BudgetConfig). */
+  budget: BudgetConfig;
+  /**
+   * Unread bytes in the ring buffer from which a record wakes the agent's reader; below,
+   * the reader picks records up on its 20 ms poll timer. 0: the kernel wakes the reader
+   * for every record that finds it idle. Default: 64 KiB (a quarter of a smaller ring).
+   */
+  wakeupBytes: number | undefined;
   dockerSocket: string;
   /** Stop after this many seconds (0: run until SIGINT/SIGTERM). */
   durationSeconds: number;
@@ -46,6 +54,23 @@ export interface AllowlistSettings {
   allElf: boolean;
 }
 
+/**
+ * The per-container budget (a token bucket in the kernel, bpf/common.h vigil_submit):
+ * while the ring buffer is pressurePercent full or more, a container may spend rate
+ * tokens per second (burst at once), a record costing a token per started KiB (more as
+ * the ring fills); what it sends beyond is dropped in the kernel and told as its loss. Below the mark nothing is limited. rate 0: no budget.
+ */
+export interface BudgetConfig { rate: number; burst: number; pressurePercent: number }
+
+/*
+ * 10,000 tokens/s (about as many records: most are under 1 KiB) with a burst of 20,000: several such containers together stay well
+ * under what the agent writes per second on one core, so a flood shrinks to its budget and
+ * the ring drains. Enforced from three quarters full: below, the ring absorbs a burst as
+ * it did before budgets (nothing is dropped that would have fitted), and the last quarter
+ * (4 MiB by default) is kept for containers within theirs.
+ */
+export const DEFAULT_BUDGET: BudgetConfig = { rate: 10_000, burst: 20_000, pressurePercent: 75 };
+
 export class ConfigError extends Error {
   readonly code = 'VIGIL_BAD_CONFIG';
 }
@@ -57,6 +82,8 @@ export const DEFAULT_CONFIG: AgentConfig = {
   // 16 MiB: a burst of 100,000 watched opens from one shell loop fits while the agent judges
   // and writes them (8 MiB lost part of it in about half the runs once the policy was on the path).
   ringBufferBytes: 16 * 1024 * 1024,
+  budget: DEFAULT_BUDGET,
+  wakeupBytes: undefined,
   dockerSocket: '/var/run/docker.sock',
   durationSeconds: 0,
   capture: DEFAULT_CAPTURE,
@@ -68,7 +95,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   allowlists: { enabled: false, unresolved: 'open', cacheDir: '', allElf: false },
 };
 
-const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor', 'allowlists'] as const;
+const FILE_KEYS = ['host', 'outputs', 'alerts', 'btf', 'ringBufferBytes', 'budget', 'wakeupBytes', 'dockerSocket', 'capture', 'countsPath', 'metricsPath', 'policies', 'defaultPolicy', 'respond', 'log', 'anchor', 'allowlists'] as const;
 
 function parseAllowlists(value: unknown, where: string): AllowlistSettings {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where}: must be a mapping with keys enabled, unresolved, cacheDir, allElf`);
@@ -100,6 +127,31 @@ function checkRingBytes(n: unknown, where: string): number {
     throw new ConfigError(`${where}: ring buffer size must be a power of two between 4096 and 1073741824 bytes, got ${JSON.stringify(n)}`);
   }
   return n;
+}
+
+function budgetNumber(v: unknown, where: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${where}: must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function parseBudgetSection(value: unknown, where: string): BudgetConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where}: must be a mapping with keys rate, burst, pressurePercent`);
+  const out: BudgetConfig = { ...DEFAULT_BUDGET };
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (k === 'rate') out.rate = budgetNumber(v, `${where}.rate`, 0, 100_000_000);
+    else if (k === 'burst') out.burst = budgetNumber(v, `${where}.burst`, 1024, 1_000_000_000);
+    else if (k === 'pressurePercent') out.pressurePercent = budgetNumber(v, `${where}.pressurePercent`, 0, 100);
+    else throw new ConfigError(`${where}.${k}: unknown key (expected rate, burst, pressurePercent)`);
+  }
+  return out;
+}
+
+/** --container-budget RATE[:BURST] (records/s, records), or 0 for none. */
+function parseBudgetFlag(v: string): Partial<BudgetConfig> {
+  const m = /^(\d+)(?::(\d+))?$/.exec(v);
+  if (!m) throw new ConfigError(`option --container-budget: expected RATE or RATE:BURST (records per second, records), got '${v}'`);
+  const rate = budgetNumber(Number(m[1]), 'option --container-budget rate', 0, 100_000_000);
+  return m[2] === undefined ? { rate } : { rate, burst: budgetNumber(Number(m[2]), 'option --container-budget burst', 1024, 1_000_000_000) };
 }
 
 export function loadConfigFile(path: string): Partial<AgentConfig> {
@@ -149,6 +201,12 @@ export function loadConfigFile(path: string): Partial<AgentConfig> {
         break;
       case 'ringBufferBytes':
         out.ringBufferBytes = checkRingBytes(value, where);
+        break;
+      case 'budget':
+        out.budget = parseBudgetSection(value, where);
+        break;
+      case 'wakeupBytes':
+        out.wakeupBytes = budgetNumber(value, where, 0, 1 << 30);
         break;
       case 'dockerSocket':
         if (typeof value !== 'string') throw new ConfigError(`${where}: must be the path of the Docker API socket`);
@@ -209,6 +267,13 @@ options:
   --host NAME            host name written in every event (default: this host's)
   --btf FILE             kernel BTF file, for kernels without /sys/kernel/btf/vmlinux
   --ring-buffer-bytes N  size of the kernel event ring buffer (power of two, default 16 MiB)
+  --container-budget RATE[:BURST]
+                         tokens/s (and burst) each container may spend while the ring
+                         buffer is 3/4 full or more (a record costs a token per started
+                         KiB); beyond, its own records are dropped and told as its loss
+                         (default 10000:20000; 0: no budget)
+  --wakeup-bytes N       unread bytes in the ring buffer that wake the reader (default
+                         64 KiB; below, it reads every 20 ms; 0: wake on every record)
   --docker-socket PATH   Docker Engine API socket (default /var/run/docker.sock)
   --duration SECONDS     stop after this long (default: run until SIGINT or SIGTERM)
   --stream CONTAINER     stream every system call of this container (name or id); repeatable
@@ -233,6 +298,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   let noDefaultPolicy = false;
   const flags: Partial<AgentConfig> = {};
   let configPath: string | undefined;
+  let flagBudget: Partial<BudgetConfig> | undefined;
   const streams: string[] = [];
   let allPaths = false;
   let dryRun = false;
@@ -271,6 +337,12 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
         if (!controlSocket.startsWith('/')) throw new ConfigError(`option --control-socket: expected an absolute path, got '${controlSocket}'`);
         break;
       }
+      case '--container-budget': flagBudget = parseBudgetFlag(value()); break;
+      case '--wakeup-bytes': {
+        const v = value();
+        flags.wakeupBytes = budgetNumber(/^\d+$/.test(v) ? Number(v) : v, 'option --wakeup-bytes', 0, 1 << 30);
+        break;
+      }
       case '--ring-buffer-bytes': {
         const v = value();
         flags.ringBufferBytes = checkRingBytes(/^\d+$/.test(v) ? Number(v) : v, 'option --ring-buffer-bytes');
@@ -303,6 +375,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | null {
   }
   if (flagPolicies.length > 0) merged.policies = [...(fromFile.policies ?? []), ...flagPolicies];
   if (noDefaultPolicy) merged.defaultPolicy = false;
+  if (flagBudget) merged.budget = { ...merged.budget, ...flagBudget };
   if (dryRun || controlSocket !== undefined) {
     merged.respond = structuredClone(merged.respond);
     if (dryRun) merged.respond.dryRun = true;

@@ -10,6 +10,8 @@ export interface MetricsSnapshot {
   waiting: number;
   decodeErrors: number;
   lostByCpu: Map<string, bigint[]>; // record kind name → count per CPU
+  /** Records dropped because their container had spent its budget: record kind name → count per CPU. */
+  shedByCpu?: Map<string, bigint[]>;
   /** Events the policy judged INSECURE, rules in force, and condition errors per rule (counted as no match). */
   insecure?: number;
   rules?: number;
@@ -44,5 +46,9 @@ export function renderMetrics(m: MetricsSnapshot): string {
   lines.push('# HELP vigil_pipeline_waiting Events waiting for their container to be resolved.', '# TYPE vigil_pipeline_waiting gauge', `vigil_pipeline_waiting ${m.waiting}`);
   lines.push('# HELP vigil_records_lost_total Records the kernel could not queue because the ring buffer was full.', '# TYPE vigil_records_lost_total counter');
   for (const [kind, perCpu] of m.lostByCpu) perCpu.forEach((n, cpu) => lines.push(`vigil_records_lost_total{cpu="${cpu}",kind="${kind}"} ${n}`));
+  if (m.shedByCpu) {
+    lines.push('# HELP vigil_records_over_budget_total Records dropped in the kernel because their container had spent its budget while the ring buffer was under pressure (each told in a lost entry naming the container).', '# TYPE vigil_records_over_budget_total counter');
+    for (const [kind, perCpu] of m.shedByCpu) perCpu.forEach((n, cpu) => lines.push(`vigil_records_over_budget_total{cpu="${cpu}",kind="${kind}"} ${n}`));
+  }
   return lines.join('\n') + '\n';
 }

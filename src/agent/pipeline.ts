@@ -288,19 +288,25 @@ export class EventPipeline {
     };
   }
 
-  /** An entry that says records were lost in the kernel: loss is logged, never hidden. */
-  lostEvent(recordKind: string, count: bigint): VigilEvent {
+  /**
+   * An entry that says records were lost (in the kernel, or an output's lines): loss is
+   * logged, never hidden. Kernel loss names its container (key, and identity when known)
+   * and why (reason: ring_full or budget).
+   */
+  lostEvent(recordKind: string, count: bigint, about?: { key: bigint; container: ContainerRef | undefined; reason: string }): VigilEvent {
+    const args: EventArgs = { record_kind: recordKind, lost: count.toString() };
+    if (about) args['reason'] = about.reason;
     return {
       seq: ++this.seq,
       time: (process.hrtime.bigint() + this.wallOffsetNs).toString(),
       host: this.opts.host,
       kind: 'lost',
       syscall: '',
-      args: { record_kind: recordKind, lost: count.toString() },
+      args,
       ret: null,
-      container: UNKNOWN_CONTAINER,
+      container: about?.container ?? UNKNOWN_CONTAINER,
       process: { pid: 0, nsPid: 0, ppid: 0, parent: '', comm: 'vigil', exe: '', args: [], argsTruncated: false, uid: 0, gid: 0, caps: [], containerSetup: false, ancestors: [], entered: false, stdio: [], exeWritten: false, exeInImage: true, parentExe: '', name: 'vigil' },
-      namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: '0' },
+      namespaces: { mnt: 0, pid: 0, cgroupId: '0', containerKey: (about?.key ?? 0n).toString() },
       verdict: { ...NORMAL, rules: [] },
     };
   }

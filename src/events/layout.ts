@@ -148,6 +148,12 @@ export const ALLOWLIST_FLAG = { KILL: 1, ALLOW_ALL: 2, REPORT_EVERY: 4 } as cons
 /** struct vigil_task_state: the value of the task storage map vigil_container_tasks. */
 export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, kill_rule: 12, caps_seen: 16 } as const;
 
+/** Loss accounting and per-container budget (bpf/events.h, common.h: vigil_submit). */
+export const LOSS_REASON = { RING_FULL: 0, BUDGET: 1 } as const;
+export const LOST_KEY_LAYOUT = { size: 16, container_key: 0, kind: 8, reason: 12 } as const;
+export const BUDGET_CONFIG_LAYOUT = { size: 32, rate: 0, burst: 8, pressure_bytes: 16, wakeup_bytes: 24 } as const;
+export const BUCKET_LAYOUT = { size: 16, tokens: 0, last_ns: 8 } as const;
+
 export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_task_state: TASK_STATE_LAYOUT,
   vigil_allowlist: ALLOWLIST_LAYOUT,
@@ -166,4 +172,7 @@ export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_syscall_rule: RULE_LAYOUT,
   vigil_count_key: COUNT_KEY_LAYOUT,
   vigil_path_key: PATH_KEY_LAYOUT,
+  vigil_lost_key: LOST_KEY_LAYOUT,
+  vigil_budget_config: BUDGET_CONFIG_LAYOUT,
+  vigil_bucket: BUCKET_LAYOUT,
 };

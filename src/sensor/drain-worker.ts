@@ -52,7 +52,11 @@ if (!rb) {
       Atomics.wait(control, CONTROL.IN_FLIGHT, inFlight, 20);
       continue;
     }
-    const rc = lib.ring_buffer__poll(rb, data.pollMs);
+    let rc = lib.ring_buffer__poll(rb, data.pollMs);
+    // The kernel wakes the reader only once a batch's worth is unread (vigil_submit):
+    // records below that mark are read here when the poll times out, so a quiet
+    // container's record waits at most pollMs.
+    if (rc === 0) rc = lib.ring_buffer__consume(rb);
     if (rc < 0 && -rc !== EINTR) {
       const msg: DrainMessage = { type: 'error', message: `ring buffer poll failed: ${libbpfError(rc)}` };
       port.postMessage(msg);
@@ -61,7 +65,8 @@ if (!rb) {
     flush();
   }
   // Drain what is left so records accepted before stop are not lost.
-  lib.ring_buffer__poll(rb, 0);
+  // consume, not poll: records queued without a wakeup raise no epoll event.
+  lib.ring_buffer__consume(rb);
   flush();
   lib.ring_buffer__free(rb);
 }

@@ -4,6 +4,12 @@ import { Worker } from 'node:worker_threads';
 import { CONTROL, type DrainMessage, type DrainWorkerData } from './drain-protocol.js';
 import { SensorError } from './errors.js';
 
+/**
+ * How long the worker waits for a wakeup before it reads the ring anyway: the longest a
+ * record below the kernel's wakeup mark (vigil_submit) waits to be read.
+ */
+export const DEFAULT_POLL_MS = 20;
+
 export interface DrainOptions {
   batchBytes?: number;
   pollMs?: number;
@@ -28,7 +34,7 @@ export class RingBufferDrain {
     const data: DrainWorkerData = {
       mapFd,
       batchBytes: opts.batchBytes ?? 1 << 20,
-      pollMs: opts.pollMs ?? 50,
+      pollMs: opts.pollMs ?? DEFAULT_POLL_MS,
       maxInFlight: opts.maxInFlight ?? 64,
       control: this.control,
     };

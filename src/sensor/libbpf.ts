@@ -37,6 +37,7 @@ export interface LibBpf {
   libbpf_strerror(err: number, buf: Buffer, size: number): number;
   ring_buffer__new(mapFd: number, cb: Pointer, ctx: null, opts: null): Pointer | null;
   ring_buffer__poll(rb: Pointer, timeoutMs: number): number;
+  ring_buffer__consume(rb: Pointer): number;
   ring_buffer__free(rb: Pointer): void;
   btf__load_vmlinux_btf(): Pointer | null;
   btf__parse(path: string, ext: null): Pointer | null;
@@ -123,6 +124,7 @@ export function libbpf(): { lib: LibBpf; sampleProto: TypeObject } {
     libbpf_strerror: f('int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),
     ring_buffer__new: f('ring_buffer *ring_buffer__new(int fd, vigil_ring_sample *cb, void *ctx, void *opts)'),
     ring_buffer__poll: f('int ring_buffer__poll(ring_buffer *rb, int timeout_ms)'),
+    ring_buffer__consume: f('int ring_buffer__consume(ring_buffer *rb)'),
     ring_buffer__free: f('void ring_buffer__free(ring_buffer *rb)'),
     btf__load_vmlinux_btf: f('btf *btf__load_vmlinux_btf(void)'),
     btf__parse: f('btf *btf__parse(const char *path, void *btf_ext)'),

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { koffi, libbpf, libbpfError, pidfdOpen, type ObjectOpenOptions, type Pointer } from './libbpf.js';
 import { SensorError } from './errors.js';
 import { checkHost, kernelHasTracepoint } from './preflight.js';
-import { ALLOW_PENDING_LAYOUT, ALLOW_WORDS, ALLOWLIST_LAYOUT, STDIO_KIND, CGROUP_MODE, CONFIG_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
+import { ALLOW_PENDING_LAYOUT, ALLOW_WORDS, ALLOWLIST_LAYOUT, BUDGET_CONFIG_LAYOUT, STDIO_KIND, CGROUP_MODE, CONFIG_LAYOUT, LOSS_REASON, LOST_KEY_LAYOUT, COUNT_KEY_LAYOUT, KIND_MAX, MAX_SYSCALL, PATH_KEY_LAYOUT, RULE_LAYOUT, STR_MAX, TASK_STATE_LAYOUT } from '../events/layout.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DEFAULT_OBJECT_DIR = join(repoRoot, 'bpf', '.output');
@@ -87,6 +87,18 @@ export interface KernelConfig {
   allowlists?: boolean;
 }
 
+/** Records of one container not queued in the kernel, of one kind, for one reason. */
+export interface ContainerLoss { key: bigint; kind: number; reason: 'ring_full' | 'budget'; count: bigint }
+
+export interface LossSnapshot {
+  /** Host-wide, by record kind: ring full, and budget spent. */
+  totals: { ring: Map<number, bigint>; budget: Map<number, bigint> };
+  byContainer: ContainerLoss[];
+}
+
+/** See BpfSensor.setBudget and struct vigil_budget_config. */
+export interface BudgetSettings { rate: number; burst: number; pressureBytes: number; wakeupBytes: number }
+
 // linkIds: the kernel id of each link at attach time, to tell whether its fd still holds it.
 interface LoadedObject { name: string; obj: Pointer; links: Pointer[]; linkIds?: number[] }
 
@@ -97,6 +109,8 @@ export class BpfSensor {
   private readonly objects: LoadedObject[] = [];
   private readonly mapFds = new Map<string, number>();
   private closed = false;
+  /** Bytes of the event ring buffer. */
+  ringBufferBytes = 0;
   /** What this kernel cannot show (an optional object left out), one sentence each. */
   readonly unavailable: string[] = [];
 
@@ -112,6 +126,7 @@ export class BpfSensor {
       throw new SensorError('VIGIL_RING_BUFFER', `ring buffer size ${ringBytes} is not a power of two of at least 4096 bytes`);
     }
     const sensor = new BpfSensor();
+    sensor.ringBufferBytes = ringBytes;
     try {
       for (const [i, path] of paths.entries()) {
         const name = names[i] as string;
@@ -478,7 +493,69 @@ export class BpfSensor {
 
   /** Records lost because the ring buffer was full, by record kind, one count per CPU. */
   lostByCpu(): Map<number, bigint[]> {
-    const fd = this.mapFd('vigil_lost');
+    return this.perKindByCpu('vigil_lost');
+  }
+
+  /** Records dropped because their container had spent its budget, by record kind, one count per CPU. */
+  shedByCpu(): Map<number, bigint[]> {
+    return this.perKindByCpu('vigil_shed');
+  }
+
+  /**
+   * Host-wide totals of records not queued, by reason and kind, then the same by
+   * container: read in this order, and the kernel counts a record under its container
+   * before it counts it host-wide, so every record in the totals is in the per-container
+   * counts too (unless its key was evicted from the LRU map before this read).
+   */
+  lossSnapshot(): LossSnapshot {
+    const sum = (m: Map<number, bigint[]>) => new Map([...m].map(([k, perCpu]) => [k, perCpu.reduce((a, b) => a + b, 0n)]));
+    const totals = { ring: sum(this.lostByCpu()), budget: sum(this.shedByCpu()) };
+    return { totals, byContainer: this.lostByContainer() };
+  }
+
+  /** Records not queued, by container key, kind and reason, summed over CPUs. */
+  lostByContainer(): ContainerLoss[] {
+    const { lib } = libbpf();
+    const fd = this.mapFd('vigil_lost_by_container');
+    const cpus = possibleCpuCount();
+    const value = Buffer.alloc(8 * cpus);
+    const out: ContainerLoss[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(LOST_KEY_LAYOUT.size);
+      if (lib.bpf_map_get_next_key(fd, prev, next) < 0) break;
+      prev = next;
+      if (lib.bpf_map_lookup_elem(fd, next, value) < 0) continue; // evicted meanwhile
+      let count = 0n;
+      for (let c = 0; c < cpus; c++) count += value.readBigUInt64LE(c * 8);
+      out.push({
+        key: next.readBigUInt64LE(LOST_KEY_LAYOUT.container_key),
+        kind: next.readUInt32LE(LOST_KEY_LAYOUT.kind),
+        reason: next.readUInt32LE(LOST_KEY_LAYOUT.reason) === LOSS_REASON.BUDGET ? 'budget' : 'ring_full',
+        count,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The per-container budget and the reader's wakeup mark (struct vigil_budget_config).
+   * rate 0 turns the budget off; wakeupBytes 0 leaves the kernel's wakeup on every record
+   * that finds the reader idle.
+   */
+  setBudget(b: BudgetSettings): void {
+    if (!Number.isInteger(b.rate) || b.rate < 0 || b.rate > 1e8) throw new SensorError('VIGIL_BPF_MAP', `budget rate ${b.rate} must be an integer from 0 to 100000000 records/s`);
+    if (!Number.isInteger(b.burst) || b.burst < 1024 || b.burst > 1e9) throw new SensorError('VIGIL_BPF_MAP', `budget burst ${b.burst} must be an integer from 1024 (an 8 KiB record costs 1024 tokens in a nearly full ring) to 1000000000 records`);
+    const value = Buffer.alloc(BUDGET_CONFIG_LAYOUT.size);
+    value.writeBigUInt64LE(BigInt(b.rate), BUDGET_CONFIG_LAYOUT.rate);
+    value.writeBigUInt64LE(BigInt(b.burst), BUDGET_CONFIG_LAYOUT.burst);
+    value.writeBigUInt64LE(BigInt(Math.floor(b.pressureBytes)), BUDGET_CONFIG_LAYOUT.pressure_bytes);
+    value.writeBigUInt64LE(BigInt(Math.floor(b.wakeupBytes)), BUDGET_CONFIG_LAYOUT.wakeup_bytes);
+    this.update('vigil_budget_config', u32(0), value);
+  }
+
+  private perKindByCpu(map: string): Map<number, bigint[]> {
+    const fd = this.mapFd(map);
     const cpus = possibleCpuCount();
     const value = Buffer.alloc(8 * cpus);
     const out = new Map<number, bigint[]>();
