@@ -105,7 +105,7 @@ static __always_inline void vigil_check_allowlist(struct task_struct *task, __u6
 	 * cleared, so the container's next such call is reported (a flood must not use up the
 	 * one report a call gets). */
 	if (bpf_ringbuf_output(&vigil_events, e, offsetof(struct vigil_syscall, data), 0) < 0) {
-		vigil_count_lost(VIGIL_KIND_SYSCALL);
+		vigil_count_lost(VIGIL_KIND_SYSCALL, key, VIGIL_LOSS_RING_FULL);
 		if (first)
 			__sync_fetch_and_and(w, ~mask);
 	}
