@@ -101,7 +101,8 @@ static __always_inline void vigil_check_allowlist(struct task_struct *task, __u6
 		e->args[i] = arg_of(regs, i, compat);
 	e->nr = nr;
 	e->sflags = VIGIL_SC_RAW | VIGIL_SC_NOT_ALLOWED | abi_flags;
-	/* Not vigil_submit: a report the ring buffer had no room for is counted lost and its bit
+	/* Not vigil_submit (no budget: one report per container and call, and it wakes the reader
+	 * at once): a report the ring buffer had no room for is counted lost and its bit
 	 * cleared, so the container's next such call is reported (a flood must not use up the
 	 * one report a call gets). */
 	if (bpf_ringbuf_output(&vigil_events, e, offsetof(struct vigil_syscall, data), 0) < 0) {
