@@ -137,11 +137,12 @@ async function measure(opts: Options, ctx: RowContext): Promise<{ rows: RowResul
         for (const row of runnable) {
           if (rep >= (row.maxRepeats ?? Infinity)) continue;
           progress(`[${rep + 1}/${opts.repeats}] ${mode}: ${row.label}`);
-          const programsBefore = restoreStats ? programTimes(VIGIL_PROGRAMS) : undefined;
+          // This agent's programs only: other agents on the machine load the same names.
+          const programsBefore = restoreStats ? programTimes(VIGIL_PROGRAMS, monitor.pid) : undefined;
           const t0 = process.hrtime.bigint();
           const value = await row.measure(ctx);
           const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-          const programs = programsBefore ? programDelta(programsBefore, programTimes(VIGIL_PROGRAMS)) : undefined;
+          const programs = programsBefore ? programDelta(programsBefore, programTimes(VIGIL_PROGRAMS, monitor.pid)) : undefined;
           const after = await monitor.read();
           samples.get(row.name)!.get(mode)!.push({
             value, wallS, programs,

@@ -33,6 +33,8 @@ export interface Monitor {
   readonly mode: ModeName;
   /** Waits until the monitor has written what it was sent, then reads its counters. */
   read(): Promise<MonitorReading>;
+  /** The process holding the monitor's BPF programs, if it has any (the agent). */
+  readonly pid?: number | undefined;
   /** Peak resident memory of the monitor's processes, in bytes (0 for none). */
   peakRssBytes(): number;
   stop(): Promise<void>;
@@ -131,6 +133,10 @@ class AgentMonitor implements Monitor {
       const e = JSON.parse(line) as { args?: { lost?: number } };
       this.lost += Number(e.args?.lost ?? 0);
     });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   static async start(mode: ModeName, extraArgs: string[], bin: string = VIGIL_BIN): Promise<AgentMonitor> {
