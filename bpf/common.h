@@ -235,52 +235,66 @@ static __always_inline void vigil_exec_in_container(struct task_struct *task, st
 	}
 }
 
+/* The number of pid p in the namespace at `level` (numbers[] is a flexible array: a
+ * variable index is out of reach of a direct load, so this is one helper read). */
 static __always_inline __u32 vigil_pid_in_own_ns(struct pid *p, unsigned int level)
 {
-	struct upid up = {};
-	bpf_core_read(&up, sizeof(up), &p->numbers[level]);
-	return up.nr;
+	int nr = 0;
+	bpf_core_read(&nr, sizeof(nr), &p->numbers[level & 31].nr);
+	return nr;
 }
 
+/*
+ * Every record's header. task is a BTF pointer (a tp_btf argument or
+ * bpf_get_current_task_btf) and is the current task for every caller, so the fields are
+ * direct loads: the verifier turns each into one guarded instruction, where a helper read
+ * is a call (and a return through this kernel's return thunk). Only what a direct load
+ * cannot reach is read through helpers: an entry of a pid's numbers[] at a variable
+ * level, the namespace behind it, the capability set (its layout changed in 6.3) and the
+ * clock. The values are those of the helpers they replace: cred->uid/gid are what
+ * bpf_get_current_uid_gid returns, the default hierarchy's cgroup what
+ * bpf_get_current_cgroup_id returns, and task->comm is NUL-padded by the kernel.
+ */
 static __always_inline void vigil_fill_header(struct vigil_header *h, __u16 kind, struct task_struct *task,
 					      __u64 key)
 {
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	struct pid *tp = BPF_CORE_READ(task, thread_pid);
-	struct pid *gp = BPF_CORE_READ(task, group_leader, thread_pid);
-	struct pid *pp = BPF_CORE_READ(parent, group_leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(tp, level);
-	__u64 uidgid = bpf_get_current_uid_gid();
+	struct task_struct *parent = task->real_parent;
+	struct pid *tp = task->thread_pid;
+	struct pid *gp = task->group_leader->thread_pid;
+	struct pid *pp = parent->group_leader->thread_pid;
+	unsigned int level = tp->level;
+	const struct cred *cred = task->cred;
 
 	struct vigil_task_state *state = vigil_task_state(task);
 	h->kind = kind;
 	h->flags = state && (state->flags & VIGIL_TASK_SETUP) ? VIGIL_FLAG_CONTAINER_SETUP : 0;
 	h->time_ns = bpf_ktime_get_ns();
-	h->pid = BPF_CORE_READ(task, pid);
-	h->tgid = BPF_CORE_READ(task, tgid);
-	h->ns_pid = vigil_pid_in_own_ns(gp, level & 31);
-	h->ppid = BPF_CORE_READ(parent, tgid);
-	h->ns_ppid = BPF_CORE_READ(pp, level) == level ? vigil_pid_in_own_ns(pp, level & 31) : 0;
-	h->uid = (__u32)uidgid;
-	h->gid = uidgid >> 32;
-	h->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	h->pid = task->pid;
+	h->tgid = task->tgid;
+	h->ns_pid = vigil_pid_in_own_ns(gp, level);
+	h->ppid = parent->tgid;
+	h->ns_ppid = pp->level == level ? vigil_pid_in_own_ns(pp, level) : 0;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
+	h->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
 	{
-		struct upid up = {};
-		bpf_core_read(&up, sizeof(up), &tp->numbers[level & 31]);
-		h->pid_ns = BPF_CORE_READ(up.ns, ns.inum);
+		struct pid_namespace *ns = NULL;
+		bpf_core_read(&ns, sizeof(ns), &tp->numbers[level & 31].ns);
+		h->pid_ns = BPF_CORE_READ(ns, ns.inum);
 	}
 	h->kernel_rule = state ? state->kill_rule : 0;
 	if (h->kernel_rule) h->flags |= VIGIL_FLAG_KERNEL_KILLED; /* set by enforce.bpf.c before its SIGKILL */
-	/* kernel_cap_t is a u64 since 6.3 and two u32 before: 8 bytes either way. */
-	{
-		/* real_cred: an override (overlayfs acting with the mounter's creds) is not the task's own set. */
-		const struct cred *cred = BPF_CORE_READ(task, real_cred);
-		bpf_core_read(&h->cap_effective, sizeof(h->cap_effective), &cred->cap_effective);
-	}
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	/* kernel_cap_t is a u64 since 6.3 and two u32 before: 8 bytes either way. real_cred:
+	 * an override (overlayfs acting with the mounter's creds) is not the task's own set. */
+	bpf_core_read(&h->cap_effective, sizeof(h->cap_effective), &task->real_cred->cap_effective);
+	h->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
 	h->container_key = key;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
-	BPF_CORE_READ_STR_INTO(&h->parent_comm, parent, comm);
+	/* Both names are NUL-padded in the kernel (strscpy_pad): 16 bytes copied as two words. */
+	__u64 *comm = (__u64 *)h->comm, *pcomm = (__u64 *)h->parent_comm;
+	comm[0] = *(__u64 *)&task->comm[0];
+	comm[1] = *(__u64 *)&task->comm[8];
+	pcomm[0] = *(__u64 *)&parent->comm[0];
+	pcomm[1] = *(__u64 *)&parent->comm[8];
 }
 
 static __always_inline void *vigil_scratch_buf(void)

@@ -31,16 +31,17 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 		return 0;
 	vigil_fill_header(&e->hdr, VIGIL_KIND_EXEC, task, key);
 
-	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	/* bprm, task and what hangs off them are BTF pointers: direct loads, not helper reads. */
+	long n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
 	e->filename_len = n > 0 ? n - 1 : 0;
 
 	/* The file the kernel executes, whatever name it was given (/proc/self/exe, an fd, a
 	 * memfd): walked from its dentry up to the task's root. */
 	e->exe_len = 0;
 	struct vigil_pathwork *work = vigil_pathwork_buf();
-	struct file *file = BPF_CORE_READ(bprm, file);
+	struct file *file = bprm->file;
 	if (work && file) {
-		struct path fp = BPF_CORE_READ(file, f_path);
+		struct path fp = file->f_path;
 		int cut = 0;
 		e->exe_len = copy_path(work, &fp, task, e->exe, &cut);
 		if (cut)
@@ -52,9 +53,9 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->_pad1[0] = e->_pad1[1] = e->_pad1[2] = e->_pad1[3] = e->_pad1[4] = 0;
 
 	/* argv lives at [arg_start, arg_end) of the new image's stack. */
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	unsigned long start = BPF_CORE_READ(mm, arg_start);
-	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	struct mm_struct *mm = task->mm;
+	unsigned long start = mm->arg_start;
+	unsigned long end = mm->arg_end;
 	__u32 total = end > start ? end - start : 0;
 	__u32 len = total;
 	if (len > VIGIL_ARGS_MAX) {
@@ -77,8 +78,8 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	 * every value only with capture_env (values hold secrets). */
 	__u32 size;
 	{
-		unsigned long env_start = BPF_CORE_READ(mm, env_start);
-		unsigned long env_end = BPF_CORE_READ(mm, env_end);
+		unsigned long env_start = mm->env_start;
+		unsigned long env_end = mm->env_end;
 		__u32 etotal = env_end > env_start ? env_end - env_start : 0;
 		__u32 elen = etotal > VIGIL_ARGS_MAX ? VIGIL_ARGS_MAX : etotal;
 		if (etotal > VIGIL_ARGS_MAX)
@@ -104,16 +105,15 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	vigil_remember_child(parent, child, key);
 	/* A new thread shares its parent's tgid: only whole processes are reported. */
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+	if (child->pid != child->tgid)
 		return 0;
 
 	struct vigil_fork e = {};
 	vigil_fill_header(&e.hdr, VIGIL_KIND_FORK, parent, key);
 	e.hdr.size = sizeof(e);
-	e.child_pid = BPF_CORE_READ(child, pid);
-	struct pid *cp = BPF_CORE_READ(child, thread_pid);
-	unsigned int level = BPF_CORE_READ(cp, level);
-	e.child_ns_pid = vigil_pid_in_own_ns(cp, level & 31);
+	e.child_pid = child->pid;
+	struct pid *cp = child->thread_pid;
+	e.child_ns_pid = vigil_pid_in_own_ns(cp, cp->level);
 	vigil_submit(&e, sizeof(e), VIGIL_KIND_FORK);
 	return 0;
 }
@@ -129,7 +129,7 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 {
 	struct vigil_config *cfg = vigil_get_config();
 	__u64 key;
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+	if (task->signal->live.counter != 0)
 		return 0;
 	if (!cfg || !cfg->enabled || !vigil_watched(task, cfg, &key))
 		return 0;
@@ -137,7 +137,7 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 	struct vigil_exit e = {};
 	vigil_fill_header(&e.hdr, VIGIL_KIND_EXIT, task, key);
 	e.hdr.size = sizeof(e);
-	e.exit_code = BPF_CORE_READ(task, exit_code);
+	e.exit_code = task->exit_code;
 	vigil_submit(&e, sizeof(e), VIGIL_KIND_EXIT);
 	return 0;
 }

@@ -3,7 +3,7 @@
 import type { ModeName } from './monitors.js';
 import type { RowResult } from './main.js';
 
-const COLOURS: Record<string, string> = { vigil: '#2b7bb9', 'vigil-all': '#7fb3de', auditd: '#d9822b' };
+const COLOURS: Record<string, string> = { vigil: '#2b7bb9', 'vigil-all': '#7fb3de', 'vigil-ref': '#5e9c4a', auditd: '#d9822b' };
 const escapeXml = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
 
 export function chart(rows: RowResult[], modes: ModeName[]): string {

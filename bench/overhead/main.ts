@@ -4,15 +4,20 @@
 // so that a slow spell of the machine falls on every mode alike. Timings here are noisy:
 // read the ratios, measured in one run.
 //
-//   npx vigil bench overhead [--quick] [--repeats=N] [--rows=a,b] [--modes=a,b] [--results=DIR]
+//   npx vigil bench overhead [--quick] [--repeats=N] [--rows=a,b] [--modes=a,b] [--results=DIR] [--ref=DIR]
+//
+// --ref=DIR adds the mode vigil-ref: the agent of another checkout (say main, before a
+// change), interleaved with this one's, so a change is measured against its base in one
+// run. The kernel's per-program run time (ns per call) is printed for every vigil mode:
+// it is far steadier than the wall-clock rows on a busy machine.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineInfo, report, RESULTS_DIR, type Table } from '../lib/report.js';
 import { enableBpfStats, programDelta, programTimes, type ProgramTime } from '../lib/bpf-stats.js';
-import { MODES, MODE_DESCRIPTIONS, modeUnavailable, startMonitor, ticksToSeconds, type ModeName, type MonitorReading } from './monitors.js';
+import { ALL_MODES, MODES, MODE_DESCRIPTIONS, modeUnavailable, startMonitor, ticksToSeconds, type ModeName, type MonitorReading } from './monitors.js';
 import { ROWS, type Row, type RowContext } from './rows.js';
 import { chart } from './chart.js';
 
@@ -46,13 +51,15 @@ export interface RowResult {
   modes: Partial<Record<ModeName, ModeResult>>;
 }
 
-interface Options { quick: boolean; repeats: number; rows: Row[]; modes: ModeName[]; resultsDir: string }
+interface Options { quick: boolean; repeats: number; rows: Row[]; modes: ModeName[]; resultsDir: string; refDir?: string }
 
 function parseOptions(argv: string[]): Options | string {
   const value = (key: string) => argv.find((a) => a.startsWith(`--${key}=`))?.slice(key.length + 3);
-  const known = ['--quick', '--repeats=', '--rows=', '--modes=', '--results='];
+  const known = ['--quick', '--repeats=', '--rows=', '--modes=', '--results=', '--ref='];
   const unknown = argv.find((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown) return `unknown option '${unknown}' (known: --quick, --repeats=N, --rows=a,b, --modes=a,b, --results=DIR)`;
+  if (unknown) return `unknown option '${unknown}' (known: --quick, --repeats=N, --rows=a,b, --modes=a,b, --results=DIR, --ref=DIR)`;
+  const refDir = value('ref') === undefined ? undefined : resolve(value('ref')!);
+  if (refDir !== undefined && !existsSync(refDir)) return `--ref: no directory ${refDir}`;
   const quick = argv.includes('--quick');
   const repeats = Number(value('repeats') ?? (quick ? 3 : 5));
   if (!Number.isInteger(repeats) || repeats < 1) return `--repeats must be a positive whole number, not '${value('repeats')}'`;
@@ -60,12 +67,13 @@ function parseOptions(argv: string[]): Options | string {
   const rows = rowNames ? rowNames.map((n) => ROWS.find((r) => r.name === n)) : ROWS;
   const badRow = rowNames?.find((n) => !ROWS.some((r) => r.name === n));
   if (badRow) return `unknown row '${badRow}' (known: ${ROWS.map((r) => r.name).join(', ')})`;
-  const modeNames = value('modes')?.split(',') ?? [...MODES];
-  const badMode = modeNames.find((m) => !(MODES as readonly string[]).includes(m));
-  if (badMode) return `unknown mode '${badMode}' (known: ${MODES.join(', ')})`;
+  const modeNames = value('modes')?.split(',') ?? [...MODES, ...(refDir ? ['vigil-ref'] : [])];
+  const badMode = modeNames.find((m) => !(ALL_MODES as readonly string[]).includes(m));
+  if (badMode) return `unknown mode '${badMode}' (known: ${ALL_MODES.join(', ')})`;
   const modes = modeNames as ModeName[];
+  if (modes.includes('vigil-ref') && !refDir) return 'mode vigil-ref needs --ref=DIR (a vigil checkout with dist/ and bpf/.output built)';
   if (!modes.includes('baseline')) modes.unshift('baseline'); // every overhead is against it
-  return { quick, repeats, rows: rows as Row[], modes, resultsDir: resolve(value('results') ?? RESULTS_DIR) };
+  return { quick, repeats, rows: rows as Row[], modes, resultsDir: resolve(value('results') ?? RESULTS_DIR), ...(refDir ? { refDir } : {}) };
 }
 
 const median = (xs: number[]) => {
@@ -102,7 +110,7 @@ interface Sample { value: number; cpuS: number; wallS: number; events: number; l
 async function measure(opts: Options, ctx: RowContext): Promise<{ rows: RowResult[]; skippedModes: Record<string, string> }> {
   const skippedModes = new Map<ModeName, string>();
   for (const m of opts.modes) {
-    const why = modeUnavailable(m);
+    const why = modeUnavailable(m, opts.refDir);
     if (why) skippedModes.set(m, why);
   }
   for (const [m, why] of skippedModes) process.stderr.write(`mode ${m} skipped: ${why}\n`);
@@ -118,7 +126,7 @@ async function measure(opts: Options, ctx: RowContext): Promise<{ rows: RowResul
     const order = modes.map((_, i) => modes[(i + rep) % modes.length] as ModeName);
     for (const mode of order) {
       progress(`[${rep + 1}/${opts.repeats}] ${mode}: starting`);
-      const monitor = await startMonitor(mode);
+      const monitor = await startMonitor(mode, opts.refDir);
       // Interrupted, the benchmark still takes its monitor down: an audit daemon left
       // behind would keep its rules on every process of the host.
       const interrupted = () => void monitor.stop().finally(() => process.exit(130));
@@ -129,11 +137,12 @@ async function measure(opts: Options, ctx: RowContext): Promise<{ rows: RowResul
         for (const row of runnable) {
           if (rep >= (row.maxRepeats ?? Infinity)) continue;
           progress(`[${rep + 1}/${opts.repeats}] ${mode}: ${row.label}`);
-          const programsBefore = restoreStats ? programTimes(VIGIL_PROGRAMS) : undefined;
+          // This agent's programs only: other agents on the machine load the same names.
+          const programsBefore = restoreStats ? programTimes(VIGIL_PROGRAMS, monitor.pid) : undefined;
           const t0 = process.hrtime.bigint();
           const value = await row.measure(ctx);
           const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-          const programs = programsBefore ? programDelta(programsBefore, programTimes(VIGIL_PROGRAMS)) : undefined;
+          const programs = programsBefore ? programDelta(programsBefore, programTimes(VIGIL_PROGRAMS, monitor.pid)) : undefined;
           const after = await monitor.read();
           samples.get(row.name)!.get(mode)!.push({
             value, wallS, programs,
@@ -234,7 +243,17 @@ function write(opts: Options, rows: RowResult[], skippedModes: Record<string, st
       return [r.name, m, x.events ?? 0, x.lost ?? 0, Number(fmt(x.agentCpuPct, 1)), Number(((x.peakRssBytes ?? 0) / 2 ** 20).toFixed(1))];
     })),
   };
+  const programs: Table = {
+    title: "vigil's BPF programs, the kernel's run time per call (kernel.bpf_stats_enabled; summed over repetitions)",
+    columns: ['row', 'mode', 'program', 'calls', 'calls per event', 'ns per call'],
+    rows: rows.filter((r) => !r.skipped).flatMap((r) => monitored.filter((m) => r.modes[m]?.programs).flatMap((m) => {
+      const x = r.modes[m]!;
+      const events = x.events ?? 0;
+      return Object.entries(x.programs!).filter(([, t]) => t.calls >= 10).map(([name, t]) =>
+        [r.name, m, name, t.calls, events > 0 ? Number((t.calls / events).toFixed(2)) : '–', Math.round(t.nsPerCall)]);
+    })),
+  };
   process.stdout.write(md + '\n');
-  report('overhead', [detail], { machine: machineInfo(), date, quick: opts.quick, repeats: opts.repeats, modeDescriptions: MODE_DESCRIPTIONS, skippedModes, rows }, opts.resultsDir);
+  report('overhead', [detail, programs], { machine: machineInfo(), date, quick: opts.quick, repeats: opts.repeats, modeDescriptions: MODE_DESCRIPTIONS, skippedModes, rows }, opts.resultsDir);
   process.stdout.write(`wrote ${join(opts.resultsDir, 'overhead.md')} and ${join(opts.resultsDir, 'overhead.svg')}\n`);
 }

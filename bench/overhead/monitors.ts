@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VIGIL_BIN } from '../../test/helpers/agent-process.js';
 
+/** The modes a run measures unless told otherwise. */
 export const MODES = ['baseline', 'vigil', 'vigil-all', 'auditd'] as const;
-export type ModeName = (typeof MODES)[number];
+/** vigil-ref: the agent of another build (--ref=DIR), for a before/after in one run. */
+export const ALL_MODES = [...MODES, 'vigil-ref'] as const;
+export type ModeName = (typeof ALL_MODES)[number];
 
 export const MODE_DESCRIPTIONS: Record<ModeName, string> = {
   baseline: 'no monitor',
   vigil: 'vigil agent, default configuration and policy, every event to a JSON-lines file',
   'vigil-all': 'vigil agent with --all-paths: a file event for every path, like the paper\'s NORMAL lines',
+  'vigil-ref': 'the vigil agent of the build given by --ref (its dist/ and bpf/.output), default configuration: the same as vigil, before a change',
   auditd: 'Debian auditd: process creation and exec, network, privilege and escape calls and every file open or change (audit rules cannot select containers: they apply to every process)',
 };
 
@@ -29,6 +33,8 @@ export interface Monitor {
   readonly mode: ModeName;
   /** Waits until the monitor has written what it was sent, then reads its counters. */
   read(): Promise<MonitorReading>;
+  /** The process holding the monitor's BPF programs, if it has any (the agent). */
+  readonly pid?: number | undefined;
   /** Peak resident memory of the monitor's processes, in bytes (0 for none). */
   peakRssBytes(): number;
   stop(): Promise<void>;
@@ -129,10 +135,14 @@ class AgentMonitor implements Monitor {
     });
   }
 
-  static async start(mode: ModeName, extraArgs: string[]): Promise<AgentMonitor> {
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static async start(mode: ModeName, extraArgs: string[], bin: string = VIGIL_BIN): Promise<AgentMonitor> {
     const dir = mkdtempSync(join(tmpdir(), 'vigil-overhead-'));
     const logPath = join(dir, 'events.jsonl');
-    const child = spawn(process.execPath, [VIGIL_BIN, 'agent', '--output', `jsonl:${logPath}`, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'agent', '--output', `jsonl:${logPath}`, ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => { err = (err + d).slice(-20_000); });
@@ -258,13 +268,24 @@ class AuditdMonitor implements Monitor {
   }
 }
 
+/** The agent's entry point in a build directory given by --ref (a checkout with dist/ and bpf/.output built). */
+export const refAgentBin = (refDir: string): string => join(refDir, 'dist', 'src', 'cli', 'main.js');
+
 /** Why a mode cannot run on this machine, or undefined when it can. */
-export function modeUnavailable(mode: ModeName): string | undefined {
+export function modeUnavailable(mode: ModeName, refDir?: string): string | undefined {
+  if (mode === 'vigil-ref') {
+    if (!refDir) return 'no --ref=DIR given (a vigil checkout with dist/ and bpf/.output built)';
+    if (!existsSync(refAgentBin(refDir))) return `${refAgentBin(refDir)} is missing: build that checkout (npx tsc -p tsconfig.json) first`;
+    if (!existsSync(join(refDir, 'bpf', '.output', 'process.bpf.o'))) return `${join(refDir, 'bpf', '.output')} has no BPF objects: make -C bpf there first`;
+    return undefined;
+  }
   return mode === 'auditd' ? AuditdMonitor.available() : undefined;
 }
 
-export async function startMonitor(mode: ModeName): Promise<Monitor> {
+export async function startMonitor(mode: ModeName, refDir?: string): Promise<Monitor> {
   switch (mode) {
+    case 'vigil-ref':
+      return AgentMonitor.start(mode, [], refAgentBin(refDir ?? '.'));
     case 'baseline':
       return new NoMonitor();
     case 'vigil':

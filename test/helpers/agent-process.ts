@@ -55,7 +55,12 @@ export async function startAgent(extraArgs: string[] = [], readyTimeoutMs = 30_0
   let err = '';
   child.stderr!.setEncoding('utf8');
   await new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent not ready after ${readyTimeoutMs} ms; stderr:\n${err}`)), readyTimeoutMs);
+    // An agent that is not ready in time is killed, not left behind: on a loaded machine
+    // the ones left running (still verifying their programs) loaded it further.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent not ready after ${readyTimeoutMs} ms; stderr:\n${err}`));
+    }, readyTimeoutMs);
     child.stderr!.on('data', (d: string) => {
       err += d;
       if (err.includes('ready:')) {
