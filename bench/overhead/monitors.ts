@@ -16,8 +16,8 @@ export type ModeName = (typeof ALL_MODES)[number];
 
 export const MODE_DESCRIPTIONS: Record<ModeName, string> = {
   baseline: 'no monitor',
-  vigil: 'vigil agent, default configuration and policy, every event to a JSON-lines file',
-  'vigil-all': 'vigil agent with --all-paths: a file event for every path, like the paper\'s NORMAL lines',
+  vigil: 'vigil agent, default configuration and policy, image allow-lists checked in the kernel (--allowlists), every event to a JSON-lines file',
+  'vigil-all': 'vigil agent with --all-paths and --allowlists: a file event for every path, like the paper\'s NORMAL lines',
   'vigil-ref': 'the vigil agent of the build given by --ref (its dist/ and bpf/.output), default configuration: the same as vigil, before a change',
   auditd: 'Debian auditd: process creation and exec, network, privilege and escape calls and every file open or change (audit rules cannot select containers: they apply to every process)',
 };
@@ -289,9 +289,9 @@ export async function startMonitor(mode: ModeName, refDir?: string): Promise<Mon
     case 'baseline':
       return new NoMonitor();
     case 'vigil':
-      return AgentMonitor.start(mode, []);
+      return AgentMonitor.start(mode, ['--allowlists']);
     case 'vigil-all':
-      return AgentMonitor.start(mode, ['--all-paths']);
+      return AgentMonitor.start(mode, ['--all-paths', '--allowlists']);
     case 'auditd':
       return AuditdMonitor.start();
   }
