@@ -68,7 +68,9 @@ fi
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/vigil-dockerd.log 2>&1 &
+  # A session of its own: killing the process group that ran bootstrap (a CI step, a shell
+  # job stopped) must not take the engine with it. Appended: an earlier engine's log stays.
+  setsid nohup dockerd >>/var/log/vigil-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "bootstrap: dockerd did not start; see /var/log/vigil-dockerd.log" >&2; exit 1; }
 fi
