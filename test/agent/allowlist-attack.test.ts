@@ -159,8 +159,8 @@ describe('attacks on the in-kernel allow-list check', { skip }, () => {
         + '"missed" bitmap (like vigil_allow_pending) that the agent drains each second and reports as the same INSECURE event with args.report_lost',
     }, async (t) => {
       const lostSoFar = () => tail(agent).events().filter((e) => e.kind === 'lost').reduce((n, e) => n + Number(e.args['lost'] ?? 0), 0);
-      // The flood must fill the ring at the moment of the call; on a quiet machine it may not:
-      // up to three tries, each in a fresh container (a fresh list, nothing reported yet).
+      // The flood must fill the ring at the moment of the call, which it may not: three tries,
+      // each in a fresh container (a fresh list, nothing reported yet); every one must be reported.
       for (let attempt = 1; attempt <= 3; attempt++) {
         const name = await containerWithList(agent, 'flood');
         const before = lostSoFar();
@@ -171,11 +171,9 @@ describe('attacks on the in-kernel allow-list check', { skip }, () => {
         await new Promise((r) => setTimeout(r, 1500));
         const lost = lostSoFar() - before;
         t.diagnostic(`try ${attempt}: ${lost} records lost in the kernel; ptrace reported: ${reported !== undefined}`);
-        if (lost === 0) continue; // no flood, no attack: try again
-        assert.ok(reported, `${name}'s ptrace was never reported; the agent only wrote unattributed lost entries (${lost} records)`);
-        return;
+        // Reported, or nothing lost: the ring had room at the call this time; try again.
+        assert.ok(reported || lost === 0, `${name}'s ptrace was never reported; the agent only wrote unattributed lost entries (${lost} records)`);
       }
-      t.diagnostic('the flood never filled the ring buffer: the attack was not shown this run');
     });
   });
 });
