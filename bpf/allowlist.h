@@ -36,6 +36,49 @@ struct {
 } vigil_allow_pending SEC(".maps");
 
 /* The word of a bit; the mask is for the verifier, which loses the bound clang proves. */
+extern int bpf_iter_task_new(struct bpf_iter_task *it, struct task_struct *task, unsigned int flags) __weak __ksym;
+extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __weak __ksym;
+extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __weak __ksym;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __weak __ksym;
+extern struct task_struct *bpf_task_acquire(struct task_struct *p) __weak __ksym;
+extern void bpf_task_release(struct task_struct *p) __weak __ksym;
+
+/*
+ * The kill reaches every process that shares the killed one's memory or file table (clone
+ * with CLONE_VM or CLONE_FILES but not CLONE_THREAD, vfork): bpf_send_signal ends only the
+ * calling process, and a sharer would go on with what the call left in memory or in the
+ * file table (a memfd). Rare (only at a kill); on a kernel without these kfuncs
+ * (before 6.13 for bpf_send_signal_task) only the caller is killed.
+ * A global function: verified once on its own, its loop does not multiply sys_enter's states.
+ */
+__noinline int vigil_kill_sharers(void)
+{
+	if (!bpf_send_signal_task || !bpf_iter_task_new || !bpf_task_acquire) /* weak: 0 where the kernel lacks them */
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct mm_struct *mm = task->mm;
+	struct files_struct *files = task->files;
+	struct bpf_iter_task it;
+	struct task_struct *p;
+	bpf_iter_task_new(&it, NULL, BPF_TASK_ITER_ALL_PROCS);
+	/* An open-coded iterator: the kernel bounds it (every process once); no counter, which the
+	 * verifier would follow value by value. */
+	while ((p = bpf_iter_task_next(&it))) {
+		if (p->tgid == task->tgid)
+			continue;
+		if ((mm && p->mm == mm) || (files && p->files == files)) {
+			/* The signal needs a counted reference; the iterator's is RCU-protected only. */
+			struct task_struct *ref = bpf_task_acquire(p);
+			if (ref) {
+				bpf_send_signal_task(ref, 9, PIDTYPE_TGID, 0);
+				bpf_task_release(ref);
+			}
+		}
+	}
+	bpf_iter_task_destroy(&it);
+	return 0;
+}
+
 static __always_inline __u32 vigil_word_of(__u32 bit)
 {
 	__u32 w = bit >> 6;
@@ -46,6 +89,23 @@ static __always_inline __u32 vigil_word_of(__u32 bit)
 static __always_inline int vigil_bit_set(const __u64 *words, __u32 bit)
 {
 	return (words[vigil_word_of(bit)] >> (bit & 63)) & 1;
+}
+
+/* A call the kernel could not check or report now: user space reports it from the bitmap. */
+static __always_inline void vigil_note_pending(__u64 key, __u32 bit)
+{
+	struct vigil_allow_pending *p = bpf_map_lookup_elem(&vigil_allow_pending, &key);
+	if (!p) {
+		struct vigil_allow_pending zero = {};
+		bpf_map_update_elem(&vigil_allow_pending, &key, &zero, BPF_NOEXIST);
+		p = bpf_map_lookup_elem(&vigil_allow_pending, &key);
+		if (!p)
+			return; /* more containers starting at once than the map holds */
+	}
+	__u64 mask = 1ull << (bit & 63);
+	__u64 *w = &p->seen[vigil_word_of(bit)];
+	if (!(*w & mask))
+		__sync_fetch_and_or(w, mask);
 }
 
 /*
@@ -60,18 +120,7 @@ static __always_inline void vigil_check_allowlist(struct task_struct *task, __u6
 		return;
 	struct vigil_allowlist *al = bpf_map_lookup_elem(&vigil_allowlists, &key);
 	if (!al) {
-		struct vigil_allow_pending *p = bpf_map_lookup_elem(&vigil_allow_pending, &key);
-		if (!p) {
-			struct vigil_allow_pending zero = {};
-			bpf_map_update_elem(&vigil_allow_pending, &key, &zero, BPF_NOEXIST);
-			p = bpf_map_lookup_elem(&vigil_allow_pending, &key);
-			if (!p)
-				return; /* more containers starting at once than the map holds: user space says so */
-		}
-		__u64 mask = 1ull << (bit & 63);
-		__u64 *w = &p->seen[vigil_word_of(bit)];
-		if (!(*w & mask))
-			__sync_fetch_and_or(w, mask);
+		vigil_note_pending(key, bit);
 		return;
 	}
 	if ((al->flags & VIGIL_AL_ALLOW_ALL) || vigil_bit_set(al->allowed, bit))
@@ -86,6 +135,8 @@ static __always_inline void vigil_check_allowlist(struct task_struct *task, __u6
 	if (!first && !kill && !(al->flags & VIGIL_AL_REPORT_EVERY))
 		return;
 	int killed = kill && bpf_send_signal(9) == 0;
+	if (killed)
+		vigil_kill_sharers();
 
 	struct vigil_syscall *e = vigil_scratch_buf();
 	if (!e)
@@ -102,13 +153,12 @@ static __always_inline void vigil_check_allowlist(struct task_struct *task, __u6
 	e->nr = nr;
 	e->sflags = VIGIL_SC_RAW | VIGIL_SC_NOT_ALLOWED | abi_flags;
 	/* Not vigil_submit (no budget: one report per container and call, and it wakes the reader
-	 * at once): a report the ring buffer had no room for is counted lost and its bit
-	 * cleared, so the container's next such call is reported (a flood must not use up the
-	 * one report a call gets). */
+	 * at once). A report the ring buffer has no room for is counted lost and its call set in
+	 * the container's vigil_allow_pending bitmap, which the agent reads every second and
+	 * reports from (a flood must not hide the one report a call gets). */
 	if (bpf_ringbuf_output(&vigil_events, e, offsetof(struct vigil_syscall, data), 0) < 0) {
 		vigil_count_lost(VIGIL_KIND_SYSCALL, key, VIGIL_LOSS_RING_FULL);
-		if (first)
-			__sync_fetch_and_and(w, ~mask);
+		vigil_note_pending(key, bit);
 	}
 }
 

@@ -191,7 +191,7 @@ export class Agent {
     const who = c.name || c.id.slice(0, 12);
     if (r.type === 'before-list') {
       // Judged like the kernel's own report: the same rule, the same verdict; nothing to kill (it is past).
-      const args = { nr: r.nr, not_in_allowlist: true, before_allowlist: true, ...(r.abi !== 'x86_64' ? { abi: r.abi } : {}) };
+      const args = { nr: r.nr, not_in_allowlist: true, ...(r.late ? { reported_late: true } : { before_allowlist: true }), ...(r.abi !== 'x86_64' ? { abi: r.abi } : {}) };
       this.judgeAndWrite(this.pipeline.noticeEvent('syscall', r.syscall, args, c, key));
       return;
     }

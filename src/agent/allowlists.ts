@@ -22,8 +22,12 @@ export type AllowlistReport =
   | { type: 'loaded'; image: string; imageId: string; size: number; added: string[]; enforce: string; cached: boolean }
   | { type: 'unchecked'; image: string; reason: string }
   | { type: 'off'; image: string; reason: string }
-  /** A call outside the list the container made before its list was loaded (the start race). */
-  | { type: 'before-list'; syscall: string; nr: number; abi: 'x86_64' | 'i386' | 'other' };
+  /**
+   * A call outside the list the kernel did not report itself: made before the list was loaded
+   * (the start race: late false), or whose report the ring buffer had no room for, or that ran
+   * as the list was being loaded (late true, found by the check each second).
+   */
+  | { type: 'before-list'; syscall: string; nr: number; abi: 'x86_64' | 'i386' | 'other'; late: boolean };
 
 export interface AllowlistManagerOptions {
   settings: AllowlistSettings;
@@ -42,7 +46,12 @@ export interface AllowlistManagerOptions {
 interface KeyState {
   container: ContainerRef;
   image: string;
+  /** The bits allowed, once the list is loaded (what the check each second compares with). */
+  bits?: ReadonlySet<number>;
 }
+
+/** How long a Docker container may go without its image named before it is reported unchecked. */
+const IMAGE_WAIT_MS = 30_000;
 
 /** The name an allow-list bit (a rule slot) stands for. */
 export function bitName(bit: number): { syscall: string; nr: number; abi: 'x86_64' | 'i386' | 'other' } {
@@ -58,15 +67,38 @@ export class AllowlistManager {
   private readonly analyses = new Map<string, Promise<AnalysisAnswer>>();
   private readonly keys = new Map<bigint, KeyState>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private lateTimer: NodeJS.Timeout | undefined;
+  private readonly waitingImage = new Map<bigint, NodeJS.Timeout>();
 
   constructor(private readonly opts: AllowlistManagerOptions) {
     this.sweepTimer = setInterval(() => this.sweep(), 60_000);
     this.sweepTimer.unref();
+    this.lateTimer = setInterval(() => this.reportLate(), 1000);
+    this.lateTimer.unref();
   }
 
   /** A container key learned or its ref made fuller (name, image): decide its list. */
   onContainer(key: bigint, c: ContainerRef): void {
-    if (c.runtime === 'docker' && c.image === '') return; // the runtime's answer with the image follows
+    if (c.runtime === 'docker' && c.image === '') {
+      // The runtime's answer with the image follows; if it never comes (the engine down), say so.
+      if (!this.keys.has(key) && !this.waitingImage.has(key)) {
+        const t = setTimeout(() => {
+          this.waitingImage.delete(key);
+          if (!this.keys.has(key)) {
+            this.keys.set(key, { container: c, image: '' });
+            this.unchecked(key, c, c.id.slice(0, 12), `the runtime did not name its image within ${IMAGE_WAIT_MS / 1000} s`);
+          }
+        }, IMAGE_WAIT_MS);
+        t.unref();
+        this.waitingImage.set(key, t);
+      }
+      return;
+    }
+    const wait = this.waitingImage.get(key);
+    if (wait) {
+      clearTimeout(wait);
+      this.waitingImage.delete(key);
+    }
     const image = c.runtime === 'docker' ? this.opts.imageOf(c) : '';
     const before = this.keys.get(key);
     if (before && before.container.id === c.id && before.image === image) return;
@@ -111,12 +143,13 @@ export class AllowlistManager {
       const kernelKill = killAsked && now.exceptions === 0;
       const flags = kernelKill ? layout.ALLOWLIST_FLAG.KILL : killAsked ? layout.ALLOWLIST_FLAG.REPORT_EVERY : 0;
       this.install(key, bits, flags);
+      st.bits = bits;
       const enforce = kernelKill ? 'kill' : killAsked ? 'kill from user space (the rule has exceptions)' : 'report';
       this.opts.report(key, c, { type: 'loaded', image: what, imageId: a.imageId, size: bits.size, added, enforce, cached: a.cached });
       // The start race: what ran before the list was in, reported now (after the list is
       // loaded: a call racing both is in the kernel's report or in this one).
       for (const bit of [...(this.opts.kernel.takePendingCalls(key) ?? [])].sort((x, y) => x - y)) {
-        if (!bits.has(bit)) this.opts.report(key, c, { type: 'before-list', ...bitName(bit) });
+        if (!bits.has(bit)) this.opts.report(key, c, { type: 'before-list', ...bitName(bit), late: false });
       }
     }, (e: Error) => this.unchecked(key, c, what, `its analysis failed: ${e.message}`));
   }
@@ -181,6 +214,22 @@ export class AllowlistManager {
     return w;
   }
 
+  /**
+   * Calls outside a loaded list that the kernel could not report (its ring buffer full at the
+   * call) or that ran while the list was being loaded: the kernel set them in the pending
+   * bitmap; each is reported here, within a second.
+   */
+  private reportLate(): void {
+    for (const [key, st] of this.keys) {
+      if (!st.bits) continue;
+      const pending = this.opts.kernel.takePendingCalls(key);
+      if (!pending) continue;
+      for (const bit of [...pending].sort((x, y) => x - y)) {
+        if (!st.bits.has(bit)) this.opts.report(key, st.container, { type: 'before-list', ...bitName(bit), late: true });
+      }
+    }
+  }
+
   /** Lists of containers the resolver has forgotten (gone) leave the kernel. */
   private sweep(): void {
     for (const key of [...this.keys.keys()]) {
@@ -192,6 +241,9 @@ export class AllowlistManager {
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.lateTimer) clearInterval(this.lateTimer);
+    for (const t of this.waitingImage.values()) clearTimeout(t);
+    this.reportLate();
     const w = this.worker;
     this.worker = undefined;
     await w?.terminate();

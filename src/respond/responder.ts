@@ -104,7 +104,7 @@ export class Responder {
     const c = e.container;
     if (c.id === '') return finish({ ...base, outcome: 'failed', error: 'the event has no known container: nothing is acted on without one' });
     // The agent's own entries (a call made before the allow-list was loaded) name no process.
-    if (action === 'kill' && e.process.pid === 0) return finish({ ...base, outcome: 'failed', error: 'the event names no process to kill: the call was made before the container\'s allow-list was loaded' });
+    if (action === 'kill' && e.process.pid === 0) return finish({ ...base, outcome: 'failed', error: 'the event names no process to kill: the kernel could not report the call when it was made (before the container\'s allow-list was loaded, or with its ring buffer full)' });
     // Labels the resolver does not know yet (a container's first milliseconds): the action
     // then checks them with the runtime's own answer before it acts (a kill is delayed by
     // that inspect; the pidfd check still keeps it off a reused pid).

@@ -32,6 +32,7 @@ export interface LibBpf {
   bpf_map_update_elem(fd: number, key: Buffer, value: Buffer, flags: number): number;
   bpf_map_lookup_elem(fd: number, key: Buffer, value: Buffer): number;
   bpf_map_delete_elem(fd: number, key: Buffer): number;
+  bpf_map_lookup_and_delete_elem(fd: number, key: Buffer, value: Buffer): number;
   bpf_map_get_next_key(fd: number, key: Buffer | null, next: Buffer): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: Buffer): number;
   libbpf_strerror(err: number, buf: Buffer, size: number): number;
@@ -119,6 +120,7 @@ export function libbpf(): { lib: LibBpf; sampleProto: TypeObject } {
     bpf_map_update_elem: f('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     bpf_map_lookup_elem: f('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
     bpf_map_delete_elem: f('int bpf_map_delete_elem(int fd, const void *key)'),
+    bpf_map_lookup_and_delete_elem: f('int bpf_map_lookup_and_delete_elem(int fd, const void *key, _Out_ void *value)'),
     bpf_map_get_next_key: f('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ void *len)'),
     libbpf_strerror: f('int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),

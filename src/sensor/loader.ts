@@ -260,8 +260,8 @@ export class BpfSensor {
     const { lib } = libbpf();
     const fd = this.mapFd('vigil_allow_pending');
     const value = Buffer.alloc(ALLOW_PENDING_LAYOUT.size);
-    if (lib.bpf_map_lookup_elem(fd, u64(key), value) < 0) return undefined;
-    lib.bpf_map_delete_elem(fd, u64(key));
+    // One step: a bit the kernel sets between a lookup and a delete would be lost.
+    if (lib.bpf_map_lookup_and_delete_elem(fd, u64(key), value) < 0) return undefined;
     const bits = new Set<number>();
     for (let w = 0; w < ALLOW_WORDS; w++) {
       const word = value.readBigUInt64LE(ALLOW_PENDING_LAYOUT.seen + w * 8);
