@@ -69,17 +69,17 @@ describe('file, process and network calls in a real container', { skip }, () => 
     assert.equal(chmod.ret, 0);
   });
 
-  test("rename's and link's second name: absolute when it shares the first one's directory, left out when not known", () => {
+  test("rename's and link's second name: made absolute against its own directory (the first one's, another fd's, the cwd)", () => {
     assert.equal(one('rename').args['new_path'], '/etc/zoo-renamed');
     assert.equal(one('link').args['new_path'], '/etc/zoo-link');
     const sameDir = one('renameat', (e) => e.args['newname'] === 'zoo-renamed2');
     assert.deepEqual([sameDir.args['path'], sameDir.args['new_path'], sameDir.ret], ['/etc/zoo-renamed', '/etc/zoo-renamed2', 0]);
-    // Into another directory fd: the kernel side resolved the first directory only.
+    // Into another directory fd: the kernel side reads that directory too.
     const otherDir = one('renameat', (e) => e.args['newname'] === 'zoo-moved');
-    assert.deepEqual([otherDir.args['path'], otherDir.args['new_path'], otherDir.ret], ['/etc/zoo-renamed2', undefined, 0]);
-    // An absolute first name: no directory was read for the relative second one.
+    assert.deepEqual([otherDir.args['path'], otherDir.args['new_path'], otherDir.ret], ['/etc/zoo-renamed2', '/tmp/zoo-moved', 0]);
+    // An absolute first name, a relative second one: against the working directory (/etc).
     const linkat = one('linkat', (e) => e.args['newname'] === 'zoo-link2');
-    assert.deepEqual([linkat.args['path'], linkat.args['new_path'], linkat.ret], ['/tmp/zoo-moved', undefined, 0]);
+    assert.deepEqual([linkat.args['path'], linkat.args['new_path'], linkat.ret], ['/tmp/zoo-moved', '/etc/zoo-link2', 0]);
   });
 
   test('mount without CAP_SYS_ADMIN fails with EPERM and is reported', () => {
