@@ -104,9 +104,15 @@ function checkIdentities(events: VigilEvent[], runs: Run[]): Checked {
   return out;
 }
 
+/**
+ * No record of this test's containers lost. Loss entries name their container: another
+ * container's flood on a shared machine is not this test's; loss the kernel could not tie to
+ * a container (id '') may be ours, and counts.
+ */
 function assertNoLoss(events: VigilEvent[], stderr: string): void {
-  assert.deepEqual(events.filter((e) => e.kind === 'lost').map((e) => e.args), [], 'no records lost');
-  assert.doesNotMatch(stderr, /ring buffer was full|skipped a bad record/);
+  const ours = events.filter((e) => e.kind === 'lost' && (e.container.id === '' || e.container.name.startsWith('vigil-ident-')));
+  assert.deepEqual(ours.map((e) => ({ ...e.args, container: e.container.name })), [], 'no records of these containers lost');
+  assert.doesNotMatch(stderr, /skipped a bad record/);
 }
 
 test('10 short-lived containers, 5 at a time: every exec and file event carries the container id, name and image', { skip }, async () => {
