@@ -181,6 +181,28 @@ static __always_inline void whole_string(struct vigil_kfacts *f, __u32 which, __
 	f->valid[which] = 1;
 }
 
+/* The facts every clause may test, begun: cleared, the runtime-setup mark, and comm (the
+ * kernel's, always whole: at most 15 bytes). Both programs start from this. */
+static __always_inline struct vigil_kfacts *kfacts_begin(struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
+	if (!f)
+		return NULL;
+	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
+	struct vigil_task_state *st = vigil_task_state(task);
+	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
+	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
+	__u32 n = 0;
+	for (__u32 i = 0; i < VIGIL_COMM_LEN; i++) {
+		if (f->str[VIGIL_KSTR_COMM][i] == 0)
+			break;
+		n++;
+	}
+	whole_string(f, VIGIL_KSTR_COMM, n);
+	return f;
+}
+
 /*
  * Reads argv[i] at `at` (the args end at `end`, already capped at VIGIL_ARGS_MAX bytes from
  * argv[0], as the exec record carries them): its length, head and tail. Returns its bytes
@@ -259,26 +281,10 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 	/* As process.bpf.c does before it builds the record (the same, whichever runs first):
 	 * the runtime's init exec'ing in the container is the container's code from here on. */
 	vigil_exec_in_container(task, cfg);
-	__u32 zero = 0;
-	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
+	struct vigil_kfacts *f = kfacts_begin(task);
 	if (!f)
 		return 0;
-	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
 
-	struct vigil_task_state *st = vigil_task_state(task);
-	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
-
-	/* comm: the kernel's, always whole (at most 15 bytes). */
-	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
-	{
-		__u32 n = 0;
-		for (__u32 i = 0; i < VIGIL_COMM_LEN; i++) {
-			if (f->str[VIGIL_KSTR_COMM][i] == 0)
-				break;
-			n++;
-		}
-		whole_string(f, VIGIL_KSTR_COMM, n);
-	}
 
 	/* The executable's own name: the last component of the path process.bpf.c walks. */
 	{
@@ -337,23 +343,9 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 	__u32 mask = rules_on(kc, key);
 	if (!mask)
 		return 0;
-	__u32 zero = 0;
-	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
+	struct vigil_kfacts *f = kfacts_begin(task);
 	if (!f)
 		return 0;
-	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
-	struct vigil_task_state *st = vigil_task_state(task);
-	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
-	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
-	{
-		__u32 n = 0;
-		for (__u32 i = 0; i < VIGIL_COMM_LEN; i++) {
-			if (f->str[VIGIL_KSTR_COMM][i] == 0)
-				break;
-			n++;
-		}
-		whole_string(f, VIGIL_KSTR_COMM, n);
-	}
 	reverse_all(f);
 	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_ENTER, mask, *clauses);
 	if (rule)
