@@ -14,6 +14,8 @@
  * vigil_fill_header copies it into those headers (and the exit record's).
  */
 #include "common.h"
+#include "paths.h"
+#include "kill.h"
 #include "stdio_kind.h"
 #include "enforce.h"
 
@@ -66,15 +68,25 @@ struct {
  * kept by its head (for prefixes) and its tail (for suffixes): it equals no listed string. */
 struct vigil_kfacts {
 	struct vigil_kstr_key key;             /* built here for each lookup */
-	__u8 str[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the head, NUL-padded */
-	__u8 tail[VIGIL_KSTR_COUNT][VIGIL_KSTR]; /* the tail */
-	__u8 rev[VIGIL_KSTR_COUNT][VIGIL_KSTR];  /* the tail reversed, NUL-padded */
+	__u8 str[VIGIL_KSTR_COUNT][VIGIL_KSTR] __attribute__((aligned(8)));  /* the head, NUL-padded */
+	__u8 tail[VIGIL_KSTR_COUNT][VIGIL_KSTR] __attribute__((aligned(8))); /* the tail */
+	__u8 rev[VIGIL_KSTR_COUNT][VIGIL_KSTR] __attribute__((aligned(8)));  /* the tail reversed */
 	__u32 len[VIGIL_KSTR_COUNT];           /* the whole string's bytes */
 	__u32 part[VIGIL_KSTR_COUNT];          /* bytes of head and tail: min(len, VIGIL_KSTR - 1) */
 	__u8 valid[VIGIL_KSTR_COUNT];          /* 0: absent or unreadable: no positive match */
 	__u8 stdio[3];
 	__u8 setup;
 	__u32 argc;                            /* 0, 1 or 2 (= two or more) as user space counts argv */
+	/* At sys_exit: the call's result, its open flags, the socket it connected. */
+	__s64 ret;
+	__u32 oflags;
+	__u8 oflags_valid;
+	__u8 sock_valid;                       /* an AF_INET or AF_INET6 socket with a remote port */
+	__u8 sock_family;                      /* 4 or 6, as user space names the address */
+	__u8 sock_v6;                          /* the socket is AF_INET6 (its sockaddr's family) */
+	__u16 remote_port;
+	struct vigil_knet_key net;             /* the remote address, as looked up */
+	struct vigil_kport_key port;
 	__u8 big[VIGIL_ARGS_MAX];              /* an argument read whole, for its length (not cleared) */
 };
 
@@ -84,6 +96,30 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vigil_kfacts);
 } vigil_kfacts_buf SEC(".maps");
+
+/* Per system call number: the clauses evaluated at its sys_exit (bit = clause index). Apart
+ * from vigil_ksyscalls so that neither program looks at the other's calls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_KSYSCALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vigil_kexit_syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct vigil_kport_key);
+	__type(value, __u8);
+} vigil_kports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct vigil_knet_key);
+	__type(value, __u8);
+} vigil_knets SEC(".maps");
 
 static __always_inline struct vigil_kconf *kconf(void)
 {
@@ -122,6 +158,9 @@ static __always_inline int atom_holds(struct vigil_kfacts *f, struct vigil_katom
 		r = f->setup;
 		break;
 	case VIGIL_KATOM_STR:
+		/* A string the call does not have (no fd path, a path cut) is no fact: false either way. */
+		if ((a->arg & 15) >= VIGIL_KSTR_COUNT || !f->valid[a->arg & 15])
+			return 0;
 		r = str_in_set(f, a->arg & 15, a->arg >> 4, a->value);
 		break;
 	case VIGIL_KATOM_ARGC_GT:
@@ -136,6 +175,34 @@ static __always_inline int atom_holds(struct vigil_kfacts *f, struct vigil_katom
 		break;
 	case VIGIL_KATOM_SYSCALL:
 		r = 1; /* checked by the caller through vigil_ksyscalls */
+		break;
+	case VIGIL_KATOM_PORT:
+		if (!f->sock_valid)
+			return 0;
+		f->port.set = a->value;
+		f->port.port = f->remote_port;
+		f->port._pad = 0;
+		r = bpf_map_lookup_elem(&vigil_kports, &f->port) != NULL;
+		break;
+	case VIGIL_KATOM_NET:
+		if (!f->sock_valid)
+			return 0;
+		f->net.set = a->value;
+		f->net.prefixlen = 32 + 8 + (f->sock_family == 4 ? 32 : 128);
+		r = bpf_map_lookup_elem(&vigil_knets, &f->net) != NULL;
+		break;
+	case VIGIL_KATOM_FAMILY:
+		if (!f->sock_valid)
+			return 0;
+		r = (a->value >> (f->sock_v6 ? 1 : 0)) & 1;
+		break;
+	case VIGIL_KATOM_OFLAGS:
+		if (!f->oflags_valid)
+			return 0;
+		r = (f->oflags & a->value) != 0 || ((a->arg >> (f->oflags & 3)) & 1);
+		break;
+	case VIGIL_KATOM_FAILED:
+		r = f->ret < 0;
 		break;
 	default:
 		return 0; /* an atom this object does not know never holds, negated or not */
@@ -189,7 +256,11 @@ static __always_inline struct vigil_kfacts *kfacts_begin(struct task_struct *tas
 	struct vigil_kfacts *f = bpf_map_lookup_elem(&vigil_kfacts_buf, &zero);
 	if (!f)
 		return NULL;
-	__builtin_memset(f, 0, offsetof(struct vigil_kfacts, big));
+	/* In parts: clang inlines a memset of a bounded size only. */
+	/* The heads only: an exact lookup reads a head's NUL after its bytes; tails and their
+	 * reversals are read no further than their bytes (the lookup's prefix length). */
+	__builtin_memset(f->str, 0, sizeof(f->str));
+	__builtin_memset(f->len, 0, offsetof(struct vigil_kfacts, big) - offsetof(struct vigil_kfacts, len));
 	struct vigil_task_state *st = vigil_task_state(task);
 	f->setup = st && (st->flags & VIGIL_TASK_SETUP) ? 1 : 0;
 	bpf_get_current_comm(f->str[VIGIL_KSTR_COMM], VIGIL_COMM_LEN);
@@ -244,6 +315,30 @@ static __always_inline long read_arg(struct vigil_kfacts *f, __u32 which, unsign
 	return n;
 }
 
+/* The path of p as user space names it (paths.h, as the records carry it) into string
+ * `which`: its length, head and tail; left invalid when the walk cut it. */
+static __always_inline void path_fact(struct vigil_kfacts *f, __u32 which, struct path *p, struct task_struct *task)
+{
+	struct vigil_pathwork *work = vigil_pathwork_buf();
+	if (!work || which >= VIGIL_KSTR_COUNT)
+		return;
+	int cut = 0;
+	__u32 start = resolve_path(work, p, task, &cut);
+	if (cut || start >= VIGIL_PATHBUF)
+		return;
+	__u32 len = VIGIL_PATHBUF - start;
+	__u32 part = len < VIGIL_KSTR - 1 ? len : VIGIL_KSTR - 1;
+	barrier_var(part);
+	part &= VIGIL_KSTR - 1;
+	if (part == 0)
+		return;
+	bpf_probe_read_kernel(f->str[which], part, &work->buf[start & (VIGIL_PATHBUF - 1)]);
+	bpf_probe_read_kernel(f->tail[which], part, &work->buf[(VIGIL_PATHBUF - part) & (VIGIL_PATHBUF - 1)]);
+	f->len[which] = len;
+	f->part[which] = part;
+	f->valid[which] = 1;
+}
+
 static __always_inline void reverse_all(struct vigil_kfacts *f)
 {
 	for (__u32 w = 0; w < VIGIL_KSTR_COUNT; w++) {
@@ -264,7 +359,10 @@ static __always_inline void kill(struct task_struct *task, __u32 rule)
 	struct vigil_task_state *st = vigil_task_state(task);
 	if (st)
 		st->kill_rule = rule;
-	bpf_send_signal(VIGIL_SIGKILL);
+	/* And whatever shares its memory or file table: a CLONE_FILES sibling would go on
+	 * reading the file or writing to the socket through the same descriptor. */
+	if (bpf_send_signal(VIGIL_SIGKILL) == 0)
+		vigil_kill_sharers();
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -294,6 +392,11 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 		/* A longer name is left undecided (n == VIGIL_KSTR may be a cut). */
 		if (n > 0 && n < VIGIL_KSTR)
 			whole_string(f, VIGIL_KSTR_EXE_BASE, n - 1);
+	}
+	/* Its whole path (process.exe), when a clause tests it: a walk up the directories. */
+	if (kc->needs & VIGIL_KNEED_EXE_PATH) {
+		struct path fp = BPF_CORE_READ(bprm, file, f_path);
+		path_fact(f, VIGIL_KSTR_EXE, &fp, task);
 	}
 
 	/* argv[0] and argv[1] from the new image's stack, split as user space splits the record's
@@ -348,6 +451,144 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 		return 0;
 	reverse_all(f);
 	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_ENTER, mask, *clauses);
+	if (rule)
+		kill(task, rule);
+	return 0;
+}
+
+/* x86-64 numbers of the calls whose facts the exit program reads. */
+#define VIGIL_NR_OPEN 2
+#define VIGIL_NR_CONNECT 42
+#define VIGIL_NR_CREAT 85
+#define VIGIL_NR_OPENAT 257
+#define VIGIL_NR_OPENAT2 437
+#define VIGIL_O_ACCMODE 03
+#define VIGIL_O_PATH 010000000
+
+/* The remote end of a connected socket, as the kernel holds it (not the sockaddr in user
+ * memory, which a racing thread can change after the call read it). */
+static __always_inline void sock_fact(struct vigil_kfacts *f, struct sock *sk)
+{
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (port == 0)
+		return;
+	__builtin_memset(&f->net, 0, sizeof(f->net));
+	if (family == VIGIL_AF_INET) {
+		bpf_core_read(f->net.addr, 4, &sk->__sk_common.skc_daddr);
+		f->sock_family = 4;
+		f->sock_v6 = 0;
+	} else if (family == VIGIL_AF_INET6) {
+		bpf_core_read(f->net.addr, 16, &sk->__sk_common.skc_v6_daddr);
+		f->sock_v6 = 1;
+		f->sock_family = 6;
+		/* ::ffff:a.b.c.d is compared as a.b.c.d (user space's inNetworks does so) */
+		int mapped = f->net.addr[10] == 0xff && f->net.addr[11] == 0xff;
+		for (int i = 0; i < 10; i++)
+			if (f->net.addr[i])
+				mapped = 0;
+		if (mapped) {
+			__builtin_memmove(f->net.addr, &f->net.addr[12], 4);
+			__builtin_memset(&f->net.addr[4], 0, 12);
+			f->sock_family = 4;
+		}
+	} else {
+		return;
+	}
+	f->net.family = f->sock_family;
+	f->remote_port = port;
+	f->sock_valid = 1;
+}
+
+/*
+ * Clauses about what a call opened or connected to: evaluated when it returns, on the kernel's
+ * own objects (the fd's file and its path, the socket's peer), so no name or address swapped
+ * in user memory by another thread changes the verdict. The call has run (an open opened, a
+ * connect connected); the signal is delivered on the way back, before the process's next
+ * instruction: it cannot read the file or write to the socket. This program runs before
+ * syscalls.bpf.c's sys_exit (loaded first), whose record then carries the kill and is kept
+ * whatever its path or port filters say.
+ */
+/* The x86-64 number of a 32-bit call the exit program reads facts of (user space names an
+ * i386 call by the i386 table: its open is "open", as the 64-bit one), or 0. */
+static __always_inline __u32 compat_to_native(long id)
+{
+	switch (id) {
+	case 5: return VIGIL_NR_OPEN;
+	case 8: return VIGIL_NR_CREAT;
+	case 295: return VIGIL_NR_OPENAT;
+	case 437: return VIGIL_NR_OPENAT2;
+	case 362: return VIGIL_NR_CONNECT; /* socketcall's connect is in user memory: left to user space */
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
+{
+	long id = BPF_CORE_READ(regs, orig_ax);
+	if (id < 0 || id >= VIGIL_KSYSCALLS)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	/* A 32-bit call (int 0x80 from a 64-bit process too): its number is of the i386 table, its
+	 * arguments in ebx, ecx, edx. */
+	int compat = (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT_STATUS) != 0;
+	__u32 nr = compat ? compat_to_native(id) : (__u32)id;
+	if (!nr)
+		return 0;
+	__u32 *clauses = bpf_map_lookup_elem(&vigil_kexit_syscalls, &nr);
+	if (!clauses || !*clauses)
+		return 0;
+	struct vigil_config *cfg = vigil_get_config();
+	struct vigil_kconf *kc = kconf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
+		return 0;
+	__u64 a0 = compat ? (__u32)BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
+	__u64 a1 = compat ? (__u32)BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
+	__u64 a2 = compat ? (__u32)BPF_CORE_READ(regs, dx) : BPF_CORE_READ(regs, dx);
+	__u32 mask = rules_on(kc, key);
+	if (!mask)
+		return 0;
+	struct vigil_kfacts *f = kfacts_begin(task);
+	if (!f)
+		return 0;
+	f->ret = ret;
+	if (nr == VIGIL_NR_OPEN || nr == VIGIL_NR_OPENAT || nr == VIGIL_NR_OPENAT2 || nr == VIGIL_NR_CREAT) {
+		/* The flags as the record shows them: the call's register (a thread's own: no race),
+		 * openat2's from its struct open_how. */
+		if (nr == VIGIL_NR_OPEN) {
+			f->oflags = (__u32)a1;
+			f->oflags_valid = 1;
+		} else if (nr == VIGIL_NR_OPENAT) {
+			f->oflags = (__u32)a2;
+			f->oflags_valid = 1;
+		} else if (nr == VIGIL_NR_OPENAT2) {
+			__u64 how = 0;
+			if (bpf_probe_read_user(&how, sizeof(how), (void *)a2) == 0) {
+				f->oflags = (__u32)how;
+				f->oflags_valid = 1;
+			}
+		}
+		struct file *file = ret >= 0 ? vigil_fd_file(task, ret) : NULL;
+		if (file) {
+			struct path fp = BPF_CORE_READ(file, f_path);
+			path_fact(f, VIGIL_KSTR_PATH, &fp, task);
+			/* openat2's flags are in user memory, which another thread may have changed since
+			 * the call read it: the access mode and O_PATH the file was opened with are the
+			 * file's own (the kernel drops O_CREAT, O_TRUNC and the like from f_flags, so
+			 * those stay as read). */
+			if (nr == VIGIL_NR_OPENAT2 && f->oflags_valid)
+				f->oflags = (f->oflags & ~(__u32)(VIGIL_O_ACCMODE | VIGIL_O_PATH)) |
+					    (BPF_CORE_READ(file, f_flags) & (VIGIL_O_ACCMODE | VIGIL_O_PATH));
+		}
+	} else if (nr == VIGIL_NR_CONNECT) {
+		sock_fact(f, vigil_file_sock(vigil_fd_file(task, (__s64)(int)a0)));
+	}
+	reverse_all(f);
+	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_EXIT, mask, *clauses);
 	if (rule)
 		kill(task, rule);
 	return 0;

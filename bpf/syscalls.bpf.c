@@ -827,7 +827,11 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 		e->base2_len = l2;
 		pos += l2;
 
-		/* filters (never for a process's first compat call: that is the event) */
+		/* filters (never for a process's first compat call: that is the event, nor for a call
+		 * enforce.bpf.c killed the task at: the record is why it died) */
+		struct vigil_task_state *kst = vigil_task_state(task);
+		if (kst && kst->kill_rule)
+			inf |= VIGIL_IN_FORCE;
 		if (!raw && !(inf & VIGIL_IN_FORCE) && (fl & VIGIL_RULE_PATH_FILTER) && cfg->path_filter) {
 			if (!vigil_subject_watched(e, work, bs))
 				return 0;

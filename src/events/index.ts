@@ -4,6 +4,7 @@ export type { Described } from './describe.js';
 export { SYSCALL_SPECS, allowlistBits, encodeRule, i386SyscallName, ruleSlots, specOf, syscallName, syscallNumber } from './syscalls.js';
 export type { ArgType, SyscallCategory, SyscallSpec } from './syscalls.js';
 export { decodeSockaddr } from './net.js';
+export { OPEN_FLAGS } from './constants.js';
 export { decodeBatch, decodeRecord, DecodeError } from './decoder.js';
 export { capabilityName, capabilityNames, CAPABILITY_NAMES } from './capabilities.js';
 export { escapeText, renderText } from './text.js';

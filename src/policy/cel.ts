@@ -322,6 +322,14 @@ function parseAddress(text: string): { value: bigint; bits: number } | undefined
   return { value, bits: 128 };
 }
 
+/** A network as inNetworks reads it (an address, /prefix optional), or undefined for one it never matches. */
+export function parseNetwork(net: string): { value: bigint; bits: number; prefix: number } | undefined {
+  const [base, len] = net.split('/');
+  const b = parseAddress(base ?? '');
+  const prefix = len === undefined ? (b?.bits ?? 0) : Number(len);
+  return b && Number.isInteger(prefix) && prefix >= 0 && prefix <= b.bits ? { ...b, prefix } : undefined;
+}
+
 const networkCache = new Map<string, { value: bigint; bits: number; prefix: number } | null>();
 
 export function inNetworks(addr: string, nets: readonly string[]): boolean {
@@ -330,10 +338,7 @@ export function inNetworks(addr: string, nets: readonly string[]): boolean {
   for (const net of nets) {
     let n = networkCache.get(net);
     if (n === undefined) {
-      const [base, len] = net.split('/');
-      const b = parseAddress(base ?? '');
-      const prefix = len === undefined ? (b?.bits ?? 0) : Number(len);
-      n = b && Number.isInteger(prefix) && prefix >= 0 && prefix <= b.bits ? { ...b, prefix } : null;
+      n = parseNetwork(net) ?? null;
       networkCache.set(net, n);
     }
     if (!n || n.bits !== a.bits) continue;

@@ -7,29 +7,37 @@
 // Rewrites: LIST.exists(s, E(s)) over a literal list is expanded by substitution, string
 // concatenation of literals is folded ("-" + s), negation is pushed down to atoms and kept
 // only on those the kernel decides exactly (process.containerSetup, comm, size(args), stdio).
-import { SYSCALL_SPECS, syscallNumber, type EventKind } from '../events/index.js';
+import { OPEN_FLAGS, SYSCALL_SPECS, syscallNumber, type EventKind } from '../events/index.js';
 import { STDIO_KIND } from '../events/layout.js';
 import type { ContainerRef } from '../events/index.js';
 import type { CelNode } from './cel.js';
 import type { PolicySet } from './engine.js';
 import type { ContainerFacts } from './activation.js';
+import { parseNetwork } from './cel.js';
 
 /** Limits of bpf/enforce.h. */
 export const KERNEL_LIMITS = { clauses: 32, atoms: 8, rules: 32, stringBytes: 63, syscallNumbers: 512 } as const;
 
-export type KernelStringField = 'comm' | 'exe_base' | 'arg0' | 'arg1';
+/** path: at an open's sys_exit, the opened fd's path (args.path); exe: at exec, process.exe whole. */
+export type KernelStringField = 'comm' | 'exe_base' | 'arg0' | 'arg1' | 'path' | 'exe';
 export type KernelAtom =
   | { type: 'setup'; negate: boolean }
   | { type: 'str'; field: KernelStringField; op: 'eq' | 'prefix' | 'suffix'; values: string[]; negate: boolean }
   | { type: 'argc_gt'; n: number; negate: boolean }
   | { type: 'stdio_any'; kinds: string[]; negate: boolean }
   | { type: 'stdio_at'; fd: number; kinds: string[]; negate: boolean }
-  | { type: 'syscall'; names: string[] };
+  | { type: 'syscall'; names: string[] }
+  // At sys_exit, on the kernel's objects; an atom about a fact the call lacks never holds, negated or not.
+  | { type: 'port'; ports: number[]; negate: boolean }
+  | { type: 'net'; networks: Array<{ bytes: number[]; prefix: number }>; text: string[]; negate: boolean }
+  | { type: 'family'; families: Array<'AF_INET' | 'AF_INET6'>; negate: boolean }
+  | { type: 'oflags'; bits: number; access: number[]; text: string; negate: boolean }
+  | { type: 'failed' };
 
 export interface KernelClause {
   /** Index into KernelProgram.rules. */
   rule: number;
-  where: 'exec' | 'sys_enter';
+  where: 'exec' | 'sys_enter' | 'sys_exit';
   atoms: KernelAtom[];
 }
 
@@ -55,7 +63,9 @@ export interface KernelProgram {
 /** A literal-free atom this compiler could not place, with the text of what it is. */
 interface Unsupported { type: 'unsupported'; reason: string }
 interface KindAtom { type: 'kind'; kinds: EventKind[]; negate: boolean }
-type Atom = KernelAtom | KindAtom | Unsupported | { type: 'false' };
+/** syscall not in names: subtracted from the conjunction's listed calls when it is placed. */
+interface NotSyscall { type: 'nsyscall'; names: string[] }
+type Atom = KernelAtom | KindAtom | NotSyscall | Unsupported | { type: 'false' };
 /**
  * Disjunction of conjunctions (c; [] is false, [[]] true), and u: why the disjuncts left out
  * were left out. A conjunction with an atom the kernel cannot evaluate is dropped as soon as
@@ -81,6 +91,7 @@ export function renderCel(n: unknown): string {
     case '.': return `${renderCel(a[0])}.${String(a[1])}`;
     case '[]': return `${renderCel(a[0])}[${renderCel(a[1])}]`;
     case '!_': return `!${renderCel(node.args)}`;
+    case '?:': return a.length === 3 ? `(${renderCel(a[0])} ? ${renderCel(a[1])} : ${renderCel(a[2])})` : node.op;
     case 'list': return `[${(node.args as unknown[]).map(renderCel).join(', ')}]`;
     case 'call': return `${String(a[0])}(${(a[1] as unknown[]).map(renderCel).join(', ')})`;
     case 'rcall': return `${renderCel(a[1])}.${String(a[0])}(${(a[2] as unknown[]).map(renderCel).join(', ')})`;
@@ -92,8 +103,28 @@ type Term =
   | { t: 'lit'; v: string }
   | { t: 'num'; v: number }
   | { t: 'list'; v: string[] }
-  | { t: 'field'; f: 'comm' | 'exe' | 'arg0' | 'arg1' | `stdio${number}` | 'kind' | 'syscall' | 'setup' | 'args' | 'stdio' }
+  | { t: 'nums'; v: number[] }
+  | { t: 'field'; f: 'comm' | 'exe' | 'arg0' | 'arg1' | `stdio${number}` | 'kind' | 'syscall' | 'setup' | 'args' | 'stdio' | ArgField }
   | { t: 'other'; text: string };
+
+/** Event arguments the kernel reads at sys_exit: args.path, args.port, args.addr, args.addr_family, args.flags. */
+type ArgField = 'path' | 'port' | 'addr' | 'family' | 'flags';
+const ARG_FIELDS: Readonly<Record<string, ArgField>> = { path: 'path', port: 'port', addr: 'addr', addr_family: 'family', flags: 'flags' };
+/** The calls whose facts the exit program reads (bpf/enforce.bpf.c): an open's fd and flags, a connect's socket. */
+const OPEN_CALLS = new Set(['open', 'openat', 'openat2', 'creat']);
+const CONNECT_CALLS = new Set(['connect']);
+const FILE_FACT = (a: Atom) => (a.type === 'str' && a.field === 'path') || a.type === 'oflags';
+const SOCK_FACT = (a: Atom) => a.type === 'port' || a.type === 'net' || a.type === 'family';
+const argName = (n: CelNode): string | undefined => {
+  if (n.op !== '.' || !Array.isArray(n.args)) return undefined;
+  const [obj, field] = n.args as [CelNode, unknown];
+  return obj.op === 'id' && obj.args === 'args' && typeof field === 'string' ? field : undefined;
+};
+const hasArg = (n: CelNode): string | undefined => {
+  if (n.op !== 'call' || !Array.isArray(n.args)) return undefined;
+  const [name, params] = n.args as [string, CelNode[]];
+  return name === 'has' && params.length === 1 ? argName(params[0] as CelNode) : undefined;
+};
 
 class Compiler {
   constructor(private readonly lists: ReadonlyMap<string, ReadonlyArray<string | number>>) {}
@@ -111,10 +142,29 @@ class Compiler {
       if (name === 'kind' || name === 'syscall') return { t: 'field', f: name };
       const list = this.lists.get(name);
       if (list && list.every((x): x is string => typeof x === 'string')) return { t: 'list', v: [...list] };
+      if (list && list.every((x): x is number => typeof x === 'number')) return { t: 'nums', v: [...list] };
     }
     if (n.op === 'list' && Array.isArray(n.args)) {
       const items = (n.args as CelNode[]).map((x) => this.term(x, env));
       if (items.every((x): x is { t: 'lit'; v: string } => x.t === 'lit')) return { t: 'list', v: items.map((x) => x.v) };
+      if (items.every((x): x is { t: 'num'; v: number } => x.t === 'num')) return { t: 'nums', v: items.map((x) => x.v) };
+    }
+    const arg = argName(n);
+    if (arg !== undefined && ARG_FIELDS[arg]) return { t: 'field', f: ARG_FIELDS[arg] as ArgField };
+    if (n.op === 'call' && Array.isArray(a)) {
+      // string(args.X), int(args.X): the value as the record has it
+      const [fn, params] = a as [string, CelNode[]];
+      if ((fn === 'string' || fn === 'int') && params.length === 1) {
+        const inner = this.term(params[0] as CelNode, env);
+        if (inner.t === 'field' && (inner.f === 'port' ? fn === 'int' : fn === 'string')) return inner;
+      }
+    }
+    if (n.op === '?:' && Array.isArray(a)) {
+      // has(args.path) ? string(args.path) : ELSE (the file_path macro): the kernel reads args.path,
+      // the fd's path, where the call has one; where it has not (a failed open) the atom never holds.
+      const [cond, then] = a as [CelNode, CelNode];
+      const t = this.term(then, env);
+      if (hasArg(cond) === 'path' && t.t === 'field' && t.f === 'path') return t;
     }
     if (n.op === '+' && Array.isArray(a)) {
       const l = this.term(a[0] as CelNode, env);
@@ -200,6 +250,33 @@ class Compiler {
           const lit = this.term(params[0] as CelNode, env);
           if (recv.t === 'field' && lit.t === 'lit') return this.affix(recv.f, method, lit.v, neg, n);
         }
+        if (method === 'contains' && params.length === 1) {
+          const recv = this.term(receiver, env);
+          const lit = this.term(params[0] as CelNode, env);
+          if (recv.t === 'field' && recv.f === 'flags' && lit.t === 'lit') {
+            const atom = openFlagsContaining(lit.v, neg);
+            if (atom) return one(atom);
+          }
+        }
+        break;
+      }
+      case 'call': {
+        const [fn, params] = a as [string, CelNode[]];
+        const has = hasArg(n);
+        if (has === 'flags') {
+          // Whether a call has flags is its kind's: open and openat2 have them, creat not.
+          const names = Object.entries(SYSCALL_SPECS).filter(([, sp]) => sp.args.some(([x]) => x === 'flags') || sp.blob?.as === 'open_how').map(([x]) => x);
+          return one(neg ? { type: 'nsyscall', names } : { type: 'syscall', names });
+        }
+        if (has === 'addr' || has === 'port' || has === 'addr_family') {
+          // The kernel reads AF_INET and AF_INET6 sockets only: for them all three are there.
+          return one({ type: 'family', families: ['AF_INET', 'AF_INET6'], negate: neg });
+        }
+        if (fn === 'inNetworks' && params.length === 2) {
+          const addr = this.term(params[0] as CelNode, env);
+          const nets = this.term(params[1] as CelNode, env);
+          if (addr.t === 'field' && addr.f === 'addr' && nets.t === 'list') return one(networksAtom(nets.v, neg));
+        }
         break;
       }
       case '.': {
@@ -233,7 +310,9 @@ class Compiler {
     let f = this.term(x, env);
     let l = this.term(y, env);
     if (f.t === 'lit') [f, l] = [l, f];
+    if (f.t === 'num') [f, l] = [l, f];
     if (f.t === 'field' && l.t === 'lit') return this.member(undefined, { t: 'list', v: [l.v] }, neg, env, whole, f);
+    if (f.t === 'field' && l.t === 'num') return this.member(undefined, { t: 'nums', v: [l.v] }, neg, env, whole, f);
     if (f.t === 'lit' && l.t === 'lit') return (f.v === l.v) !== neg ? TRUE : FALSE;
     return one({ type: 'unsupported', reason: `${neg ? '!' : ''}(${renderCel(whole)})` });
   }
@@ -241,6 +320,9 @@ class Compiler {
   private member(x: CelNode | undefined, list: Term, neg: boolean, env: ReadonlyMap<string, string>, whole: CelNode, given?: Term): Dnf {
     const f = given ?? this.term(x as CelNode, env);
     const why = (extra = '') => one({ type: 'unsupported', reason: `${neg ? '!' : ''}(${renderCel(whole)})${extra}` });
+    if (f.t === 'field' && f.f === 'port' && list.t === 'nums') {
+      return one({ type: 'port', ports: list.v.filter((p) => Number.isInteger(p) && p >= 1 && p <= 65535), negate: neg });
+    }
     if (list.t !== 'list' || f.t !== 'field') {
       if (f.t === 'lit' && list.t === 'list') return list.v.includes(f.v) !== neg ? TRUE : FALSE;
       return why();
@@ -249,8 +331,8 @@ class Compiler {
     switch (f.f) {
       case 'kind': return one({ type: 'kind', kinds: values as EventKind[], negate: neg });
       case 'syscall':
-        if (neg) return why(': a negated system call set is not decided in the kernel');
-        return one({ type: 'syscall', names: values });
+        // Negated, it narrows the conjunction's listed calls (placed alone, it is not decided).
+        return one(neg ? { type: 'nsyscall', names: values } : { type: 'syscall', names: values });
       case 'comm':
         if (values.some((v) => Buffer.byteLength(v) > 15)) {
           // A comm is at most 15 bytes: a longer value never equals it.
@@ -261,7 +343,16 @@ class Compiler {
       case 'arg0': case 'arg1':
         if (neg) return why(': a negated argument test is not decided in the kernel (an argument too long to read)');
         return one({ type: 'str', field: f.f, op: 'eq', values: values.filter((v) => Buffer.byteLength(v) <= KERNEL_LIMITS.stringBytes), negate: false });
-      case 'exe': return why(': the kernel compares only the executable\'s file name (process.exe.endsWith("/NAME"))');
+      case 'exe': case 'path': {
+        // Compared whole: a listed value longer than the kernel's strings could never be told.
+        const long = values.find((v) => Buffer.byteLength(v) > KERNEL_LIMITS.stringBytes);
+        if (long !== undefined) return why(`: "${long}" is longer than ${KERNEL_LIMITS.stringBytes} bytes`);
+        return one({ type: 'str', field: f.f, op: 'eq', values, negate: neg });
+      }
+      case 'family': {
+        const families = values.filter((v): v is 'AF_INET' | 'AF_INET6' => v === 'AF_INET' || v === 'AF_INET6');
+        return one({ type: 'family', families, negate: neg });
+      }
       default:
         if (f.f.startsWith('stdio') && f.f !== 'stdio') {
           if (!values.every((v) => STDIO_NAMES.has(v))) return why();
@@ -279,24 +370,62 @@ class Compiler {
     if (field === 'comm' || field === 'arg0' || field === 'arg1') return one({ type: 'str', field: field as KernelStringField, op, values: [lit], negate: false });
     if (field === 'exe' && method === 'endsWith') {
       // process.exe is an absolute path: ending with "/NAME" is having the file name NAME;
-      // ending with "AME" (no '/') is a file name ending so.
+      // ending with "AME" (no '/') is a file name ending so. Both read the name alone, no walk.
       if (lit.startsWith('/') && !lit.slice(1).includes('/') && lit.length > 1) return one({ type: 'str', field: 'exe_base', op: 'eq', values: [lit.slice(1)], negate: false });
       if (!lit.includes('/') && lit.length > 0) return one({ type: 'str', field: 'exe_base', op: 'suffix', values: [lit], negate: false });
     }
-    return why(field === 'exe' ? ': the kernel reads only the executable\'s file name, not its whole path' : '');
+    // The whole path, walked at the exec (exe) or from the opened fd (path).
+    if (field === 'exe' || field === 'path') return one({ type: 'str', field, op, values: [lit], negate: false });
+    return why();
   }
 
   and(x: Dnf, y: Dnf): Dnf {
     const u = (x.c.length + x.u.length > 0 && y.c.length + y.u.length > 0) ? union(x.u, y.u) : [];
     if (x.c.length * y.c.length > MAX_CONJUNCTIONS) return { c: [], u: union(u, [`more than ${MAX_CONJUNCTIONS} conjunctions`]) };
     const c: Atom[][] = [];
-    for (const a of x.c) for (const b of y.c) if (consistent(a, b)) c.push([...a, ...b]);
+    for (const a of x.c) {
+      for (const b of y.c) {
+        if (!consistent(a, b)) continue;
+        const seen = new Set(a.map((z) => JSON.stringify(z)));
+        c.push([...a, ...b.filter((z) => !seen.has(JSON.stringify(z)))]);
+      }
+    }
     return { c: mergeClauses(c), u };
   }
 
   or(x: Dnf, y: Dnf): Dnf {
     return { c: mergeClauses([...x.c, ...y.c]), u: union(x.u, y.u) };
   }
+}
+
+/**
+ * string(args.flags).contains(LIT) as flag bits: the record shows the flags as
+ * "VALUE(ACCESS|NAME|...)" (events/constants.ts openFlags), so for LIT of capitals and '_'
+ * (never in the number, nor across a '|') it holds when the access mode's name or a set
+ * flag's name contains LIT.
+ */
+function openFlagsContaining(lit: string, negate: boolean): KernelAtom | undefined {
+  if (!/^[A-Z_]+$/.test(lit)) return undefined;
+  const access = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_ACCMODE'].flatMap((name, mode) => (name.includes(lit) ? [mode] : []));
+  let bits = 0;
+  // The access bits are shown by the access mode's name only (openFlags drops them from the table's).
+  for (const [bit, name] of OPEN_FLAGS) if ((bit & 3) === 0 && name.includes(lit)) bits |= bit;
+  return { type: 'oflags', bits: bits >>> 0, access, text: lit, negate };
+}
+
+/** inNetworks(args.addr, NETS): networks inNetworks never matches are left out, as it leaves them. */
+function networksAtom(nets: readonly string[], negate: boolean): KernelAtom {
+  const networks: Array<{ bytes: number[]; prefix: number }> = [];
+  for (const net of nets) {
+    const n = parseNetwork(net);
+    if (!n) continue;
+    const bytes: number[] = [];
+    const shift = BigInt(n.bits - n.prefix);
+    const base = (n.value >> shift) << shift; // host bits clear
+    for (let i = n.bits / 8 - 1; i >= 0; i--) bytes.push(Number((base >> BigInt(i * 8)) & 0xffn));
+    networks.push({ bytes, prefix: n.prefix });
+  }
+  return { type: 'net', networks, text: [...nets], negate };
 }
 
 /** Two conjunctions can hold together (their kind atoms leave some kind). */
@@ -307,7 +436,8 @@ function consistent(a: Atom[], b: Atom[]): boolean {
   return all.some((k) => kinds.every((x) => x.kinds.includes(k) !== x.negate));
 }
 
-const EXEC_ONLY = (a: Atom) => a.type === 'argc_gt' || a.type === 'stdio_any' || a.type === 'stdio_at' || (a.type === 'str' && a.field !== 'comm');
+const EXEC_ONLY = (a: Atom) => a.type === 'argc_gt' || a.type === 'stdio_any' || a.type === 'stdio_at' || (a.type === 'str' && a.field !== 'comm' && a.field !== 'path');
+const EXIT_ONLY = (a: Atom) => FILE_FACT(a) || SOCK_FACT(a);
 
 function atomKey(a: Atom): string {
   switch (a.type) {
@@ -322,7 +452,8 @@ function atomText(a: KernelAtom): string {
   switch (a.type) {
     case 'setup': return `${not}process.containerSetup`;
     case 'str': {
-      const field = a.field === 'exe_base' ? 'exe file name' : a.field === 'comm' ? 'process.comm' : `process.args[${a.field.slice(3)}]`;
+      const field = a.field === 'exe_base' ? 'exe file name' : a.field === 'comm' ? 'process.comm' : a.field === 'exe' ? 'process.exe'
+        : a.field === 'path' ? 'opened path' : `process.args[${a.field.slice(3)}]`;
       const op = a.op === 'eq' ? 'in' : a.op === 'prefix' ? 'starts with one of' : 'ends with one of';
       return `${not}(${field} ${op} [${a.values.map((v) => JSON.stringify(v)).join(', ')}])`;
     }
@@ -330,6 +461,11 @@ function atomText(a: KernelAtom): string {
     case 'stdio_any': return `${not}(a standard stream is ${a.kinds.join('|')})`;
     case 'stdio_at': return `${not}(process.stdio[${a.fd}] in [${a.kinds.join(', ')}])`;
     case 'syscall': return `syscall in [${a.names.join(', ')}]`;
+    case 'port': return `${not}(remote port in [${a.ports.join(', ')}])`;
+    case 'net': return `${not}inNetworks(remote address, [${a.text.join(', ')}])`;
+    case 'family': return `${not}(socket family in [${a.families.join(', ')}])`;
+    case 'oflags': return `${not}(flags contain ${a.text})`;
+    case 'failed': return 'the call failed';
   }
 }
 
@@ -377,8 +513,10 @@ function syscallKind(name: string): EventKind | undefined {
   return SYSCALL_SPECS[name]?.category;
 }
 
+const FILTERED = 'only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell';
+
 /** Places one conjunction: where the kernel evaluates it, or why it cannot. */
-function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { clause?: { where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }; reason?: string; never?: true; partly?: string } {
+function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { clause?: { where: 'exec' | 'sys_enter' | 'sys_exit'; atoms: KernelAtom[] }; reason?: string; never?: true; partly?: string } {
   const bad = conj.find((a): a is Unsupported => a.type === 'unsupported');
   if (bad) return { reason: bad.reason };
   if (conj.some((a) => a.type === 'false')) return { never: true };
@@ -389,32 +527,73 @@ function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { cla
     kinds = new Set([...kinds].filter((k) => a.kinds.includes(k) !== a.negate));
   }
   if (kinds.size === 0) return { never: true };
-  const atoms = conj.filter((a): a is KernelAtom => a.type !== 'kind' && a.type !== 'false' && a.type !== 'unsupported');
+  const atoms = conj.filter((a): a is KernelAtom => a.type !== 'kind' && a.type !== 'false' && a.type !== 'unsupported' && a.type !== 'nsyscall');
+  const notCalls = new Set(conj.flatMap((a) => (a.type === 'nsyscall' ? a.names : [])));
   const syscallAtoms = atoms.filter((a): a is Extract<KernelAtom, { type: 'syscall' }> => a.type === 'syscall');
   const empty = atoms.find((a) => a.type === 'str' && !a.negate && a.values.length === 0);
   if (empty) return { never: true };
+  const atExit = atoms.some(EXIT_ONLY);
   if (syscallAtoms.length > 0) {
     if (atoms.some(EXEC_ONLY)) return { reason: 'tests the program (exe, argv, stdio) at a system call: only the exec is decided in the kernel' };
-    // The intersection of the listed sets, kept to calls whose records user space judges as
-    // this rule's kinds, that every call produces (not only failed ones), numbered in x86-64.
+    // The intersection of the listed sets less the excluded, kept to calls whose records user
+    // space judges as this rule's kinds, numbered in x86-64. At sys_enter only calls every one
+    // of which becomes a record; at sys_exit (what the call opened or connected to) only calls
+    // whose facts the kernel reads, a failed call where only failures are records, and the
+    // record of a kill is kept whatever the path or port filter says.
     let names = new Set(syscallAtoms[0]!.names);
     for (const s of syscallAtoms.slice(1)) names = new Set([...names].filter((n) => s.names.includes(n)));
     const kept: string[] = [];
     const left: string[] = [];
+    const reasons: string[] = [];
+    let failedOnly: boolean | undefined;
     for (const n of names) {
+      if (notCalls.has(n)) continue;
+      if (n.startsWith('io_uring:')) {
+        left.push(n);
+        if (!reasons.includes('io_uring')) reasons.push('io_uring');
+        continue;
+      }
       const spec = SYSCALL_SPECS[n];
       const nr = syscallNumber(n);
       const kind = syscallKind(n);
       if (!spec || nr === undefined || nr >= KERNEL_LIMITS.syscallNumbers || !kind || !kinds.has(kind)) continue; // never an event of this rule
-      if (spec.emit === 'on-error' || spec.portFilter || spec.pathFilter) left.push(n);
-      else kept.push(n);
+      if (atExit) {
+        const facts = (atoms.some(FILE_FACT) ? OPEN_CALLS.has(n) : true) && (atoms.some(SOCK_FACT) ? CONNECT_CALLS.has(n) : true);
+        if (!facts) {
+          left.push(n);
+          if (!reasons.includes('facts')) reasons.push('facts');
+          continue;
+        }
+        const onError = spec.emit === 'on-error';
+        if (failedOnly !== undefined && failedOnly !== onError) {
+          // one clause tests the result or not: calls of the other sort go to user space
+          left.push(n);
+          if (!reasons.includes('mixed')) reasons.push('mixed');
+          continue;
+        }
+        failedOnly = onError;
+        kept.push(n);
+      } else if (spec.emit === 'on-error' || spec.portFilter || spec.pathFilter) {
+        left.push(n);
+        if (!reasons.includes('filtered')) reasons.push('filtered');
+      } else {
+        kept.push(n);
+      }
     }
-    if (kept.length === 0) return left.length > 0 ? { reason: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` } : { never: true };
+    const why = reasons.map((r) => r === 'io_uring' ? `${left.filter((n) => n.startsWith('io_uring:')).join(', ')}: submitted through io_uring, not a system call the kernel program sees`
+      : r === 'facts' ? `${left.filter((n) => !n.startsWith('io_uring:')).join(', ')}: the kernel reads what an open opened and what a connect connected to, not this call's arguments`
+      : r === 'mixed' ? `${left.join(', ')}: reported on failure only, unlike the others of the conjunction`
+      : `${left.join(', ')}: ${FILTERED}`).join('; ');
+    if (kept.length === 0) return left.length > 0 ? { reason: why } : { never: true };
     const rest = atoms.filter((a) => a.type !== 'syscall');
-    const clause = { where: 'sys_enter' as const, atoms: [{ type: 'syscall' as const, names: kept.sort() }, ...rest] };
-    if (left.length > 0) return { clause, partly: `${left.join(', ')}: only some of its calls become records (failed ones, or those a path or port filter passes), so the kernel cannot tell` };
+    const where = atExit ? 'sys_exit' as const : 'sys_enter' as const;
+    const extra: KernelAtom[] = atExit && failedOnly ? [{ type: 'failed' }] : [];
+    const clause = { where, atoms: [{ type: 'syscall' as const, names: kept.sort() }, ...rest, ...extra] };
+    if (left.length > 0) return { clause, partly: why };
     return { clause };
   }
+  if (notCalls.size > 0) return { reason: 'excludes system calls without listing the ones it means: not decided in the kernel' };
+  if (atExit) return { reason: 'tests what a call opened or connected to without naming the system call: not decided in the kernel' };
   if (!kinds.has('exec')) return { reason: `matches ${[...kinds].join('/')} events without naming a system call: not decided in the kernel` };
   if (kinds.size > 1) return { reason: 'does not say kind == "exec" and names no system call: not decided in the kernel' };
   return { clause: { where: 'exec', atoms } };
@@ -436,7 +615,7 @@ export function compileKernelRules(set: PolicySet): KernelProgram {
       report.reasons.push('counts matches (once, threshold): the kernel does not');
       continue;
     }
-    const placed: Array<{ where: 'exec' | 'sys_enter'; atoms: KernelAtom[] }> = [];
+    const placed: Array<{ where: 'exec' | 'sys_enter' | 'sys_exit'; atoms: KernelAtom[] }> = [];
     let dropped = 0;
     const dnf = compiler.dnf(r.ast, false, new Map());
     for (const reason of dnf.u) if (!report.reasons.includes(reason)) report.reasons.push(reason);
@@ -455,8 +634,8 @@ export function compileKernelRules(set: PolicySet): KernelProgram {
         if (p.reason && !report.reasons.includes(p.reason)) report.reasons.push(p.reason);
       }
     }
-    const byWhere = (w: 'exec' | 'sys_enter') => mergeClauses(placed.filter((c) => c.where === w).map((c) => c.atoms)).map((atoms) => ({ where: w, atoms }));
-    let clauses = [...byWhere('exec'), ...byWhere('sys_enter')];
+    const byWhere = (w: 'exec' | 'sys_enter' | 'sys_exit') => mergeClauses(placed.filter((c) => c.where === w).map((c) => c.atoms)).map((atoms) => ({ where: w, atoms }));
+    let clauses = [...byWhere('exec'), ...byWhere('sys_enter'), ...byWhere('sys_exit')];
     const tooMany = clauses.find((c) => c.atoms.length > KERNEL_LIMITS.atoms);
     if (tooMany) {
       report.reasons.push(`a conjunction of ${tooMany.atoms.length} tests: the kernel takes ${KERNEL_LIMITS.atoms}`);
@@ -473,7 +652,7 @@ export function compileKernelRules(set: PolicySet): KernelProgram {
     if (!r.scoped && r.info.action === 'kill' && r.info.enabled) program.everywhere.push(r.info.name);
     for (const c of clauses) {
       program.clauses.push({ rule: index, where: c.where, atoms: c.atoms });
-      report.clauses.push(`${c.where === 'exec' ? 'at exec' : 'at sys_enter'}: ${c.atoms.map(atomText).join(' && ') || 'true'}`);
+      report.clauses.push(`at ${c.where === 'exec' ? 'exec' : c.where}: ${c.atoms.map(atomText).join(' && ') || 'true'}`);
     }
     report.enforced = dropped === 0 ? 'full' : 'partial';
   }

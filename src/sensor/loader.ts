@@ -47,24 +47,32 @@ export interface SensorOptions {
 /** A kernel clause as src/policy/kernel-rules.ts makes it (structural: the sensor does not depend on the policy). */
 export interface EnforceClause {
   rule: number;
-  where: 'exec' | 'sys_enter';
+  where: 'exec' | 'sys_enter' | 'sys_exit';
   atoms: ReadonlyArray<
     | { type: 'setup'; negate: boolean }
-    | { type: 'str'; field: 'comm' | 'exe_base' | 'arg0' | 'arg1'; op: 'eq' | 'prefix' | 'suffix'; values: readonly string[]; negate: boolean }
+    | { type: 'str'; field: 'comm' | 'exe_base' | 'arg0' | 'arg1' | 'path' | 'exe'; op: 'eq' | 'prefix' | 'suffix'; values: readonly string[]; negate: boolean }
     | { type: 'argc_gt'; n: number; negate: boolean }
     | { type: 'stdio_any'; kinds: readonly string[]; negate: boolean }
     | { type: 'stdio_at'; fd: number; kinds: readonly string[]; negate: boolean }
     | { type: 'syscall'; names: readonly string[] }
+    | { type: 'port'; ports: readonly number[]; negate: boolean }
+    /** Networks as address bytes (4 or 16, network order) and a prefix length. */
+    | { type: 'net'; networks: ReadonlyArray<{ bytes: readonly number[]; prefix: number }>; negate: boolean }
+    | { type: 'family'; families: ReadonlyArray<'AF_INET' | 'AF_INET6'>; negate: boolean }
+    /** Holds when flags & bits, or when the access mode (flags & 3) is one of access. */
+    | { type: 'oflags'; bits: number; access: readonly number[]; negate: boolean }
+    | { type: 'failed' }
   >;
 }
 
 /** bpf/enforce.h, mirrored. */
 const ENFORCE = {
   clauses: 32, atoms: 8, syscalls: 512, str: 64,
-  clauseSize: 8 + 8 * 8, kconfSize: 16, strKeySize: 8 + 64,
-  where: { exec: 1, sys_enter: 2 } as Record<string, number>,
-  atom: { setup: 1, str: 2, argc_gt: 3, stdio_any: 4, stdio_at: 5, syscall: 6 } as Record<string, number>,
-  field: { comm: 0, exe_base: 1, arg0: 2, arg1: 3 } as Record<string, number>,
+  clauseSize: 8 + 8 * 8, kconfSize: 16, strKeySize: 8 + 64, portKeySize: 8, netKeySize: 28,
+  where: { exec: 1, sys_enter: 2, sys_exit: 3 } as Record<string, number>,
+  atom: { setup: 1, str: 2, argc_gt: 3, stdio_any: 4, stdio_at: 5, syscall: 6, port: 7, net: 8, family: 9, oflags: 10, failed: 11 } as Record<string, number>,
+  field: { comm: 0, exe_base: 1, arg0: 2, arg1: 3, path: 4, exe: 5 } as Record<string, number>,
+  needExePath: 1,
   op: { eq: 0, prefix: 1, suffix: 2 } as Record<string, number>,
 } as const;
 
@@ -351,22 +359,27 @@ export class BpfSensor {
   setKernelRules(clauses: readonly EnforceClause[], defaultMask: number, on: boolean, syscallNumber: (name: string) => number | undefined): void {
     const { lib } = libbpf();
     if (clauses.length > ENFORCE.clauses) throw new SensorError('VIGIL_BPF_MAP', `${clauses.length} kernel clauses: the kernel takes ${ENFORCE.clauses}`);
+    const needs = clauses.some((c) => c.where === 'exec' && c.atoms.some((a) => a.type === 'str' && a.field === 'exe')) ? ENFORCE.needExePath : 0;
     const conf = (enabled: boolean) => {
       const v = Buffer.alloc(ENFORCE.kconfSize);
       v.writeUInt32LE(enabled ? 1 : 0, 0);
       v.writeUInt32LE(defaultMask >>> 0, 4);
       v.writeUInt32LE(clauses.length, 8);
+      v.writeUInt32LE(needs, 12);
       return v;
     };
     this.update('vigil_kconf', u32(0), conf(false));
-    // Old string sets out; new ones in (set ids are per atom, from 1).
-    const strFd = this.mapFd('vigil_kstrings');
-    for (;;) {
-      const k = Buffer.alloc(ENFORCE.strKeySize);
-      if (lib.bpf_map_get_next_key(strFd, null, k) < 0) break;
-      if (lib.bpf_map_delete_elem(strFd, k) < 0) break;
+    // Old sets out; new ones in (set ids are per atom, from 1).
+    for (const [map, size] of [['vigil_kstrings', ENFORCE.strKeySize], ['vigil_kports', ENFORCE.portKeySize], ['vigil_knets', ENFORCE.netKeySize]] as const) {
+      const fd = this.mapFd(map);
+      for (;;) {
+        const k = Buffer.alloc(size);
+        if (lib.bpf_map_get_next_key(fd, null, k) < 0) break;
+        if (lib.bpf_map_delete_elem(fd, k) < 0) break;
+      }
     }
     const sysMasks = new Map<number, number>();
+    const exitMasks = new Map<number, number>();
     let nextSet = 1;
     for (let c = 0; c < ENFORCE.clauses; c++) {
       const v = Buffer.alloc(ENFORCE.clauseSize);
@@ -391,12 +404,48 @@ export class BpfSensor {
             case 'argc_gt': v.writeUInt32LE(a.n, o + 4); break;
             case 'stdio_any': v.writeUInt32LE(stdioMask(a.kinds), o + 4); break;
             case 'stdio_at': v.writeUInt8(a.fd, o + 2); v.writeUInt32LE(stdioMask(a.kinds), o + 4); break;
-            case 'syscall':
+            case 'syscall': {
+              const masks = clause.where === 'sys_exit' ? exitMasks : sysMasks;
               for (const name of a.names) {
                 const nr = syscallNumber(name);
                 if (nr === undefined || nr >= ENFORCE.syscalls) throw new SensorError('VIGIL_BPF_MAP', `kernel clause: no x86-64 number below ${ENFORCE.syscalls} for system call ${name}`);
-                sysMasks.set(nr, (sysMasks.get(nr) ?? 0) | (1 << c));
+                masks.set(nr, (masks.get(nr) ?? 0) | (1 << c));
               }
+              break;
+            }
+            case 'port': {
+              const set = nextSet++;
+              v.writeUInt32LE(set, o + 4);
+              for (const port of a.ports) {
+                if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SensorError('VIGIL_BPF_MAP', `kernel clause: port ${port} is not 1-65535`);
+                const k = Buffer.alloc(ENFORCE.portKeySize);
+                k.writeUInt32LE(set, 0);
+                k.writeUInt16LE(port, 4);
+                this.update('vigil_kports', k, Buffer.from([1]));
+              }
+              break;
+            }
+            case 'net': {
+              const set = nextSet++;
+              v.writeUInt32LE(set, o + 4);
+              for (const n of a.networks) {
+                const bits = n.bytes.length * 8;
+                if ((n.bytes.length !== 4 && n.bytes.length !== 16) || n.prefix < 0 || n.prefix > bits) throw new SensorError('VIGIL_BPF_MAP', `kernel clause: a network of ${n.bytes.length} bytes with prefix /${n.prefix}`);
+                const k = Buffer.alloc(ENFORCE.netKeySize);
+                k.writeUInt32LE(32 + 8 + n.prefix, 0);
+                k.writeUInt32LE(set, 4);
+                k.writeUInt8(n.bytes.length === 4 ? 4 : 6, 8);
+                Buffer.from(n.bytes).copy(k, 9);
+                this.update('vigil_knets', k, Buffer.from([1]));
+              }
+              break;
+            }
+            case 'family':
+              v.writeUInt32LE((a.families.includes('AF_INET') ? 1 : 0) | (a.families.includes('AF_INET6') ? 2 : 0), o + 4);
+              break;
+            case 'oflags':
+              v.writeUInt8(a.access.reduce((m, x) => m | (1 << (x & 3)), 0), o + 2);
+              v.writeUInt32LE(a.bits >>> 0, o + 4);
               break;
             default: break;
           }
@@ -404,7 +453,10 @@ export class BpfSensor {
       }
       this.update('vigil_kclauses', u32(c), v);
     }
-    for (let nr = 0; nr < ENFORCE.syscalls; nr++) this.update('vigil_ksyscalls', u32(nr), u32((sysMasks.get(nr) ?? 0) >>> 0));
+    for (let nr = 0; nr < ENFORCE.syscalls; nr++) {
+      this.update('vigil_ksyscalls', u32(nr), u32((sysMasks.get(nr) ?? 0) >>> 0));
+      this.update('vigil_kexit_syscalls', u32(nr), u32((exitMasks.get(nr) ?? 0) >>> 0));
+    }
     if (on) this.update('vigil_kconf', u32(0), conf(true));
   }
 

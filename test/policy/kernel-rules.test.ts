@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { ContainerRef, StdioKind, VigilEvent } from '../../src/events/index.js';
 import { compileKernelRules, defaultKernelMask, kernelMaskFor, kernelReportLines, loadPolicies, PolicySet, readPolicyText, DEFAULT_POLICY_DIR, policyFiles, type KernelClause, type KernelProgram, type PolicyProblem } from '../../src/policy/index.js';
 import { readFileSync } from 'node:fs';
+import { openFlags } from '../../src/events/constants.js';
 
 const KILL_REVERSE_SHELL = `apiVersion: vigil.dev/v1
 kind: Policy
@@ -65,6 +66,7 @@ function holdsAtExec(c: KernelClause, e: VigilEvent): boolean {
       case 'stdio_any': r = p.stdio.some((k) => a.kinds.includes(k)); break;
       case 'stdio_at': r = a.kinds.includes(p.stdio[a.fd] ?? 'none'); break;
       case 'syscall': r = false; break;
+      default: r = false; break; // sys_exit atoms: never at an exec
     }
     return 'negate' in a && a.negate ? !r : r;
   });
@@ -98,20 +100,29 @@ test('reverse shell as a kill rule: the exec case goes to the kernel, the connec
   assert.equal(report?.enforced, 'partial');
   // The exec conjunctions the kernel can decide: shells and interpreters by name, and busybox's
   // shell applet however it is reached (argv[0], `busybox sh`, busybox run by name by an applet).
-  assert.equal(program.clauses.length, 6);
-  assert.ok(program.clauses.every((c) => c.where === 'exec' && c.atoms.length <= 8));
-  // Every clause asks for the container's own code and a socket on a standard stream.
-  for (const c of program.clauses) {
+  assert.equal(program.clauses.length, 7);
+  const execClauses = program.clauses.filter((c) => c.where === 'exec');
+  assert.equal(execClauses.length, 6);
+  assert.ok(program.clauses.every((c) => c.atoms.length <= 8));
+  // The connect case a shell makes to an address outside allowed_networks: at the connect's
+  // sys_exit, on the socket's peer (the interactive case tests stdio: left to user space).
+  const connect = program.clauses.find((c) => c.where === 'sys_exit');
+  assert.ok(connect, 'a sys_exit clause');
+  assert.deepEqual(connect.atoms[0], { type: 'syscall', names: ['connect'] });
+  assert.ok(connect.atoms.some((a) => a.type === 'net' && a.negate && a.text.includes('10.0.0.0/8')));
+  assert.ok(connect.atoms.some((a) => a.type === 'family' && !a.negate));
+  // Every exec clause asks for the container's own code and a socket on a standard stream.
+  for (const c of execClauses) {
     assert.deepEqual(c.atoms[0], { type: 'setup', negate: true });
     assert.ok(c.atoms.some((a) => a.type === 'stdio_any' && a.kinds.includes('inet') && a.kinds.includes('inet6')));
   }
   // The busybox applet case, with the exists over shell_binaries expanded and "-" + s folded.
-  const applet = program.clauses.find((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'eq' && a.values.includes('sh')));
+  const applet = execClauses.find((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'eq' && a.values.includes('sh')));
   const arg0 = applet?.atoms.find((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'eq');
   assert.ok(arg0 && arg0.type === 'str' && arg0.values.includes('sh') && arg0.values.includes('-sh'));
-  assert.ok(program.clauses.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'suffix' && a.values.includes('/sh'))));
+  assert.ok(execClauses.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'arg0' && a.op === 'suffix' && a.values.includes('/sh'))));
   assert.ok(report?.reasons.some((r) => r.includes('process.name')), report?.reasons.join('; '));
-  assert.ok(report?.reasons.some((r) => r.includes('args.addr_family')), report?.reasons.join('; '));
+  assert.ok(report?.reasons.some((r) => r.includes('io_uring:connect')), report?.reasons.join('; '));
   const lines = kernelReportLines(program).join('\n');
   assert.match(lines, /reverse shell: kernel kills: partly/);
   assert.match(lines, /left to user space: \(process.name in shell_binaries\)/);
@@ -217,6 +228,94 @@ test('system call rules: a listed call at sys_enter; calls only some of whose re
   assert.equal(byName('wrong kind')?.enforced, 'none');
   assert.equal(byName('at any call')?.enforced, 'none');
   assert.match(byName('at any call')?.reasons.join() ?? '', /names no system call/);
+});
+
+test('sys_exit rules: what an open opened (path, flags), what a connect connected to (port, network), an exec by its whole path', () => {
+  const program = compileKernelRules(withDefaults(RULES(`  rules:
+  - name: no shadow read
+    kinds: [file]
+    condition: 'container_code && files_opened_to_read && (file_path == "/etc/shadow" || file_path.startsWith("/root/.ssh/"))'
+    action: kill
+  - name: no pool
+    kinds: [network]
+    condition: 'syscall in connect_syscalls && has(args.port) && int(args.port) in [3333, 4444]'
+    action: kill
+  - name: quarantine
+    kinds: [network]
+    condition: 'syscall == "connect" && inNetworks(string(args.addr), ["10.9.0.0/16", "fd00::/8", "not a network"])'
+    action: kill
+  - name: from tmp
+    kinds: [exec]
+    condition: 'kind == "exec" && (process.exe == "/usr/bin/nc" || process.exe.startsWith("/tmp/"))'
+    action: kill
+  - name: removed
+    kinds: [file]
+    condition: 'syscall == "unlinkat" && file_path == "/etc/shadow"'
+    action: kill
+  - name: path alone
+    kinds: [file]
+    condition: 'file_path == "/etc/shadow"'
+    action: kill
+`)));
+  const byName = (n: string) => program.report.find((r) => r.rule === n);
+  const clausesOf = (n: string) => program.clauses.filter((c) => c.rule === program.rules.indexOf(n));
+
+  // io_uring's openat is not a system call the program sees: partly.
+  assert.equal(byName('no shadow read')?.enforced, 'partial');
+  assert.match(byName('no shadow read')?.reasons.join() ?? '', /io_uring:openat/);
+  const shadow = clausesOf('no shadow read');
+  assert.ok(shadow.length >= 1 && shadow.every((c) => c.where === 'sys_exit'));
+  // creat is excluded by the macro (syscall != "creat"); the flags tests are bits.
+  for (const c of shadow) {
+    assert.deepEqual(c.atoms[0], { type: 'syscall', names: ['open', 'openat', 'openat2'] });
+    assert.ok(c.atoms.some((a) => a.type === 'oflags' && a.negate && a.text === 'O_WRONLY' && a.access.join() === '1' && a.bits === 0));
+    assert.ok(c.atoms.some((a) => a.type === 'oflags' && a.negate && a.text === 'O_PATH' && a.bits === 0o10000000));
+  }
+  assert.ok(shadow.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'path' && a.op === 'eq' && a.values.includes('/etc/shadow'))));
+  assert.ok(shadow.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'path' && a.op === 'prefix' && a.values.includes('/root/.ssh/'))));
+
+  const pool = clausesOf('no pool');
+  assert.equal(pool.length, 1);
+  assert.equal(pool[0]?.where, 'sys_exit');
+  assert.ok(pool[0]?.atoms.some((a) => a.type === 'port' && !a.negate && a.ports.join() === '3333,4444'));
+
+  assert.equal(byName('quarantine')?.enforced, 'full');
+  const net = clausesOf('quarantine')[0]?.atoms.find((a) => a.type === 'net');
+  assert.ok(net && net.type === 'net');
+  // The bytes of each network, host bits clear; a text inNetworks never matches is left out.
+  assert.deepEqual(net.networks, [{ bytes: [10, 9, 0, 0], prefix: 16 }, { bytes: [0xfd, ...Array(15).fill(0)], prefix: 8 }]);
+
+  assert.equal(byName('from tmp')?.enforced, 'full');
+  const exe = clausesOf('from tmp');
+  assert.ok(exe.every((c) => c.where === 'exec'));
+  assert.ok(exe.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'exe' && a.op === 'eq' && a.values.includes('/usr/bin/nc'))));
+  assert.ok(exe.some((c) => c.atoms.some((a) => a.type === 'str' && a.field === 'exe' && a.op === 'prefix' && a.values.includes('/tmp/'))));
+
+  // unlinkat's path is its argument, not an opened fd: user space's.
+  assert.equal(byName('removed')?.enforced, 'none');
+  assert.match(byName('removed')?.reasons.join() ?? '', /what an open opened/);
+  assert.equal(byName('path alone')?.enforced, 'none');
+  assert.match(byName('path alone')?.reasons.join() ?? '', /without naming the system call/);
+});
+
+test('flags tests in the kernel agree with the record\'s flags text for every name and many flag values', () => {
+  const names = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_CREAT', 'O_TRUNC', 'O_PATH', 'O_CLOEXEC', 'O_DIRECT', 'O_DIRECTORY', 'O_SYNC', 'O_DSYNC', 'O_TMPFILE', 'O_ACCMODE', 'RDONLY', 'DIRECT', 'SYNC'];
+  const program = compileKernelRules(withDefaults(RULES(`  rules:
+${names.map((n, i) => `  - name: flags ${i}
+    kinds: [file]
+    condition: 'syscall == "openat" && file_path == "/x" && has(args.flags) && string(args.flags).contains("${n}")'
+    action: kill
+`).join('')}`)));
+  const values = [0, 1, 2, 3, 0o100, 0o1101, 0o2000000, 0o10000000, 0o40000, 0o200000, 0o240000, 0o4010000, 0o10000, 0o20200000, 0o2100102];
+  names.forEach((n, i) => {
+    const clause = program.clauses.find((c) => c.rule === program.rules.indexOf(`flags ${i}`));
+    const atom = clause?.atoms.find((a) => a.type === 'oflags');
+    assert.ok(atom && atom.type === 'oflags', n);
+    for (const v of values) {
+      const inKernel: boolean = (v & atom.bits) !== 0 || atom.access.includes(v & 3);
+      assert.equal(inKernel, openFlags(v).includes(n), `${n} in ${openFlags(v)}`);
+    }
+  });
 });
 
 test('per container: a rule scoped by a selector is off until the container is known, on where it applies, off for a protected one', () => {

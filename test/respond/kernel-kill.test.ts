@@ -80,7 +80,7 @@ describe('in-kernel kill: a reverse shell dies at its exec and the listener rece
   });
 
   test('the agent says which kill rules the kernel decides', () => {
-    assert.match(agent.stderr(), /kill rule 'reverse shell': the kernel kills \(6 case\(s\); the rest in user space\)/);
+    assert.match(agent.stderr(), /kill rule 'reverse shell': the kernel kills \(7 case\(s\); the rest in user space\)/);
     assert.match(agent.stderr(), /kill rule 'no personality change': the kernel kills \(every case\)/);
   });
 
