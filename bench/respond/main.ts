@@ -8,6 +8,8 @@
 //  - in-kernel kill: a program copied into a busybox container calls ptrace, outside the image's
 //    allow-list, with the rule's kill (vigil agent --allowlists): sys_enter sends SIGKILL; from
 //    the call's kernel timestamp to the kernel's exit record of that process.
+//  - in-kernel kill at an open: a rule killing opens of a listed file (decided at the open's
+//    sys_exit on the fd's path); from the open's kernel timestamp to the exit record.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,6 +68,10 @@ export async function main(argv: string[]): Promise<number> {
   const kernelKillPolicy = join(dir, 'kernel-kill.yaml');
   writeFileSync(kernelKillPolicy, ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', '  name: bench-kernel-kill', 'spec:', '  selector:', '    name: ["vigil-bench-kkill-*"]',
     '  overrides:', '    - rule: syscall not in allow-list', '      action: kill', ''].join('\n'));
+  const openKillPolicy = join(dir, 'open-kill.yaml');
+  writeFileSync(openKillPolicy, ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', '  name: bench-open-kill', 'spec:', '  selector:', '    name: ["vigil-bench-kopen-*"]',
+    '  rules:', '    - name: bench kernel open kill', '      kinds: [file]', `      condition: 'syscall in ["open", "openat"] && string(args.path) == "${path('kopen')}"'`,
+    '      action: kill', '      severity: high', ''].join('\n'));
   const offList = join(dir, 'off-list');
   execFileSync('cc', ['-O2', '-static', '-o', offList, resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'agent', 'fixtures', 'off-list.c')]);
   const config = join(dir, 'agent.yaml');
@@ -73,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
   writeFileSync(config, ['respond:', '  socket: ""', '  stopTimeoutSeconds: 1', '  rateLimit:', '    perRule: {count: 1000000, seconds: 1}', '    perContainer: {count: 1000000, seconds: 1}', ''].join('\n'));
   const killFile = join(dir, 'kill-me');
   writeFileSync(killFile, 'x\n');
-  const agent = await startAgent(['--config', config, '--policy', policy, '--policy', kernelKillPolicy, '--no-default-policy', '--allowlists']);
+  const agent = await startAgent(['--config', config, '--policy', policy, '--policy', kernelKillPolicy, '--policy', openKillPolicy, '--no-default-policy', '--allowlists']);
   const started: string[] = [];
   try {
     // User-space kill: each process opens the file, then becomes `sleep 5` (same pid) and waits to be killed.
@@ -135,10 +141,30 @@ export async function main(argv: string[]): Promise<number> {
       else kernelNotKilled++;
     }
 
+    // In-kernel kill at an open's sys_exit: the container is known (its list loaded) before the loop.
+    const kopen = uniqueName('vigil-bench-kopen');
+    started.push(kopen);
+    docker('run', '-d', '--pull', 'never', '--name', kopen, '-v', `${killFile}:${path('kopen')}:ro`, TEST_IMAGES.busybox, 'sleep', '600');
+    await until(() => readEvents(agent.logPath).find((e) => e.container.name === kopen && e.kind === 'agent' && e.args['state'] === 'loaded'), 120_000, `the allow-list of ${kopen}`);
+    docker('exec', kopen, 'sh', '-c', `i=0; while [ $i -lt ${kills} ]; do sh -c 'exec 3< ${path('kopen')}; echo leaked'; i=$((i+1)); done; true`);
+    const kopenEvents = await until(() => {
+      const es = readEvents(agent.logPath).filter((e) => e.container.name === kopen);
+      const v = es.filter((e) => e.kind === 'file' && e.response?.layer === 'kernel');
+      return v.length >= kills && es.filter((e) => e.kind === 'exit' && e.args['signal'] === 9).length >= kills ? es : undefined;
+    }, 60_000 + kills * 1000, `${kills} in-kernel kills at an open`);
+    const kopenExit = new Map<number, VigilEvent>();
+    for (const e of kopenEvents) if (e.kind === 'exit') kopenExit.set(e.process.pid, e);
+    const openKillMs: number[] = [];
+    for (const e of kopenEvents) {
+      if (e.kind !== 'file' || e.response?.layer !== 'kernel') continue;
+      const x = kopenExit.get(e.process.pid);
+      if (e.response.outcome === 'done' && x && x.args['signal'] === 9) openKillMs.push(ms(e.time, x.time));
+    }
+
     const pauseMs = await containerRun('pause');
     const stopMs = await containerRun('stop');
 
-    const rows = ([['in-kernel kill (call outside the allow-list → exit record)', stat(kernelKillMs)], ['user-space kill (open → exit record, SIGKILL)', stat(killMs)], ['pause (open → Docker API answered)', stat(pauseMs)],
+    const rows = ([['in-kernel kill (call outside the allow-list → exit record)', stat(kernelKillMs)], ['in-kernel kill at an open (sys_exit, fd path → exit record)', stat(openKillMs)], ['user-space kill (open → exit record, SIGKILL)', stat(killMs)], ['pause (open → Docker API answered)', stat(pauseMs)],
       ['stop, 1 s timeout, exits on SIGTERM (open → answered)', stat(stopMs)]] as Array<[string, Stat]>)
       .map(([what, s]) => [what, s.n, s.p50, s.p99, s.min, s.max]);
     const table: Table = { title: 'Time from the offending system call to the countermeasure\'s effect (ms)', columns: ['path', 'n', 'p50', 'p99', 'min', 'max'], rows };
@@ -146,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
       kills: { requested: kills, measured: killMs.length, notKilled, ms: stat(killMs) },
       pause: { ms: stat(pauseMs) }, stop: { ms: stat(stopMs), timeoutSeconds: 1 },
       inKernelKill: { requested: kills, measured: kernelKillMs.length, notKilled: kernelNotKilled, ms: stat(kernelKillMs) },
+      inKernelOpenKill: { requested: kills, measured: openKillMs.length, ms: stat(openKillMs) },
     });
     if (notKilled > 0) process.stdout.write(`${notKilled} of ${kills} processes were not killed by the agent (they exited first, or the kill failed): see the log ${agent.logPath}\n`);
     return 0;

@@ -1,5 +1,5 @@
 // Wires the parts of the agent: sensor → drain worker → decoder → pipeline → outputs.
-import { BpfSensor, RingBufferDrain, hostNamespace } from '../sensor/index.js';
+import { BpfSensor, RingBufferDrain, hostNamespace, probeStrongerHooks, strongerHooksLine } from '../sensor/index.js';
 import { decodeBatch, layout, syscallName, syscallNumber, type ContainerRef, type VigilEvent } from '../events/index.js';
 import { ContainerResolver, DockerClient, detectCgroupHierarchy, type CgroupHierarchy, type ContainerFacts } from '../containers/index.js';
 import { EventPipeline, type PipelineStats } from './pipeline.js';
@@ -247,6 +247,7 @@ export class Agent {
       if (r.enforced !== 'none') this.log(`kill rule '${r.rule}': the kernel kills (${r.enforced === 'full' ? 'every case' : `${r.clauses.length} case(s); the rest in user space`})`);
     }
     if (guarded) this.log('in-kernel kill: containers are not killed in the kernel until resolved (protect.names/labels are set)');
+    this.log(strongerHooksLine(probeStrongerHooks()));
   }
 
   /** The kernel rules on for one resolved container: 0 for a protected one. */

@@ -5,3 +5,5 @@ export type { BatchHandler, DrainOptions } from './drain.js';
 export { SensorError } from './errors.js';
 export type { SensorErrorCode } from './errors.js';
 export { checkHost, effectiveCapabilities, kernelHasTracepoint, kernelTooOld, MIN_KERNEL } from './preflight.js';
+export { probeStrongerHooks, strongerHooksLine } from './hooks.js';
+export type { StrongerHooks, HookAvailability } from './hooks.js';

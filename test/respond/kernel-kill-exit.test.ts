@@ -7,7 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { probeStrongerHooks } from '../../src/sensor/index.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +110,12 @@ describe('in-kernel kill at sys_exit: an open of a listed file, a connect to a l
     assert.match(agent.stderr(), /kill rule 'crypto mining': the kernel kills/);
     assert.match(agent.stderr(), /kill rule 'connect to the quarantine network': the kernel kills \(every case\)|kill rule 'connect to the quarantine network': the kernel kills/);
     assert.match(agent.stderr(), /kill rule 'program run from \/tmp': the kernel kills \(every case\)/);
+    // Which stronger hook this host has, found by loading probe programs: on a kernel without
+    // kprobes and BPF trampolines (this project's VM), none, and the line says why.
+    const hooks = probeStrongerHooks();
+    assert.match(agent.stderr(), /in-kernel kill: SIGKILL at the call/);
+    assert.ok(agent.stderr().includes(`BPF-LSM: ${hooks.bpfLsm.why}; bpf_override_return: ${hooks.overrideReturn.why}`), agent.stderr());
+    if (!existsSync('/sys/bus/event_source/devices/kprobe')) assert.equal(hooks.overrideReturn.available, false);
   });
 
   test('cat /etc/shadow by its name, through a symlink, by a relative name, from python: dies at the open, prints nothing of it', async () => {
