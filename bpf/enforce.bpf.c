@@ -274,6 +274,26 @@ static __always_inline struct vigil_kfacts *kfacts_begin(struct task_struct *tas
 	return f;
 }
 
+/* A check begun: enforcement on, the task a container's with some kernel rule on for it
+ * (*kc and *mask set), and its facts begun; NULL when there is nothing to check. At an exec,
+ * as process.bpf.c does before it builds the record (the same, whichever runs first): the
+ * runtime's init exec'ing in the container is the container's code from here on. */
+static __always_inline struct vigil_kfacts *enforce_begin(struct task_struct *task, struct vigil_kconf **kcp, __u32 *mask, int at_exec)
+{
+	struct vigil_config *cfg = vigil_get_config();
+	struct vigil_kconf *kc = kconf();
+	__u64 key;
+	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
+		return NULL;
+	*mask = rules_on(kc, key);
+	if (!*mask)
+		return NULL;
+	*kcp = kc;
+	if (at_exec)
+		vigil_exec_in_container(task, cfg);
+	return kfacts_begin(task);
+}
+
 /*
  * Reads argv[i] at `at` (the args end at `end`, already capped at VIGIL_ARGS_MAX bytes from
  * argv[0], as the exec record carries them): its length, head and tail. Returns its bytes
@@ -368,18 +388,9 @@ static __always_inline void kill(struct task_struct *task, __u32 rule)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct vigil_config *cfg = vigil_get_config();
-	struct vigil_kconf *kc = kconf();
-	__u64 key;
-	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
-		return 0;
-	__u32 mask = rules_on(kc, key);
-	if (!mask)
-		return 0;
-	/* As process.bpf.c does before it builds the record (the same, whichever runs first):
-	 * the runtime's init exec'ing in the container is the container's code from here on. */
-	vigil_exec_in_container(task, cfg);
-	struct vigil_kfacts *f = kfacts_begin(task);
+	struct vigil_kconf *kc;
+	__u32 mask;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 1);
 	if (!f)
 		return 0;
 
@@ -434,19 +445,13 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 	__u32 *clauses = bpf_map_lookup_elem(&vigil_ksyscalls, &nr);
 	if (!clauses || !*clauses)
 		return 0;
-	struct vigil_config *cfg = vigil_get_config();
-	struct vigil_kconf *kc = kconf();
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 key;
-	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
-		return 0;
 	/* A 32-bit call's number is of another table: left to user space, which names it. */
 	if (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT_STATUS)
 		return 0;
-	__u32 mask = rules_on(kc, key);
-	if (!mask)
-		return 0;
-	struct vigil_kfacts *f = kfacts_begin(task);
+	struct vigil_kconf *kc;
+	__u32 mask;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0);
 	if (!f)
 		return 0;
 	reverse_all(f);
@@ -541,20 +546,14 @@ int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
 	__u32 *clauses = bpf_map_lookup_elem(&vigil_kexit_syscalls, &nr);
 	if (!clauses || !*clauses)
 		return 0;
-	struct vigil_config *cfg = vigil_get_config();
-	struct vigil_kconf *kc = kconf();
-	__u64 key;
-	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
+	struct vigil_kconf *kc;
+	__u32 mask;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0);
+	if (!f)
 		return 0;
 	__u64 a0 = compat ? (__u32)BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
 	__u64 a1 = compat ? (__u32)BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
-	__u64 a2 = compat ? (__u32)BPF_CORE_READ(regs, dx) : BPF_CORE_READ(regs, dx);
-	__u32 mask = rules_on(kc, key);
-	if (!mask)
-		return 0;
-	struct vigil_kfacts *f = kfacts_begin(task);
-	if (!f)
-		return 0;
+	__u64 a2 = BPF_CORE_READ(regs, dx);
 	f->ret = ret;
 	if (nr == VIGIL_NR_OPEN || nr == VIGIL_NR_OPENAT || nr == VIGIL_NR_OPENAT2 || nr == VIGIL_NR_CREAT) {
 		/* The flags as the record shows them: the call's register (a thread's own: no race),

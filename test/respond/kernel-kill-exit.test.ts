@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { missingForContainerTests, TEST_IMAGES, WORKLOAD_IMAGES, uniqueName } from '../helpers/host.js';
 import { ALERTS_ONLY_LOG, startAgent, readEvents, type RunningAgent } from '../helpers/agent-process.js';
+import { eventsUntil } from './events.js';
 import { createCatcher, type Catcher } from './listener.js';
 import type { VigilEvent } from '../../src/events/index.js';
 
@@ -47,17 +48,6 @@ async function runContainer(agent: RunningAgent, name: string, image: string, sc
   } finally {
     spawnSync('docker', ['rm', '-f', name], { timeout: 60_000 });
   }
-}
-
-async function eventsUntil(agent: RunningAgent, name: string, pred: (es: VigilEvent[]) => boolean, timeoutMs = 30_000): Promise<VigilEvent[]> {
-  const end = Date.now() + timeoutMs;
-  let es: VigilEvent[] = [];
-  while (Date.now() < end) {
-    es = readEvents(agent.logPath).filter((e) => e.container.name === name);
-    if (pred(es)) return es;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return es;
 }
 
 /** The container's kernel-killed event, once its response record is in too. */

