@@ -19,6 +19,8 @@ import type { ResponseInfo } from '../events/index.js';
 import { AllowlistManager, type AllowlistReport } from './allowlists.js';
 
 const KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(layout.RECORD_KIND).map(([n, v]) => [v, n.toLowerCase()]));
+/** How often the maps only the agent writes are compared with what it wrote (checkControlMaps). */
+const MAP_CHECK_MS = 1000;
 
 /** outputLost: lines the outputs could not write (a full disk), each told in a `lost` entry once they could again. */
 export interface AgentSummary extends PipelineStats { lost: number; decodeErrors: number; outputLost: number }
@@ -36,6 +38,8 @@ export class Agent {
   private pipeline: EventPipeline | undefined;
   private outputs: EventOutput[] = [];
   private lostTimer: NodeJS.Timeout | undefined;
+  private mapCheckFailed = false;
+  private mapCheckTimer: NodeJS.Timeout | undefined;
   private metricsTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private loss: LossReporter | undefined;
@@ -164,6 +168,10 @@ export class Agent {
       this.loss?.report().catch((e: Error) => this.log(`cannot read the kernel's loss counters: ${e.message}`));
     }, 1000);
     this.lostTimer.unref();
+    // The maps the agent alone writes, compared with what it wrote (and put back): root on the
+    // host can turn the monitor off or clear a kill mask through them without touching a program.
+    this.mapCheckTimer = setInterval(() => this.checkControlMaps(), MAP_CHECK_MS);
+    this.mapCheckTimer.unref();
     // Bounds the process table when exit records were lost (a full ring buffer).
     this.sweepTimer = setInterval(() => this.pipeline?.sweepProcesses(), 60_000);
     this.sweepTimer.unref();
@@ -471,6 +479,28 @@ export class Agent {
   }
 
   /** Writes an entry for records the kernel could not queue (LossReporter: one per container, kind and reason). */
+  /** One INSECURE entry when a control map no longer holds what the agent wrote (bpf maps changed behind its back). */
+  private checkControlMaps(): void {
+    const sensor = this.sensor;
+    if (!sensor || sensor.detached || !this.pipeline) return;
+    let changes;
+    try {
+      changes = sensor.verifyControlMaps();
+    } catch (e) {
+      if (!this.mapCheckFailed) this.log(`cannot re-read the BPF maps: ${(e as Error).message}`);
+      this.mapCheckFailed = true;
+      return;
+    }
+    this.mapCheckFailed = false;
+    if (changes.length === 0) return;
+    const maps = [...new Set(changes.map((c) => c.map))];
+    this.log(`ALERT: BPF maps the agent alone writes were changed by someone else (${maps.join(', ')}: ${changes.length} entries); put back`);
+    const e = this.pipeline.noticeEvent('agent', 'maps-changed', { maps, changes: changes.slice(0, 64).map((c) => `${c.map} ${c.change} ${c.key}`), count: changes.length, restored: true },
+      { id: '', name: '', image: '', runtime: 'unknown' }, 0n);
+    e.verdict = { level: 'INSECURE', rules: ['monitor maps changed'], action: 'alert', severity: 'critical' };
+    for (const o of this.outputs) o.write(e);
+  }
+
   private writeLost(l: LossEntry): void {
     if (!this.pipeline) return;
     const kind = KIND_NAMES[l.kind] ?? `kind-${l.kind}`;
@@ -497,6 +527,7 @@ export class Agent {
     for (const w of this.policyWatchers) w.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     if (this.lostTimer) clearInterval(this.lostTimer);
+    if (this.mapCheckTimer) clearInterval(this.mapCheckTimer);
     if (this.metricsTimer) clearInterval(this.metricsTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     // Detach first: the drain then reads everything the programs produced, nothing after.

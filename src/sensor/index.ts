@@ -1,5 +1,5 @@
 export { BpfSensor, kernelLink, kernelLinks, kernelProgram, DEFAULT_OBJECTS, OPTIONAL_OBJECTS, DEFAULT_OBJECT_DIR, hostNamespace, namespaceInode, possibleCpuCount } from './loader.js';
-export type { SensorOptions, CgroupMode, KernelConfig, ProgramInfo, AttachmentInfo, KernelLink, KernelProgram, ContainerLoss, LossSnapshot, BudgetSettings } from './loader.js';
+export type { SensorOptions, CgroupMode, KernelConfig, ProgramInfo, AttachmentInfo, KernelLink, KernelProgram, ContainerLoss, LossSnapshot, BudgetSettings, ControlMapChange } from './loader.js';
 export { RingBufferDrain } from './drain.js';
 export type { BatchHandler, DrainOptions } from './drain.js';
 export { SensorError } from './errors.js';

@@ -113,7 +113,19 @@ interface LoadedObject { name: string; obj: Pointer; links: Pointer[]; linkIds?:
 /** A loaded program as the kernel reports it (see BpfSensor.programInfo). */
 export interface ProgramInfo { object: string; name: string; id: number; type: number; tag: string; xlatedBytes: number; xlatedSha256: string }
 
+/** Maps the agent alone writes and the kernel only reads (see BpfSensor.verifyControlMaps). */
+const CONTROL_MAPS = new Set([
+  'vigil_config', 'vigil_budget_config', 'vigil_syscall_rules', 'vigil_path_prefixes', 'vigil_path_suffixes', 'vigil_ports',
+  'vigil_ignored_cgroups', 'vigil_stream', 'vigil_kconf', 'vigil_kclauses', 'vigil_ksyscalls', 'vigil_kexit_syscalls',
+  'vigil_kstrings', 'vigil_kports', 'vigil_knets', 'vigil_kmask',
+]);
+
+/** A control map found not to hold what the agent wrote (and put back). */
+export interface ControlMapChange { map: string; key: string; change: 'changed' | 'added' | 'removed' }
+
 export class BpfSensor {
+  /** What the agent wrote into each control map, by key (hex). */
+  private readonly written = new Map<string, Map<string, Buffer>>();
   private readonly objects: LoadedObject[] = [];
   private readonly mapFds = new Map<string, number>();
   private closed = false;
@@ -321,7 +333,7 @@ export class BpfSensor {
       prev = next;
       if (!wanted.has(next.toString('hex'))) stale.push(next);
     }
-    for (const k of stale) lib.bpf_map_delete_elem(fd, k);
+    for (const k of stale) this.remove(map, k);
   }
 
   /** Watched ports: the filter's set (replaced whole). */
@@ -337,7 +349,7 @@ export class BpfSensor {
       prev = next;
       if (!keep.has(next.readUInt16LE())) stale.push(next);
     }
-    for (const k of stale) lib.bpf_map_delete_elem(fd, k);
+    for (const k of stale) this.remove('vigil_ports', k);
     for (const port of ports) {
       const k = Buffer.alloc(2);
       k.writeUInt16LE(port);
@@ -376,6 +388,7 @@ export class BpfSensor {
         const k = Buffer.alloc(size);
         if (lib.bpf_map_get_next_key(fd, null, k) < 0) break;
         if (lib.bpf_map_delete_elem(fd, k) < 0) break;
+        this.written.get(map)?.delete(k.toString('hex'));
       }
     }
     const sysMasks = new Map<number, number>();
@@ -464,7 +477,7 @@ export class BpfSensor {
   setContainerKillMask(key: bigint, mask: number | undefined): void {
     const k = Buffer.alloc(8);
     k.writeBigUInt64LE(key);
-    if (mask === undefined) libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_kmask'), k);
+    if (mask === undefined) this.remove('vigil_kmask', k);
     else this.update('vigil_kmask', k, u32(mask >>> 0));
   }
 
@@ -473,7 +486,7 @@ export class BpfSensor {
     const k = Buffer.alloc(8);
     k.writeBigUInt64LE(key);
     if (on) this.update('vigil_stream', k, Buffer.from([1]));
-    else libbpf().lib.bpf_map_delete_elem(this.mapFd('vigil_stream'), k);
+    else this.remove('vigil_stream', k);
   }
 
   /** Every syscall counted per container key and number, summed over CPUs. */
@@ -630,6 +643,70 @@ export class BpfSensor {
   update(mapName: string, key: Buffer, value: Buffer): void {
     const rc = libbpf().lib.bpf_map_update_elem(this.mapFd(mapName), key, value, 0);
     if (rc < 0) throw new SensorError('VIGIL_BPF_MAP', `cannot update BPF map ${mapName}: ${libbpfError(rc)}`);
+    if (CONTROL_MAPS.has(mapName)) {
+      let m = this.written.get(mapName);
+      if (!m) this.written.set(mapName, (m = new Map()));
+      m.set(key.toString('hex'), Buffer.from(value));
+    }
+  }
+
+  /** Deletes a key the agent wrote (and forgets it wrote it). */
+  private remove(mapName: string, key: Buffer): void {
+    libbpf().lib.bpf_map_delete_elem(this.mapFd(mapName), key);
+    this.written.get(mapName)?.delete(key.toString('hex'));
+  }
+
+  /**
+   * Compares the maps only the agent writes (CONTROL_MAPS: the configuration, filters, kill
+   * rules, masks; the kernel only reads them) with what it wrote, and puts back what it
+   * finds changed: a root process on the host can write any BPF map (turn the monitor off,
+   * clear a kill mask, widen a filter) without detaching a program. Each difference is
+   * returned: a value changed, a key added, a key removed. An array's keys always exist: one
+   * never written must hold zeros.
+   */
+  verifyControlMaps(): ControlMapChange[] {
+    const { lib } = libbpf();
+    const out: ControlMapChange[] = [];
+    for (const name of CONTROL_MAPS) {
+      const fd = this.mapFds.get(name);
+      if (fd === undefined) continue;
+      const info = Buffer.alloc(80);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(info.length);
+      if (lib.bpf_obj_get_info_by_fd(fd, info, len) < 0) continue;
+      const type = info.readUInt32LE(0);
+      const keySize = info.readUInt32LE(8);
+      const valueSize = info.readUInt32LE(12);
+      const isArray = type === 2; // BPF_MAP_TYPE_ARRAY
+      const written = this.written.get(name) ?? new Map<string, Buffer>();
+      const seen = new Set<string>();
+      const value = Buffer.alloc(valueSize);
+      const added: Buffer[] = [];
+      let prev: Buffer | null = null;
+      for (;;) {
+        const next = Buffer.alloc(keySize);
+        if (lib.bpf_map_get_next_key(fd, prev, next) < 0) break;
+        prev = next;
+        const hex = next.toString('hex');
+        if (lib.bpf_map_lookup_elem(fd, next, value) < 0) continue; // deleted meanwhile
+        seen.add(hex);
+        const expected = written.get(hex) ?? (isArray ? Buffer.alloc(valueSize) : undefined);
+        if (expected === undefined) {
+          out.push({ map: name, key: hex, change: 'added' });
+          added.push(next); // deleted after the walk: a hash map's walk restarts at a missing key
+        } else if (!expected.equals(value)) {
+          out.push({ map: name, key: hex, change: 'changed' });
+          lib.bpf_map_update_elem(fd, next, expected, 0);
+        }
+      }
+      for (const k of added) lib.bpf_map_delete_elem(fd, k);
+      for (const [hex, v] of written) {
+        if (seen.has(hex)) continue;
+        out.push({ map: name, key: hex, change: 'removed' });
+        lib.bpf_map_update_elem(fd, Buffer.from(hex, 'hex'), v, 0);
+      }
+    }
+    return out;
   }
 
   /** Detaches every program: nothing new is produced; the maps (and what the ring buffer holds) stay readable. */
