@@ -206,4 +206,10 @@ describe('in-kernel kill at sys_exit: an open of a listed file, a connect to a l
     assert.equal(event.process.exe, '/tmp/echo');
     assert.equal(event.response?.rule, 'program run from /tmp');
   });
+
+  test('last: the kill rules\' maps (sets, tries, masks) read back as the agent wrote them: no maps-changed entry', () => {
+    // The agent compares them every second: by now, after the tests above, tens of times.
+    const own = readEvents(agent.logPath).filter((e) => e.kind === 'agent' && e.syscall === 'maps-changed');
+    assert.deepEqual(own.map((e) => e.args), []);
+  });
 });
