@@ -318,6 +318,93 @@ ${names.map((n, i) => `  - name: flags ${i}
   });
 });
 
+/** The facts bpf/enforce.bpf.c reads at sys_exit, from an event as user space sees the same call. */
+function holdsAtExit(c: KernelClause, e: VigilEvent, facts: { fdPath?: string; flags?: number; sock?: { v6: boolean; addr: number[]; port: number } }): boolean {
+  if (c.where !== 'sys_exit') return false;
+  const p = e.process;
+  const strings: Record<string, string | undefined> = { comm: p.comm, path: facts.fdPath };
+  return c.atoms.every((a) => {
+    let r: boolean;
+    switch (a.type) {
+      case 'setup': r = p.containerSetup; break;
+      case 'syscall': return a.names.includes(e.syscall);
+      case 'failed': return Number(e.ret) < 0;
+      case 'str': {
+        const v = strings[a.field];
+        if (v === undefined) return false; // a fact the call does not have: false either way
+        const fits = Buffer.byteLength(v) <= 63;
+        r = a.values.some((x) => (a.op === 'eq' ? fits && v === x : a.op === 'prefix' ? v.startsWith(x) : v.endsWith(x)));
+        break;
+      }
+      case 'oflags':
+        if (facts.flags === undefined) return false;
+        r = (facts.flags & a.bits) !== 0 || a.access.includes(facts.flags & 3);
+        break;
+      case 'port':
+        if (!facts.sock) return false;
+        r = a.ports.includes(facts.sock.port);
+        break;
+      case 'family':
+        if (!facts.sock) return false;
+        r = a.families.includes(facts.sock.v6 ? 'AF_INET6' : 'AF_INET');
+        break;
+      case 'net': {
+        if (!facts.sock) return false;
+        const addr = facts.sock.addr;
+        r = a.networks.some((n) => n.bytes.length === addr.length && [...Array(n.prefix).keys()].every((bit) => ((addr[bit >> 3]! >> (7 - (bit & 7))) & 1) === ((n.bytes[bit >> 3]! >> (7 - (bit & 7))) & 1)));
+        break;
+      }
+      default: return false;
+    }
+    return 'negate' in a && a.negate ? !r : r;
+  });
+}
+
+test('whenever a sys_exit clause holds for an open or a connect, the rule itself judges it kill', () => {
+  const set = withDefaults(RULES(`  overrides:
+  - rule: read sensitive file
+    action: kill
+  - rule: crypto mining
+    action: kill
+  - rule: connect outside
+    action: kill
+  - rule: reverse shell
+    action: kill
+`));
+  const program = compileKernelRules(set);
+  assert.ok(program.clauses.some((c) => c.where === 'sys_exit'));
+  let checked = 0;
+  let killed = 0;
+  const judge = (e: VigilEvent, facts: Parameters<typeof holdsAtExit>[2], what: string) => {
+    checked++;
+    if (!program.clauses.some((c) => holdsAtExit(c, e, facts))) return;
+    killed++;
+    const v = set.judge(e);
+    assert.equal(v.action, 'kill', `kernel kills but the rules do not: ${what} -> ${JSON.stringify(v)}`);
+  };
+  const base = exec({ comm: 'cat', exe: '/bin/cat', args: ['cat'], stdio: ['pipe', 'pipe', 'pipe'], setup: false, name: 'cat' });
+  const paths = ['/etc/shadow', '/etc/passwd', '/etc/shadow-', '/root/.ssh/id_rsa', '/home/u/.ssh/id_ed25519', '/tmp/x', `/${'d/'.repeat(40)}.ssh/id_rsa`];
+  const flagValues = [0, 1, 2, 0o10000000, 0o2000000, 0o101, 0o1102, 0o4010000];
+  for (const syscall of ['open', 'openat', 'openat2', 'creat', 'unlinkat']) for (const path of paths) for (const flags of flagValues) for (const ret of [3, -2]) for (const comm of ['cat', 'sshd', 'sh', 'python3']) for (const setup of [false, true]) {
+    const hasFlags = syscall !== 'creat' && syscall !== 'unlinkat';
+    const e: VigilEvent = { ...base, seq: ++seq, kind: 'file', syscall, ret, args: { path, name: path, ...(hasFlags ? { flags: openFlags(flags) } : {}) },
+      process: { ...base.process, comm, args: [comm, path], containerSetup: setup } };
+    const opens = syscall !== 'unlinkat';
+    judge(e, { fdPath: opens && ret >= 0 ? path : undefined, flags: opens && hasFlags ? flags : undefined }, `${syscall} ${path} ${openFlags(flags)} ret ${ret} ${comm}`);
+  }
+  const socks: Array<[string, string, number[], boolean]> = [
+    ['AF_INET', '10.1.2.3', [10, 1, 2, 3], false], ['AF_INET', '8.8.8.8', [8, 8, 8, 8], false], ['AF_INET', '127.0.0.1', [127, 0, 0, 1], false],
+    ['AF_INET6', '::ffff:8.8.8.8', [8, 8, 8, 8], true], ['AF_INET6', '2001:db8::1', [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1], true], ['AF_INET6', '::1', [...Array(15).fill(0), 1], true],
+  ];
+  for (const [family, address, bytes, v6] of socks) for (const port of [80, 4444, 3333, 443]) for (const comm of ['sh', 'bash', 'nc', 'python3', 'xmrig']) for (const stdio of [['pipe', 'pipe', 'pipe'], ['tty', 'tty', 'tty']] as StdioKind[][]) {
+    const addr = v6 ? `[${address}]:${port}` : `${address}:${port}`;
+    const e: VigilEvent = { ...base, seq: ++seq, kind: 'network', syscall: 'connect', ret: 0, args: { fd: 3, addr_family: family, addr, port },
+      process: { ...base.process, comm, exe: `/bin/${comm}`, args: [comm], stdio, name: comm } };
+    judge(e, { sock: { v6, addr: bytes, port } }, `${comm} connect ${addr}`);
+  }
+  assert.ok(checked > 2000 && killed > 100, `${killed} of ${checked}`);
+});
+
 test('per container: a rule scoped by a selector is off until the container is known, on where it applies, off for a protected one', () => {
   const set = withDefaults(RULES(`  rules:
   - name: prod shells
