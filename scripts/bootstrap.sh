@@ -78,6 +78,8 @@ fi
 # --- builds ----------------------------------------------------------------
 log "building BPF object"
 make -s -C bpf
+# The log verifier's optional native helper (src/log/native/chain.c; without it the same checks run in TypeScript, slower).
+make -s -C src/log/native
 log "building TypeScript"
 npx tsc -p tsconfig.json
 

@@ -16,12 +16,12 @@ import { CompactRange } from './merkle.js';
 import { parseSealLine, type Seal } from './chain.js';
 import { listSegments } from './store.js';
 import {
-  LogVerifyError, emptyTally, genesisPosition, readSegment, summaryOf, verifySegmentBytes, verifyLogDir,
+  LogVerifyError, emptyTally, genesisPosition, positionAfterSeal, readSegment, summaryOf, verifySegmentBytes, verifyLogDir,
   type ChainPosition, type LogSummary, type SegmentTally, type VerifyLogOptions, type LogCheck,
 } from './verify.js';
 
 export interface ParallelVerifyOptions extends Omit<VerifyLogOptions, 'onEntry'> {
-  /** Worker threads (default: the CPUs available, at most one per segment; ≤ 1: this thread only). */
+  /** Threads, this one included (default: the CPUs available, at most one per segment; ≤ 1: this thread only). */
   threads?: number;
 }
 
@@ -50,6 +50,21 @@ export interface SegmentTask { id: number; path: string; last: boolean; from: Se
 export type SegmentResult =
   | { id: number; ok: true; end: PositionData; tally: SegmentTally }
   | { id: number; ok: false; check?: LogCheck; message: string };
+
+/** What each worker is started with: every task, and the counter that hands them out. */
+export interface WorkerJob { tasks: SegmentTask[]; counter: Int32Array }
+
+/** Checks one segment from where its task says; a failure is reported, for the caller to check again. */
+export function checkTask(task: SegmentTask): SegmentResult {
+  try {
+    const pos = task.from ? positionAfterSeal(task.from) : genesisPosition();
+    const tally = emptyTally();
+    verifySegmentBytes(readSegment(task.path), basename(task.path), task.last, pos, tally, { agentRecords: task.agentRecords, native: task.native });
+    return { id: task.id, ok: true, end: positionData(pos), tally };
+  } catch (e) {
+    return { id: task.id, ok: false, check: e instanceof LogVerifyError ? e.check : undefined, message: (e as Error).message };
+  }
+}
 
 /** The seal on the last complete line of a segment, or null (no such line, or it is not a valid seal). */
 export function lastSealOf(path: string): Seal | null {
@@ -103,19 +118,23 @@ export async function verifyLogDirParallel(dir: string, opts: ParallelVerifyOpti
     if (k === 0 || starts[k]) tasks.push({ id: k, path: seg.path, last: k === segments.length - 1, from: starts[k] ?? null, agentRecords, native: opts.native !== false });
   });
   const results = new Map<number, SegmentResult>();
-  const workers = Array.from({ length: threads }, () => new Worker(new URL('./verify-worker.js', import.meta.url)));
+  // This thread checks segments too, the workers beside it: each takes the next task from
+  // a shared counter, so a slow segment (or a slow start of a worker) holds up no other.
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const workers = Array.from({ length: threads - 1 }, () => new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { tasks, counter } satisfies WorkerJob }));
+  // A worker that fails (cannot start, dies) leaves its segments without a result: they
+  // are then checked in this thread below, so it costs time, never the outcome.
+  const finished = workers.map((w) => new Promise<void>((resolve) => {
+    w.on('message', (r: SegmentResult | 'done') => { if (r === 'done') resolve(); else results.set(r.id, r); });
+    w.on('error', () => resolve());
+    w.on('exit', () => resolve());
+  }));
   try {
-    await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
-      const next = (): void => {
-        const task = tasks.shift();
-        if (!task) { resolve(); return; }
-        w.postMessage(task);
-      };
-      w.on('message', (r: SegmentResult) => { results.set(r.id, r); next(); });
-      w.on('error', reject);
-      w.on('exit', (code) => { if (code !== 0) reject(new Error(`a log verification worker exited with ${code}`)); });
-      next();
-    })));
+    for (let i = Atomics.add(counter, 0, 1); i < tasks.length; i = Atomics.add(counter, 0, 1)) {
+      const r = checkTask(tasks[i] as SegmentTask);
+      results.set(r.id, r);
+    }
+    await Promise.all(finished);
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
