@@ -210,3 +210,30 @@ test('segments checked in parallel: a join that does not hold (the seal before a
   assert.deepEqual(await outcomeAsync(() => verifyLogDirParallel(dir, { threads: 2 })), ref);
   await assert.rejects(verifyLogDirParallel(dir, { threads: 2 }), (e: unknown) => e instanceof LogVerifyError);
 });
+
+test('unusual entries (no time or host, 100 KiB lines, escapes at the end of the host) verify the same in every mode', async (t) => {
+  const dir = tempDir(t);
+  const w = LogWriter.open(dir, { batchSize: 3, batchMs: 3_600_000, segmentBytes: 150_000 });
+  const odd: Array<Record<string, unknown>> = [
+    { seq: 0, kind: 'file' },
+    { seq: 0, time: 'x1', host: 'h', kind: 'file' },
+    { seq: 0, time: '12', host: 'h\\', kind: 'agent', syscall: 'start', args: { heartbeatSeconds: 3 } },
+    { seq: 0, time: '13', host: '"', kind: 'agent', syscall: 'Weird_Name' },
+    { seq: 0, time: '14', host: 'h', kind: 'file', args: { big: 'z'.repeat(100 * 1024) } },
+    { seq: 0, time: '15', host: 'h', kind: 'agentx', syscall: 'stop' },
+    { seq: 0, time: '16', kind: 'agent', host: 'h', syscall: 'stop' },
+  ];
+  for (let i = 0; i < 40; i++) w.append({ ...(odd[i % odd.length] as object) } as { seq: number });
+  w.close();
+  const ref = outcome(() => referenceVerifyLogDir(dir));
+  assert.equal(ref.ok, true);
+  const a = verifyLogDir(dir, { native: false, agentRecords: ['start', 'stop'] });
+  const b = verifyLogDir(dir, { agentRecords: ['start', 'stop'] });
+  const c = await verifyLogDirParallel(dir, { threads: 2, agentRecords: ['start', 'stop'] });
+  for (const s of [a, b, c]) assert.deepEqual(outcome(() => s), ref);
+  assert.deepEqual(b.facts, a.facts);
+  assert.deepEqual(c.facts, a.facts);
+  // Agent records only where the agent writes them: seq, time, host, then kind "agent".
+  assert.deepEqual(a.facts.records.map((r) => r.what), Array(6).fill('start'));
+  assert.equal(a.facts.lastTime, '14', 'the last entry (the 100 KiB one) has time 14');
+});
