@@ -80,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!native) process.stderr.write(`the native helper is not used: ${nativeUnavailable}\n`);
     const oneJs = await measure('1 thread, TypeScript only', 1, () => verifyLogDir(dir, { native: false }));
     const one = native ? await measure('1 thread, native helper', runs, () => verifyLogDir(dir)) : oneJs;
-    const par = await measure(`${threads} worker threads${native ? ', native helper' : ''}`, runs, () => verifyLogDirParallel(dir, { threads }));
+    const par = await measure(`${threads} threads (this one and ${threads - 1} worker${threads > 2 ? 's' : ''})${native ? ', native helper' : ''}`, runs, () => verifyLogDirParallel(dir, { threads }));
     rmSync(dir, { recursive: true, force: true });
 
     // Alert to anchor, through a BMC on swtpm.
