@@ -10,13 +10,12 @@
 // as verifyLogDir would: the outcome, and the first inconsistency's message, are the same.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CompactRange } from './merkle.js';
 import { parseSealLine, type Seal } from './chain.js';
 import { listSegments } from './store.js';
 import {
-  LogVerifyError, emptyTally, genesisPosition, positionAfterSeal, readSegment, summaryOf, verifySegmentBytes, verifyLogDir,
+  LogVerifyError, emptyTally, genesisPosition, positionAfterSeal, summaryOf, verifySegmentFile, verifyLogDir,
   type ChainPosition, type LogSummary, type SegmentTally, type VerifyLogOptions, type LogCheck,
 } from './verify.js';
 
@@ -46,7 +45,7 @@ export function positionFrom(d: PositionData): ChainPosition {
 }
 
 /** What a worker is asked: one segment, from a seal (null: the log's start). */
-export interface SegmentTask { id: number; path: string; last: boolean; from: Seal | null; agentRecords: string[]; native: boolean }
+export interface SegmentTask { id: number; path: string; last: boolean; from: Seal | null; agentRecords: string[]; native: boolean; chunkBytes?: number }
 export type SegmentResult =
   | { id: number; ok: true; end: PositionData; tally: SegmentTally }
   | { id: number; ok: false; check?: LogCheck; message: string };
@@ -59,7 +58,7 @@ export function checkTask(task: SegmentTask): SegmentResult {
   try {
     const pos = task.from ? positionAfterSeal(task.from) : genesisPosition();
     const tally = emptyTally();
-    verifySegmentBytes(readSegment(task.path), basename(task.path), task.last, pos, tally, { agentRecords: task.agentRecords, native: task.native });
+    verifySegmentFile(task.path, task.last, pos, tally, { agentRecords: task.agentRecords, native: task.native, chunkBytes: task.chunkBytes });
     return { id: task.id, ok: true, end: positionData(pos), tally };
   } catch (e) {
     return { id: task.id, ok: false, check: e instanceof LogVerifyError ? e.check : undefined, message: (e as Error).message };
@@ -115,7 +114,7 @@ export async function verifyLogDirParallel(dir: string, opts: ParallelVerifyOpti
   segments.forEach((seg, k) => {
     // A segment whose predecessor does not end in a seal cannot start on its own: the
     // check in this thread reaches it.
-    if (k === 0 || starts[k]) tasks.push({ id: k, path: seg.path, last: k === segments.length - 1, from: starts[k] ?? null, agentRecords, native: opts.native !== false });
+    if (k === 0 || starts[k]) tasks.push({ id: k, path: seg.path, last: k === segments.length - 1, from: starts[k] ?? null, agentRecords, native: opts.native !== false, chunkBytes: opts.chunkBytes });
   });
   const results = new Map<number, SegmentResult>();
   // This thread checks segments too, the workers beside it: each takes the next task from
@@ -149,7 +148,7 @@ export async function verifyLogDirParallel(dir: string, opts: ParallelVerifyOpti
       // From here on in this thread, from where the segments before (all joined) left the chain.
       for (let j = k; j < segments.length; j++) {
         const seg = segments[j] as { path: string };
-        verifySegmentBytes(readSegment(seg.path), basename(seg.path), j === segments.length - 1, pos, tally, opts);
+        verifySegmentFile(seg.path, j === segments.length - 1, pos, tally, opts);
       }
       return summaryOf(pos, tally, segments.length);
     }

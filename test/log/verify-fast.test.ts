@@ -62,7 +62,7 @@ function rng(seed: number): (n: number) => number {
 }
 
 const HEXDIGITS = '0123456789abcdef';
-// Every kind of edit six times; each case is checked five ways (worker threads start anew each time).
+// Every kind of edit six times; each case is checked seven ways (worker threads start anew each time).
 const CASES = 66;
 type Edit = (files: string[][], r: (n: number) => number) => string;
 
@@ -123,7 +123,7 @@ const edits: Record<string, Edit> = {
 
 function createHashHex(b: Buffer): string { return createHash('sha256').update(b).digest('hex'); }
 
-test('the fast verifier (TypeScript, native, 2 and 3 threads) gives the reference verifier\'s outcome for every edit', async (t) => {
+test('the fast verifier (TypeScript, native, small pieces, 2 and 3 threads) gives the reference verifier\'s outcome for every edit', async (t) => {
   const base = tempDir(t);
   const orig = join(base, 'orig');
   writeLog(orig, 300);
@@ -134,7 +134,10 @@ test('the fast verifier (TypeScript, native, 2 and 3 threads) gives the referenc
   const modes: Array<[string, (dir: string) => Promise<Outcome>]> = [
     ['TypeScript', async (d) => outcome(() => verifyLogDir(d, { native: false }))],
     ...(native ? [['native', async (d: string) => outcome(() => verifyLogDir(d))] as [string, (dir: string) => Promise<Outcome>]] : []),
+    // Pieces smaller than a line: every piece ends mid-line, and the buffer grows.
+    ['TypeScript, 700-byte pieces', async (d) => outcome(() => verifyLogDir(d, { native: false, chunkBytes: 700 }))],
     ['2 threads', (d) => outcomeAsync(() => verifyLogDirParallel(d, { threads: 2 }))],
+    ['2 threads, 4 KiB pieces', (d) => outcomeAsync(() => verifyLogDirParallel(d, { threads: 2, chunkBytes: 4096 }))],
     ['3 threads, TypeScript', (d) => outcomeAsync(() => verifyLogDirParallel(d, { threads: 3, native: false }))],
   ];
   // The untouched log first.
@@ -228,7 +231,7 @@ test('unusual entries (no time or host, 100 KiB lines, escapes at the end of the
   const ref = outcome(() => referenceVerifyLogDir(dir));
   assert.equal(ref.ok, true);
   const a = verifyLogDir(dir, { native: false, agentRecords: ['start', 'stop'] });
-  const b = verifyLogDir(dir, { agentRecords: ['start', 'stop'] });
+  const b = verifyLogDir(dir, { agentRecords: ['start', 'stop'], chunkBytes: 1000 });
   const c = await verifyLogDirParallel(dir, { threads: 2, agentRecords: ['start', 'stop'] });
   for (const s of [a, b, c]) assert.deepEqual(outcome(() => s), ref);
   assert.deepEqual(b.facts, a.facts);
