@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { BmcApiClient, startBmcService } from '../../src/bmc/index.js';
 import { haveProgram } from '../../src/tpm/index.js';
 import { Anchorer } from '../../src/attest/index.js';
-import { LogWriter, nativeChain, nativeUnavailable, verifyLogDir, verifyLogDirParallel, type LogSummary, type Seal } from '../../src/log/index.js';
+import { LogWriter, defaultThreads, nativeChain, nativeUnavailable, verifyLogDir, verifyLogDirParallel, type LogSummary, type Seal } from '../../src/log/index.js';
 import { percentile, report, type Table } from '../lib/report.js';
 
 /** An event of the usual shape and size (a file open in a container). */
@@ -135,6 +135,8 @@ export async function main(argv: string[]): Promise<number> {
     const verifyData = (m: { best: Run; all: Run[] }) => ({ entriesPerS: rate(m.best, 'wallS'), entriesPerCpuS: rate(m.best, 'cpuS'), runs: m.all });
     report('attest', tables, {
       entries, alerts, renderUs, loggedUs, chainUs: loggedUs - renderUs, bytesPerEntry: bytes / entries, native, nativeUnavailable: native ? undefined : nativeUnavailable, threads,
+      // What vigil verify would start now (one, plus the CPUs the load leaves idle).
+      verifierDefaultThreads: defaultThreads(),
       verify: { oneThreadTypeScript: verifyData(oneJs), oneThread: verifyData(one), parallel: verifyData(par) },
       // Kept under its earlier name: the parallel wall rate.
       verifyEntriesPerS: rate(par.best, 'wallS'),

@@ -46,7 +46,7 @@ export interface VerifyOptions {
   /** Longest silence accepted when the agent did not stop cleanly (default: 3 heartbeats + 5 s). */
   maxSilenceMs?: number;
   now?: () => number;
-  /** Threads that check the log directory (default: the CPUs available; 1: this thread only). */
+  /** Threads that check the log directory (default: one, plus the CPUs the load leaves idle; 1: this thread only). */
   threads?: number;
 }
 
@@ -270,7 +270,7 @@ async function proveAnchors(opts: { client: BmcApiClient; stateDir?: string; tru
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const now = opts.now ?? Date.now;
   const { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven } = await proveAnchors(opts);
-  // 4. the log directory, checked over worker threads; what steps 6 and 7 need of the
+  // 4. the log directory, checked over worker threads when CPUs are idle; what steps 6 and 7 need of the
   // entries is gathered while they are checked (src/log/verify.ts, EntryFacts).
   let summary;
   try {
