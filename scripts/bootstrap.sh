@@ -78,6 +78,8 @@ fi
 # --- builds ----------------------------------------------------------------
 log "building BPF object"
 make -s -C bpf
+# The log verifier's optional native helper (src/log/native/chain.c; without it the same checks run in TypeScript, slower).
+make -s -C src/log/native || log "the log verifier's native helper did not build: vigil verify runs its checks in TypeScript (slower)"
 log "building TypeScript"
 npx tsc -p tsconfig.json
 

@@ -26,7 +26,7 @@ import {
   Alg, ObjectAttr, checkEkCertificate, extendPcrValue, makeCredential, objectName, quotePcrDigest, verifyQuote,
   type Attestation, type Signature,
 } from '../tpm/index.js';
-import { verifyLogDir, LogVerifyError, checkProof, type CheckedSeal, type ProofFile } from '../log/index.js';
+import { verifyLogDirParallel, LogVerifyError, checkProof, type CheckedSeal, type ProofFile } from '../log/index.js';
 import { describeChange, type ProgramChange } from './programs.js';
 
 export type VerifyCheck =
@@ -46,6 +46,8 @@ export interface VerifyOptions {
   /** Longest silence accepted when the agent did not stop cleanly (default: 3 heartbeats + 5 s). */
   maxSilenceMs?: number;
   now?: () => number;
+  /** Threads that check the log directory (default: one, plus the CPUs the load leaves idle; 1: this thread only). */
+  threads?: number;
 }
 
 export interface VerifyResult {
@@ -268,33 +270,27 @@ async function proveAnchors(opts: { client: BmcApiClient; stateDir?: string; tru
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const now = opts.now ?? Date.now;
   const { state, notes, ak, enrolled, scheme, clock: c, all, epochs, proven } = await proveAnchors(opts);
-  // 4. the log directory
-  let lastEntryTime = 0n;
-  let lastAgent: { what: string; heartbeatSeconds?: number } | undefined;
-  let heartbeatSeconds = 10;
-  const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
+  // 4. the log directory, checked over worker threads when CPUs are idle; what steps 6 and 7 need of the
+  // entries is gathered while they are checked (src/log/verify.ts, EntryFacts).
   let summary;
   try {
-    summary = verifyLogDir(opts.logDir, {
-      onEntry: (_seq, body) => {
-        const head = body.toString('utf8', 0, Math.min(body.length, 400));
-        const t = /^\{"seq":\d+,"time":"(\d+)"/.exec(head);
-        if (t) lastEntryTime = BigInt(t[1] as string);
-        const a = /,"kind":"agent","syscall":"([a-z-]+)"/.exec(head);
-        if (a) {
-          lastAgent = { what: a[1] as string };
-          if (a[1] === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(body.toString('utf8')); if (h) heartbeatSeconds = Number(h[1]); }
-          if (a[1] === 'programs-changed') {
-            // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
-            const e = JSON.parse(`${body.toString('utf8')}}`) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
-            tampered.push({ seq: e.seq, time: e.time, changes: e.args?.changes ?? [] });
-          }
-        } else lastAgent = undefined;
-      },
-    });
+    summary = await verifyLogDirParallel(opts.logDir, { agentRecords: ['start', 'programs-changed'], threads: opts.threads });
   } catch (e) {
     if (e instanceof LogVerifyError) throw new VerifyFailure('log', `the log in ${opts.logDir}: ${e.message}`);
     throw new VerifyFailure('log', `the log in ${opts.logDir} cannot be read: ${(e as Error).message}`);
+  }
+  const { facts } = summary;
+  const lastEntryTime = facts.lastTime !== undefined ? BigInt(facts.lastTime) : 0n;
+  const lastAgent = facts.lastAgent !== undefined ? { what: facts.lastAgent } : undefined;
+  let heartbeatSeconds = 10;
+  const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
+  for (const r of facts.records) {
+    if (r.what === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(r.json); if (h) heartbeatSeconds = Number(h[1]); }
+    if (r.what === 'programs-changed') {
+      // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
+      const e = JSON.parse(r.json) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
+      tampered.push({ seq: e.seq, time: e.time, changes: e.args?.changes ?? [] });
+    }
   }
 
   // 5. rollback of the log directory

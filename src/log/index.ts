@@ -9,5 +9,7 @@ export {
   type Seal, type ParsedEntryLine,
 } from './chain.js';
 export { LogError, LogWriter, listSegments, segmentName, forEachLine, type LogWriterOptions, type LogEntryInput, type Recovery } from './store.js';
-export { LogVerifyError, verifyLogDir, type LogCheck, type CheckedSeal, type LogSummary, type VerifyLogOptions } from './verify.js';
+export { LogVerifyError, verifyLogDir, type LogCheck, type CheckedSeal, type LogSummary, type VerifyLogOptions, type EntryFacts, type AgentRecordFact } from './verify.js';
+export { verifyLogDirParallel, defaultThreads, type ParallelVerifyOptions } from './verify-parallel.js';
+export { nativeChain, nativeUnavailable, NATIVE_LIBRARY } from './native.js';
 export { ProofError, proveInclusion, proveConsistency, parseProof, checkProof, type ProofFile, type InclusionProofFile, type ConsistencyProofFile, type ProofSeal } from './proof.js';

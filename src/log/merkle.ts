@@ -159,6 +159,26 @@ export class CompactRange {
 
   /** The subtree roots, largest first: what restore() needs with the size. */
   state(): Buffer[] { return this.hashes.map((h) => Buffer.from(h)); }
+
+  /** Writes the subtree roots (largest first) into `out` at `at`, 32 bytes each; returns how many. */
+  writeState(out: Buffer, at: number): number {
+    this.hashes.forEach((h, i) => h.copy(out, at + i * HASH_SIZE));
+    return this.hashes.length;
+  }
+
+  /** Replaces the range with the tree of `size` leaves whose subtree roots are in `from` at `at` (as writeState wrote them). */
+  readState(size: number, from: Buffer, at: number): void {
+    this.sizes.length = 0;
+    this.hashes.length = 0;
+    let rest = size;
+    for (let bit = 2 ** 52; bit >= 1; bit /= 2) {
+      if (rest < bit) continue;
+      this.hashes.push(Buffer.from(from.subarray(at + this.sizes.length * HASH_SIZE, at + (this.sizes.length + 1) * HASH_SIZE)));
+      this.sizes.push(bit);
+      rest -= bit;
+    }
+    this.size = size;
+  }
 }
 
 // ---- verification ----
