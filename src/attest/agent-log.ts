@@ -35,7 +35,7 @@ export interface AnchorSettings {
   tokenFile: string;
   /** PEM file of the CA (or the self-signed certificate) the BMC's HTTPS certificate must chain to. */
   caFile?: string;
-  /** SHA-256 (hex) of the BMC certificate's public key, pinned. */
+  /** SHA-256 fingerprint (hex) of the BMC's certificate (the DER; its tls-cert.sha256), pinned. */
   pinSha256?: string;
 }
 
