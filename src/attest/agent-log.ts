@@ -148,6 +148,8 @@ export class AgentLog {
       this.own('log-recovered', { tornBytes: r.tornBytes, tornSha256: r.tornSha256, unsealed: r.unsealed, lastSeal: r.lastSeal?.batch ?? 0 });
     }
     this.own('start', { pid: process.pid, heartbeatSeconds: this.settings.heartbeatSeconds, ...measurement });
+    // Others' programs already on our hooks: sealed and anchored with the start record.
+    if (programs && programs.watch.present.length > 0) this.own('programs-present', { programs: programs.watch.present });
     this.writer.seal('time');
     if (this.settings.heartbeatSeconds > 0) {
       this.heartbeat = setInterval(() => this.own('heartbeat', {

@@ -4,7 +4,7 @@ import { DEFAULT_OBJECT_DIR, kernelLink, kernelProgram, type BpfSensor } from '.
 import { DEFAULT_POLICY_DIR } from '../policy/index.js';
 import { AgentLog, type AgentLogConfig, type ProgramWatchHandle } from './agent-log.js';
 import { ProgramWatch } from './programs.js';
-import { TRACING_PROG_TYPES, linkIdsAfter, linkInfo, linkTypeName, programDetail, programIdsAfter, progTypeName, whereIsProgram } from './kernel-bpf.js';
+import { TRACING_PROG_TYPES, linkIdsAfter, linkInfo, linkTypeName, programDetail, programIdsAfter, progTypeName, whereArePrograms } from './kernel-bpf.js';
 import { buildDigest, treeDigest } from './measure.js';
 
 export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogConfig, type AnchorSettings, type LogSettings } from './agent-log.js';
@@ -29,7 +29,7 @@ export function selfMeasurement(sensor: BpfSensor, config: AgentLogConfig): Reco
 /** The re-measurement of the sensor's links after start, and the watch for programs added on its hooks (AgentLog.start's second argument). */
 export function programWatch(sensor: BpfSensor): ProgramWatchHandle {
   const scan = {
-    programIdsAfter, linkIdsAfter, programDetail, linkInfo, whereIsProgram, progTypeName, linkTypeName,
+    programIdsAfter, linkIdsAfter, programDetail, linkInfo, whereArePrograms, progTypeName, linkTypeName,
     isTracingType: (t: number) => TRACING_PROG_TYPES.has(t), selfPid: process.pid,
   };
   return { watch: new ProgramWatch(sensor.attachments(), { link: kernelLink, program: kernelProgram, scan }), active: () => !sensor.detached };

@@ -120,16 +120,17 @@ function processName(pid: number): { comm: string; exe: string } {
 }
 
 /**
- * Who holds program `progId`, and the perf events it is attached to without a link: a walk
- * of every process's fds (only when a new program is found, never on the regular re-check).
- * At most `max` holders; processes that exit during the walk are skipped.
+ * Who holds each of the programs `progIds`, and the perf events each is attached to
+ * without a link: one walk of every process's fds (done when a new program is found, or
+ * once at start for the programs already on the agent's hooks; never on the regular
+ * re-check). At most `max` holders per program; processes that exit during the walk are
+ * skipped.
  */
-export function whereIsProgram(progId: number, max = 8): { holders: ProgramHolder[]; perf: PerfAttachment[] } {
-  const holders: ProgramHolder[] = [];
-  const perf: PerfAttachment[] = [];
-  const idLine = new RegExp(`^prog_id:\\s+${progId}$`, 'm');
+export function whereArePrograms(progIds: readonly number[], max = 8): Map<number, { holders: ProgramHolder[]; perf: PerfAttachment[] }> {
+  const out = new Map<number, { holders: ProgramHolder[]; perf: PerfAttachment[] }>();
+  for (const id of progIds) out.set(id, { holders: [], perf: [] });
   let pids: string[];
-  try { pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return { holders, perf }; }
+  try { pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)); } catch { return out; }
   const b = bpf();
   const buf = Buffer.alloc(256);
   const bufLen = Buffer.alloc(4);
@@ -138,11 +139,11 @@ export function whereIsProgram(progId: number, max = 8): { holders: ProgramHolde
   const off = Buffer.alloc(8);
   const addr = Buffer.alloc(8);
   for (const p of pids) {
-    if (holders.length >= max) break;
     const pid = Number(p);
     let fds: string[];
     try { fds = readdirSync(`/proc/${p}/fd`); } catch { continue; }
-    const via: string[] = [];
+    const via = new Map<number, string[]>();
+    const note = (id: number, what: string) => { const l = via.get(id) ?? []; l.push(what); via.set(id, l); };
     for (const f of fds) {
       let target: string;
       try { target = readlinkSync(`/proc/${p}/fd/${f}`); } catch { continue; }
@@ -150,18 +151,26 @@ export function whereIsProgram(progId: number, max = 8): { holders: ProgramHolde
       if (target === 'anon_inode:bpf-prog' || target === 'anon_inode:bpf_link') {
         let info = '';
         try { info = readFileSync(`/proc/${p}/fdinfo/${f}`, 'utf8'); } catch { continue; }
-        if (idLine.test(info)) via.push(`${target === 'anon_inode:bpf-prog' ? 'program' : 'link'} fd ${fd}`);
+        const id = Number(/^prog_id:\s+(\d+)$/m.exec(info)?.[1] ?? -1);
+        if (out.has(id)) note(id, `${target === 'anon_inode:bpf-prog' ? 'program' : 'link'} fd ${fd}`);
       } else if (target === 'anon_inode:[perf_event]') {
         bufLen.writeUInt32LE(buf.length);
         buf.fill(0);
         if (b.bpf_task_fd_query(pid, fd, 0, buf, bufLen, progOut, fdType, off, addr) !== 0) continue; // no program on it
-        if (progOut.readUInt32LE(0) !== progId) continue;
+        const id = progOut.readUInt32LE(0);
+        const w = out.get(id);
+        if (!w) continue;
         const end = buf.indexOf(0);
-        perf.push({ pid, fd, kind: FD_TYPES[fdType.readUInt32LE(0)] ?? `fd type ${fdType.readUInt32LE(0)}`, name: buf.toString('utf8', 0, end < 0 ? buf.length : end) });
-        via.push(`perf event fd ${fd}`);
+        w.perf.push({ pid, fd, kind: FD_TYPES[fdType.readUInt32LE(0)] ?? `fd type ${fdType.readUInt32LE(0)}`, name: buf.toString('utf8', 0, end < 0 ? buf.length : end) });
+        note(id, `perf event fd ${fd}`);
       }
     }
-    if (via.length > 0) holders.push({ pid, ...processName(pid), via: via.join(', ') });
+    if (via.size === 0) continue;
+    const name = processName(pid);
+    for (const [id, v] of via) {
+      const w = out.get(id);
+      if (w && w.holders.length < max) w.holders.push({ pid, ...name, via: v.join(', ') });
+    }
   }
-  return { holders, perf };
+  return out;
 }

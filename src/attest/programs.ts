@@ -29,7 +29,7 @@ export interface KernelScan {
   linkIdsAfter(id: number): number[];
   programDetail(id: number): ProgramDetail | null;
   linkInfo(id: number): KernelLink | null;
-  whereIsProgram(progId: number): { holders: ProgramHolder[]; perf: PerfAttachment[] };
+  whereArePrograms(progIds: readonly number[]): Map<number, { holders: ProgramHolder[]; perf: PerfAttachment[] }>;
   isTracingType(type: number): boolean;
   progTypeName(type: number): string;
   linkTypeName(type: number): string;
@@ -125,6 +125,12 @@ export class ProgramWatch {
   private recentlyLinked = new Set<number>();
   private readonly addedReported = new Set<number>();
   private sameCode: AddedProgramChange[] = [];
+  /**
+   * Programs of others already on the agent's hooks when it started (through a link that
+   * names the hook): not alerts (nobody can tell when they came, and another vigil agent's
+   * are the usual case), but written down with the start, so a verifier sees them.
+   */
+  readonly present: Array<AddedProgramChange & { sameCodeAsOurs: boolean }> = [];
 
   constructor(readonly baseline: readonly AttachmentInfo[], private readonly probe: ProgramProbe, private readonly now: () => number = Date.now) {
     this.ownProgIds = new Set(baseline.map((a) => a.progId));
@@ -138,8 +144,36 @@ export class ProgramWatch {
     if (scan) {
       // What is there now is the start's world: only what comes after it is looked at.
       this.lastProgId = scan.programIdsAfter(0).pop() ?? 0;
-      this.lastLinkId = scan.linkIdsAfter(0).pop() ?? 0;
+      const links = scan.linkIdsAfter(0);
+      this.lastLinkId = links[links.length - 1] ?? 0;
+      this.present.push(...this.presentOnHooks(scan, links));
     }
+  }
+
+  private presentOnHooks(scan: KernelScan, linkIds: readonly number[]): Array<AddedProgramChange & { sameCodeAsOurs: boolean }> {
+    const found: Array<{ l: KernelLink; hook: string; d: ProgramDetail }> = [];
+    for (const id of linkIds) {
+      const l = scan.linkInfo(id);
+      if (!l || this.ownProgIds.has(l.progId)) continue;
+      const hook = linkHook(l);
+      if (!hook || !this.hooks.has(hook)) continue;
+      const d = scan.programDetail(l.progId);
+      if (d) found.push({ l, hook, d });
+    }
+    if (found.length === 0) return [];
+    const where = scan.whereArePrograms(found.map((f) => f.d.progId));
+    const out: Array<AddedProgramChange & { sameCodeAsOurs: boolean }> = [];
+    for (const { l, hook, d } of found) {
+      const holders = where.get(d.progId)?.holders ?? [];
+      if (holders.some((h) => h.pid === scan.selfPid)) continue;
+      const ours = this.hooks.get(hook) ?? [];
+      out.push({
+        change: 'added', hook, ours: ours.map(({ object, program, section }) => ({ object, program, section })), attachment: `${scan.linkTypeName(l.linkType)} link ${l.linkId}`,
+        linkId: l.linkId, progId: d.progId, name: d.name, type: scan.progTypeName(d.type), tag: d.tag, uid: d.uid,
+        processes: holders.map(({ pid, comm, exe, via }) => ({ pid, comm, exe, via })), sameCodeAsOurs: ours.some((o) => o.tag === d.tag),
+      });
+    }
+    return out;
   }
 
   /** The hooks watched for added programs (tracepoint names). */
@@ -204,7 +238,7 @@ export class ProgramWatch {
       if (!d || !scan.isTracingType(d.type)) { this.unlinked.delete(id); continue; } // gone (a loader's probe), or not a tracing program
       // A perf event it was attached to names its hook; the walk of every process's fds is
       // done once at the first re-check and once more when its grace is over.
-      const where = scan.whereIsProgram(id);
+      const where = scan.whereArePrograms([id]).get(id) ?? { holders: [], perf: [] };
       p.searched = true;
       const perf = where.perf[0];
       if (perf) {
@@ -228,7 +262,7 @@ export class ProgramWatch {
     linkId: number, detail?: ProgramDetail, holders?: ProgramHolder[]): AddedProgramChange | undefined {
     const d = detail ?? scan.programDetail(progId);
     if (!d) return undefined; // gone before it could be read: it ran for less than a re-check
-    const hs = holders ?? scan.whereIsProgram(progId).holders;
+    const hs = holders ?? scan.whereArePrograms([progId]).get(progId)?.holders ?? [];
     if (hs.some((h) => h.pid === scan.selfPid)) { this.ownProgIds.add(progId); return undefined; } // the agent's own (loaded after start)
     this.addedReported.add(progId);
     const c: AddedProgramChange = {

@@ -37,7 +37,7 @@ let trustAdded = '';
 
 interface Entry {
   seq?: number; syscall?: string;
-  args?: { links?: Array<{ program: string; linkId: number; section: string }>; changes?: ProgramChange[]; sameCodeAsOurs?: boolean };
+  args?: { links?: Array<{ program: string; linkId: number; section: string }>; changes?: ProgramChange[]; sameCodeAsOurs?: boolean; programs?: Array<AddedProgramChange & { sameCodeAsOurs: boolean }> };
   verdict?: { level: string; rules: string[] }; seal?: { firstSeq: number; lastSeq: number; checkpoint: string; reason: string };
 }
 /**
@@ -165,20 +165,26 @@ function assertMonitorFailure(stderr: string, logDir: string, ours: RegExp): voi
   assert.match(stderr, ours);
 }
 
-/** Runs the attacker's loader; resolves with what it loaded once it is attached. */
-async function attach(mode: string, target?: string): Promise<{ child: ChildProcess; pid: number; progId: number; linkId: number; tag: string; close: () => Promise<void> }> {
-  const child = spawn(attacher, target ? [mode, target] : [mode], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** bpffs pins the attacker left (removed at the end, whatever happened). */
+const pins: string[] = [];
+process.on('exit', () => { for (const p of pins) rmSync(p, { force: true }); });
+
+/** Runs the attacker's loader; resolves with what it loaded once it is attached (the loader of a pin has exited by then). */
+async function attach(mode: string, ...args: string[]): Promise<{ child: ChildProcess; pid: number; progId: number; linkId: number; tag: string; close: () => Promise<void> }> {
+  const target = args.join(' ');
+  const child = spawn(attacher, [mode, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-  const m = await until(`attach-tracepoint ${mode} ${target ?? ''}`, () => {
-    if (child.exitCode !== null) throw new Error(`attach-tracepoint ${mode} ${target ?? ''} exited ${child.exitCode}: ${out}`);
-    return /prog_id=(\d+) link_id=(\d+) tag=([0-9a-f]{16})/.exec(out);
+  const m = await until(`attach-tracepoint ${mode} ${target}`, () => {
+    const got = /prog_id=(\d+) link_id=(\d+) tag=([0-9a-f]{16})/.exec(out);
+    if (!got && child.exitCode !== null) throw new Error(`attach-tracepoint ${mode} ${target} exited ${child.exitCode}: ${out}`);
+    return got;
   }, 30_000);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return {
     child, pid: child.pid as number, progId: Number(m[1]), linkId: Number(m[2]), tag: m[3] as string,
-    close: async () => { child.stdin?.end(); await exited; },
+    close: async () => { child.stdin?.end(); if (child.exitCode === null && child.signalCode === null) await exited; },
   };
 }
 
@@ -196,7 +202,7 @@ test('BPF programs added on the agent\'s hooks are INSECURE entries naming them,
   try {
     const start = await until('the start record', () => entries(logDir).find((e) => e.syscall === 'start'));
     const hooks = new Set((start.args?.links ?? []).map((l) => l.section.split('/').pop()));
-    for (const h of ['sys_enter', 'sys_exit', 'sched_process_exec']) assert.ok(hooks.has(h), `the agent hooks ${h}`);
+    for (const h of ['sys_enter', 'sys_exit', 'sched_process_exec', 'sched_process_exit']) assert.ok(hooks.has(h), `the agent hooks ${h}`);
     assert.ok(!hooks.has('sched_switch'), 'the agent does not hook sched_switch');
     await until('a heartbeat', () => entries(logDir).some((e) => e.syscall === 'heartbeat'));
 
@@ -207,18 +213,29 @@ test('BPF programs added on the agent\'s hooks are INSECURE entries naming them,
     const rawTp = await attach('raw-tp', 'sys_exit');
     const perfIoctl = await attach('perf-ioctl', 'sched/sched_process_exec');
     const loadOnly = await attach('load-only');
-    loaders.push(perfLink, rawTp, perfIoctl, loadOnly);
+    // Pinned in bpffs and its loader gone: on the hook with no process holding it.
+    const pinPath = `/sys/fs/bpf/vigil-test-${process.pid}`;
+    rmSync(pinPath, { force: true });
+    const pinned = await attach('pin-raw-tp', 'sched_process_exit', pinPath);
+    pins.push(pinPath);
+    loaders.push(perfLink, rawTp, perfIoctl, loadOnly, pinned);
     const expected: Array<[typeof perfLink, string, RegExp, string]> = [
       [perfLink, 'sys_enter', new RegExp(`^perf_event link ${perfLink.linkId}$`), 'tracepoint'],
       [rawTp, 'sys_exit', new RegExp(`^raw_tracepoint link ${rawTp.linkId}$`), 'raw_tracepoint'],
       [perfIoctl, 'sched_process_exec', /^perf event fd \d+ of pid \d+ \(tracepoint, no BPF link\)$/, 'tracepoint'],
       [loadOnly, '', /^somewhere unknown \(no BPF link and no perf event names its hook; or only loaded\)$/, 'tracepoint'],
+      [pinned, 'sched_process_exit', new RegExp(`^raw_tracepoint link ${pinned.linkId}$`), 'raw_tracepoint'],
     ];
     for (const [l, hook, attachment, type] of expected) {
       const c = await until(`the added program ${l.progId} (${hook || 'no hook'}) reported`, () => added().find((a) => a.progId === l.progId), 60_000);
       assert.equal(c.hook, hook);
       assert.match(c.attachment, attachment);
       assert.deepEqual([c.name, c.type, c.tag, c.uid, c.linkId], ['tamper_tp', type, l.tag, 0, l.linkId]);
+      if (l === pinned) {
+        assert.deepEqual(c.processes, [], 'no process holds the pinned link');
+        assert.match(describeChange(c), /its loader unknown \(no process holds it\)/);
+        continue;
+      }
       const holder = c.processes.find((p) => p.pid === l.pid);
       assert.ok(holder, `the loader (pid ${l.pid}) is named: ${JSON.stringify(c.processes)}`);
       assert.equal(holder.exe, attacher);
@@ -239,6 +256,7 @@ test('BPF programs added on the agent\'s hooks are INSECURE entries naming them,
     }
   } finally {
     for (const l of loaders) await l.close();
+    for (const p of pins.splice(0)) rmSync(p, { force: true });
     assert.equal((await agent.stop()).code, 0, agent.stderr());
   }
   assert.match(agent.stderr(), /ALERT: hook sys_enter \([^)]*\) was joined by BPF program \d+ 'tamper_tp' \(tracepoint, tag [0-9a-f]{16}, loaded by uid 0, held by pid \d+ attach-tracepoi/);
@@ -249,14 +267,15 @@ test('BPF programs added on the agent\'s hooks are INSECURE entries naming them,
   assertMonitorFailure(v.stderr, logDir, new RegExp(`FAILED \\(monitor\\): the log is intact, but entry seq \\d+ \\([^)]+\\) records that the agent's hook ${first.hook} \\(.*\\) was joined by BPF program ${first.progId} 'tamper_tp' \\(${first.type}, tag ${first.tag}, loaded by uid 0, held by pid \\d+ attach-tracepoi`));
 });
 
-test('another vigil agent\'s programs on the same hooks (the same code) are written down as NORMAL, not as an alert', async (t) => {
+test('another vigil agent\'s programs on the same hooks (the same code) are written down as NORMAL, not as an alert; the ones there at start are listed with the start', async (t) => {
   if (skip || !service) { t.skip(skip ?? 'no BMC'); return; }
   const logDir = join(work, 'log-second');
+  const secondLog = join(work, 'log-second-agent');
   const agent = await agentWithLog(logDir);
   let second: RunningAgent | undefined;
   try {
     await until('a heartbeat', () => entries(logDir).some((e) => e.syscall === 'heartbeat'));
-    second = await startAgent(['--no-default-policy', ALERTS_ONLY_LOG], 120_000);
+    second = await startAgent(['--log', secondLog, '--no-default-policy', ALERTS_ONLY_LOG], 120_000);
     const pid = second.child.pid as number;
     const mine = (e: Entry) => (e.args?.changes ?? []).some((c) => c.change === 'added' && c.processes.some((p) => p.pid === pid));
     const noted = await until('the second agent\'s programs noted', () => entries(logDir).find((e) => e.syscall === 'programs-added' && mine(e)), 60_000);
@@ -266,6 +285,15 @@ test('another vigil agent\'s programs on the same hooks (the same code) are writ
     const after = entries(logDir).length;
     await until('two more heartbeats', () => entries(logDir).slice(after).filter((e) => e.syscall === 'heartbeat').length >= 2, 30_000, 250);
     assert.equal(entries(logDir).filter((e) => e.syscall === 'programs-changed' && mine(e)).length, 0, 'no alert names the second agent');
+    // The second agent found the first one's programs on its hooks at its start: written down with its start record.
+    const first = agent.child.pid as number;
+    const present = await until('the second agent\'s programs-present entry', () => entries(secondLog).find((e) => e.syscall === 'programs-present'));
+    const listed = (present.args?.programs ?? []).filter((p) => p.processes.some((h) => h.pid === first));
+    assert.ok(listed.length >= 10, `the first agent's programs are listed: ${JSON.stringify(present.args?.programs?.map((p) => [p.progId, p.name, p.hook]))}`);
+    assert.ok(listed.every((p) => p.sameCodeAsOurs && p.hook !== ''), 'each on a hook, with the same code');
+    assert.equal(present.verdict?.level, 'NORMAL');
+    const startSeq = entries(secondLog).find((e) => e.syscall === 'start')?.seq ?? -1;
+    assert.equal(present.seq, startSeq + 1, 'right after the start record, in its batch');
   } finally {
     if (second) assert.equal((await second.stop()).code, 0, second.stderr());
     assert.equal((await agent.stop()).code, 0, agent.stderr());
