@@ -131,7 +131,8 @@ test('a BPF program detached after start is an INSECURE entry, anchored at once,
 
     const alert = await until('the programs-changed entry', () => ownChanges()[0], 30_000);
     assert.equal(alert.verdict?.level, 'INSECURE');
-    assert.deepEqual(alert.args?.changes?.map((c) => (c.change === 'added' ? [] : [c.change, c.program, c.linkId])), [['detached', 'vigil_exec', target.linkId]]);
+    // (Another process's program added on a hook in the same re-check, on a shared machine, may share the entry.)
+    assert.deepEqual(alert.args?.changes?.flatMap((c) => (c.change === 'added' ? [] : [[c.change, c.program, c.linkId]])), [['detached', 'vigil_exec', target.linkId]]);
     const seq = alert.seq ?? 0;
     const seal = await until('the alert sealed', () => entries(logDir).find((e) => e.seal && e.seal.firstSeq <= seq && e.seal.lastSeq >= seq), 10_000);
     assert.equal(seal.seal?.reason, 'insecure', 'sealed on its own, not by the hour-long batch timer');
