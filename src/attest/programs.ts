@@ -215,6 +215,9 @@ export class ProgramWatch {
     const linkIds = scan.linkIdsAfter(this.lastLinkId);
     if (linkIds.length > 0) this.lastLinkId = linkIds[linkIds.length - 1] as number;
 
+    // What this check found, decided after one walk of the processes' fds for all of them
+    // (a walk per program would let a host root who loads many programs stall the agent).
+    const candidates: Array<{ progId: number; hook: string; attachment: string; linkId: number; detail: ProgramDetail }> = [];
     const linkedNow = new Set<number>();
     for (const id of linkIds) {
       const l = scan.linkInfo(id);
@@ -223,46 +226,54 @@ export class ProgramWatch {
       this.unlinked.delete(l.progId);
       if (this.ownProgIds.has(l.progId) || this.addedReported.has(l.progId)) continue;
       const hook = linkHook(l);
-      const ours = this.hooks.get(hook);
-      if (!hook || !ours) continue; // a hook the agent does not use
-      const c = this.added(scan, l.progId, hook, ours, `${scan.linkTypeName(l.linkType)} link ${l.linkId}`, l.linkId);
-      if (c) out.push(c);
+      if (!hook || !this.hooks.has(hook)) continue; // a hook the agent does not use
+      const d = scan.programDetail(l.progId);
+      if (d) candidates.push({ progId: l.progId, hook, attachment: `${scan.linkTypeName(l.linkType)} link ${l.linkId}`, linkId: l.linkId, detail: d }); // else gone: it ran for less than a re-check
     }
     this.recentlyLinked = linkedNow;
 
+    // Unlinked ones: looked for on the perf events at their first re-check, and once more
+    // (then reported wherever they are) when their grace is over.
+    const search: Array<{ progId: number; detail: ProgramDetail; late: boolean }> = [];
     for (const [id, p] of this.unlinked) {
       if (p.since === now) continue; // seen for the first time now: give its loader until the next check to link it
       const late = now - p.since >= UNLINKED_GRACE_MS;
       if (p.searched && !late) continue;
       const d = scan.programDetail(id);
       if (!d || !scan.isTracingType(d.type)) { this.unlinked.delete(id); continue; } // gone (a loader's probe), or not a tracing program
-      // A perf event it was attached to names its hook; the walk of every process's fds is
-      // done once at the first re-check and once more when its grace is over.
-      const where = scan.whereArePrograms([id]).get(id) ?? { holders: [], perf: [] };
       p.searched = true;
-      const perf = where.perf[0];
+      search.push({ progId: id, detail: d, late });
+    }
+    if (candidates.length === 0 && search.length === 0) return out;
+
+    const where = scan.whereArePrograms([...candidates.map((c) => c.progId), ...search.map((c) => c.progId)]);
+    const at = (id: number) => where.get(id) ?? { holders: [], perf: [] };
+    for (const c of candidates) {
+      const a = this.added(c.progId, c.hook, this.hooks.get(c.hook) ?? [], c.attachment, c.linkId, c.detail, at(c.progId).holders, scan);
+      if (a) out.push(a);
+    }
+    for (const { progId, detail, late } of search) {
+      const w = at(progId);
+      const perf = w.perf[0];
       if (perf) {
-        this.unlinked.delete(id);
+        this.unlinked.delete(progId);
         const ours = this.hooks.get(perf.name);
         if (!ours) continue; // on a perf event of a hook the agent does not use
-        const c = this.added(scan, id, perf.name, ours, `perf event fd ${perf.fd} of pid ${perf.pid} (${perf.kind}, no BPF link)`, 0, d, where.holders);
-        if (c) out.push(c);
+        const a = this.added(progId, perf.name, ours, `perf event fd ${perf.fd} of pid ${perf.pid} (${perf.kind}, no BPF link)`, 0, detail, w.holders, scan);
+        if (a) out.push(a);
         continue;
       }
       if (!late) continue;
-      this.unlinked.delete(id);
-      const all = [...this.hooks.values()].flat();
-      const c = this.added(scan, id, '', all, 'somewhere unknown (no BPF link and no perf event names its hook; or only loaded)', 0, d, where.holders);
-      if (c) out.push(c);
+      this.unlinked.delete(progId);
+      const a = this.added(progId, '', [...this.hooks.values()].flat(), 'somewhere unknown (no BPF link and no perf event names its hook; or only loaded)', 0, detail, w.holders, scan);
+      if (a) out.push(a);
     }
     return out;
   }
 
-  private added(scan: KernelScan, progId: number, hook: string, ours: Array<{ object: string; program: string; section: string; tag: string }>, attachment: string,
-    linkId: number, detail?: ProgramDetail, holders?: ProgramHolder[]): AddedProgramChange | undefined {
-    const d = detail ?? scan.programDetail(progId);
-    if (!d) return undefined; // gone before it could be read: it ran for less than a re-check
-    const hs = holders ?? scan.whereArePrograms([progId]).get(progId)?.holders ?? [];
+  private added(progId: number, hook: string, ours: Array<{ object: string; program: string; section: string; tag: string }>, attachment: string,
+    linkId: number, d: ProgramDetail, hs: ProgramHolder[], scan: KernelScan): AddedProgramChange | undefined {
+    if (this.addedReported.has(progId)) return undefined; // two new links of one program in one check: reported once
     if (hs.some((h) => h.pid === scan.selfPid)) { this.ownProgIds.add(progId); return undefined; } // the agent's own (loaded after start)
     this.addedReported.add(progId);
     const c: AddedProgramChange = {
