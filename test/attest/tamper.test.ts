@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Paths } from '../../src/bmc/index.js';
-import { startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
+import { ALERTS_ONLY_LOG, startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
 import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
 import { caPems, createBmcNamespace, netnsUnavailable, type BmcNamespace, type NetnsBmc } from './netns-bmc.js';
@@ -48,7 +48,10 @@ function lines(dir: string, needle?: string): Line[] {
 // reported as added, which this suite's untampered log must not depend on.
 function agentArgs(): string[] {
   return ['--log', logDir(), '--bmc', service?.url ?? '', '--bmc-token', service?.tokenFiles.host ?? '', '--bmc-ca', service?.certFile ?? '',
-    '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--program-check-ms', '0'];
+    '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--program-check-ms', '0',
+    // The JSON-lines copy holds the alerts only: the log directory is what is checked, and
+    // on a busy host a full copy outgrows what the helper can read back at stop.
+    ALERTS_ONLY_LOG];
 }
 
 /** The verifier, over HTTPS to the BMC (or a proxy that holds its key), pinned to its certificate's fingerprint. */

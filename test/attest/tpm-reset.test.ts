@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogWriter } from '../../src/log/index.js';
 import { Alg, TpmClient } from '../../src/tpm/index.js';
-import { startAgent, runVigil } from '../helpers/agent-process.js';
+import { ALERTS_ONLY_LOG, startAgent, runVigil } from '../helpers/agent-process.js';
 import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
 import { startSwtpm, type SwtpmEnv } from '../tpm/swtpm-fixture.js';
@@ -81,7 +81,7 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     // The genuine history: an alert, anchored; verified with a state.
     // --program-check-ms 0: as in tamper.test.ts, another agent's programs on a shared machine must not decide this test.
     const agent = await startAgent(['--log', logDir, '--bmc', bmc.url, '--bmc-token', bmc.tokenFiles.host, '--bmc-pin', bmc.pinSha256,
-      '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--program-check-ms', '0']);
+      '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--program-check-ms', '0', ALERTS_ONLY_LOG], 120_000);
     let alertSeq = 0;
     try {
       const id = runToEnd('vigil-reset', 'cat /etc/passwd >/dev/null; echo done');
