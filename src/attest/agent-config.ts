@@ -18,7 +18,7 @@ export const LOG_USAGE = `  --log DIR              write the tamper-evident log 
   --bmc URL              anchor each batch's checkpoint in this BMC (needs --log, --bmc-token)
   --bmc-token FILE       the BMC's host token (the 'host' role)
   --bmc-ca FILE          PEM certificate(s) the BMC's HTTPS certificate must chain to
-  --bmc-pin HEX          SHA-256 of the BMC certificate's public key (pinned)`;
+  --bmc-pin HEX          SHA-256 fingerprint of the BMC's certificate (its tls-cert.sha256), pinned`;
 
 export interface LogFlags { dir?: string; batchSize?: number; batchMs?: number; segmentBytes?: number; heartbeatSeconds?: number; programCheckMs?: number; bmc?: string; tokenFile?: string; caFile?: string; pinSha256?: string }
 

@@ -10,7 +10,7 @@ import { LogWriter, listSegments, forEachLine, parseSealLine, type Seal } from '
 import { BmcApiClient } from '../bmc/index.js';
 import type { VigilEvent, Verdict } from '../events/index.js';
 import { Anchorer } from './anchorer.js';
-import { describeChange, type ProgramWatch } from './programs.js';
+import { changeRule, describeChange, type ProgramWatch } from './programs.js';
 
 export interface LogSettings {
   dir: string;
@@ -35,7 +35,7 @@ export interface AnchorSettings {
   tokenFile: string;
   /** PEM file of the CA (or the self-signed certificate) the BMC's HTTPS certificate must chain to. */
   caFile?: string;
-  /** SHA-256 (hex) of the BMC certificate's public key, pinned. */
+  /** SHA-256 fingerprint (hex) of the BMC's certificate (the DER; its tls-cert.sha256), pinned. */
   pinSha256?: string;
 }
 
@@ -148,6 +148,8 @@ export class AgentLog {
       this.own('log-recovered', { tornBytes: r.tornBytes, tornSha256: r.tornSha256, unsealed: r.unsealed, lastSeal: r.lastSeal?.batch ?? 0 });
     }
     this.own('start', { pid: process.pid, heartbeatSeconds: this.settings.heartbeatSeconds, ...measurement });
+    // Others' programs already on our hooks: sealed and anchored with the start record.
+    if (programs && programs.watch.present.length > 0) this.own('programs-present', { programs: programs.watch.present });
     this.writer.seal('time');
     if (this.settings.heartbeatSeconds > 0) {
       this.heartbeat = setInterval(() => this.own('heartbeat', {
@@ -165,9 +167,12 @@ export class AgentLog {
           failing = true;
           return;
         }
+        // Another vigil agent's copy of our own programs on our hooks: written down, not an alert.
+        const same = programs.watch.takeSameCode();
+        if (same.length > 0) this.own('programs-added', { sameCodeAsOurs: true, changes: same });
         if (changes.length === 0) return;
-        for (const c of changes) this.deps.log(`ALERT: ${describeChange(c)}: the monitor no longer sees what it hooked there`);
-        const rules = [...new Set(changes.map((c) => (c.change === 'detached' ? 'monitor program detached' : 'monitor program replaced')))];
+        for (const c of changes) this.deps.log(`ALERT: ${describeChange(c)}: ${c.change === 'added' ? 'it runs beside the monitor, and can change or hide what the monitor sees' : 'the monitor no longer sees what it hooked there'}`);
+        const rules = [...new Set(changes.map(changeRule))];
         this.own('programs-changed', { changes }, { level: 'INSECURE', rules, action: 'alert', severity: 'critical' });
       }, this.settings.programCheckMs);
       this.programTimer.unref();

@@ -4,11 +4,12 @@ import { DEFAULT_OBJECT_DIR, kernelLink, kernelProgram, type BpfSensor } from '.
 import { DEFAULT_POLICY_DIR } from '../policy/index.js';
 import { AgentLog, type AgentLogConfig, type ProgramWatchHandle } from './agent-log.js';
 import { ProgramWatch } from './programs.js';
+import { TRACING_PROG_TYPES, linkIdsAfter, linkInfo, linkTypeName, programDetail, programIdsAfter, progTypeName, whereArePrograms } from './kernel-bpf.js';
 import { buildDigest, treeDigest } from './measure.js';
 
 export { AgentLog, agentRecord, bmcClient, DEFAULT_LOG_SETTINGS, type AgentLogConfig, type AnchorSettings, type LogSettings } from './agent-log.js';
 export { Anchorer, type AnchorerEvents } from './anchorer.js';
-export { ProgramWatch, describeChange, type ProgramChange, type ProgramProbe } from './programs.js';
+export { ProgramWatch, changeRule, describeChange, UNLINKED_GRACE_MS, type AddedProgramChange, type KernelScan, type OwnProgramChange, type ProgramChange, type ProgramProbe } from './programs.js';
 export { buildDigest, treeDigest } from './measure.js';
 export { verify, verifyProof, VerifyFailure, type VerifyCheck, type VerifyOptions, type VerifyResult, type ProofResult } from './verifier.js';
 
@@ -25,7 +26,11 @@ export function selfMeasurement(sensor: BpfSensor, config: AgentLogConfig): Reco
   return { programs: sensor.programInfo(), links, build: buildDigest(DEFAULT_OBJECT_DIR), policy: treeDigest(policyPaths, (p) => /\.ya?ml$/.test(p)) };
 }
 
-/** The re-measurement of the sensor's links after start (AgentLog.start's second argument). */
+/** The re-measurement of the sensor's links after start, and the watch for programs added on its hooks (AgentLog.start's second argument). */
 export function programWatch(sensor: BpfSensor): ProgramWatchHandle {
-  return { watch: new ProgramWatch(sensor.attachments(), { link: kernelLink, program: kernelProgram }), active: () => !sensor.detached };
+  const scan = {
+    programIdsAfter, linkIdsAfter, programDetail, linkInfo, whereArePrograms, progTypeName, linkTypeName,
+    isTracingType: (t: number) => TRACING_PROG_TYPES.has(t), selfPid: process.pid,
+  };
+  return { watch: new ProgramWatch(sensor.attachments(), { link: kernelLink, program: kernelProgram, scan }), active: () => !sensor.detached };
 }

@@ -5,7 +5,8 @@
 // wrong one names the property, rather than surfacing later as a TypeError.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { isIP, type Socket } from 'node:net';
+import net, { isIP, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import {
   marshalPcrSelections, marshalSignatureScheme, unmarshalPublic,
@@ -21,6 +22,11 @@ export class BmcApiError extends Error {
    * of the value that was missing or malformed in a response body, e.g. "#/PublicArea".
    */
   constructor(readonly status: number, message: string, readonly body: unknown, readonly property?: string) { super(message); this.name = 'BmcApiError'; }
+}
+
+/** A request on a kept-alive socket failed before any answer: the socket was stale. */
+class StaleSocketError extends Error {
+  constructor(override readonly cause: Error) { super(cause.message); }
 }
 
 export interface KeyInfo { algorithm: string; public: TpmPublic; publicBytes: Buffer; name: Buffer; pem: string }
@@ -113,10 +119,43 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 export interface AnchorPage { PCR: number; total: number; from: number; nextFrom: number | null; Members: AnchorEntry[] }
 
+/** Errors of a request written on a kept-alive socket the server had already closed (its idle timeout, or a restart). */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * The client's connection pool: one kept-alive connection (a vigil BMC serialises its TPM
+ * work, and the agent anchors one checkpoint at a time), reused from request to request
+ * instead of a TCP and TLS handshake each. HTTPS connections are made by `connect`, which
+ * checks the server's certificate before the agent hands the socket to a request, so no
+ * request (no token) is ever written to an unchecked server. Free sockets are unref'd (an
+ * idle connection keeps no process alive) and dropped before the server's announced
+ * Keep-Alive timeout (Node's agent reads the hint).
+ */
+class BmcAgent extends http.Agent {
+  constructor(private readonly connect: (() => Promise<Socket>) | undefined, private readonly onConnect: () => void) {
+    super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, scheduling: 'lifo' });
+  }
+
+  override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    this.onConnect();
+    if (!this.connect) return net.createConnection({ host: options.host ?? undefined, port: Number(options.port) });
+    this.connect().then((s) => callback?.(null, s), (e: Error) => callback?.(e, undefined as unknown as Duplex));
+    return undefined;
+  }
+
+  /** Drops the idle connections: the next request opens a fresh one. */
+  dropIdle(): void {
+    for (const list of Object.values(this.freeSockets)) for (const s of list ?? []) s.destroy();
+  }
+}
+
 export class BmcApiClient {
   private readonly url: URL;
   private readonly pin: string | undefined;
   private readonly options: BmcApiClientOptions;
+  private readonly pool: BmcAgent;
+  /** Connections this client opened, and requests it sent again on a fresh one after a stale kept-alive socket failed. */
+  readonly stats = { connections: 0, staleRetries: 0 };
 
   /**
    * An https URL needs `ca` or `pinSha256`: a token sent to a server nobody checked could
@@ -135,20 +174,31 @@ export class BmcApiClient {
       throw new BmcApiError(0, `${baseUrl}: an https BMC needs the CA to check its certificate against (ca) or its certificate's SHA-256 fingerprint (pinSha256, `
         + 'the BMC\'s tls-cert.sha256); this client never sends a token to an unchecked server', undefined);
     }
+    const host = this.host();
+    const port = this.port();
+    this.pool = new BmcAgent(this.url.protocol === 'https:' ? () => this.connectTls(host, port) : undefined, () => { this.stats.connections++; });
   }
 
+  private host(): string { return this.url.hostname.replace(/^\[(.*)\]$/, '$1'); }
+  private port(): number { return Number(this.url.port || (this.url.protocol === 'https:' ? 443 : 80)); }
+
+  /** Closes the kept-alive connection (a client that is done; an idle one holds no process open anyway). */
+  close(): void { this.pool.destroy(); }
+
   /** Opens the TLS connection and checks the server before anything (the token) is written. */
-  private connectTls(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  private connectTls(host: string, port: number): Promise<Socket> {
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
       const s = tls.connect({
         host, port, servername: isIP(host) ? undefined : host, minVersion: 'TLSv1.2',
         // Pinned: the fingerprint below is the whole check. Otherwise the CA and the name.
         ...(this.pin !== undefined ? { rejectUnauthorized: false } : { ca: this.options.ca, rejectUnauthorized: true }),
       });
-      const fail = (e: Error) => { s.destroy(); reject(e); };
-      signal.addEventListener('abort', () => fail(new Error('timed out during the TLS handshake')), { once: true });
+      const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (e: Error) => { clearTimeout(timer); s.destroy(); reject(e); };
       s.once('error', fail);
       s.once('secureConnect', () => {
+        clearTimeout(timer);
         if (this.pin !== undefined) {
           const got = createHash('sha256').update(s.getPeerCertificate().raw).digest('hex');
           if (got !== this.pin) { fail(new Error(`the server's certificate has SHA-256 fingerprint ${got}, not the pinned ${this.pin}: not this BMC (or its certificate changed)`)); return; }
@@ -164,53 +214,68 @@ export class BmcApiClient {
    * body is the text when it is not JSON). `token` overrides the client's token; null
    * sends no Authorization header. Rejects with a BmcApiError (status 0) when the
    * service cannot be reached or its certificate is not the expected one.
+   *
+   * A request written on a kept-alive connection that fails before any answer (the server
+   * closed it while idle, or restarted) is sent once more, on a fresh connection. A
+   * failure there is reported. An anchor the server did record before it died may so be
+   * sent twice, one right after the other, which the verifier reads as a resend of the same
+   * checkpoint; none is lost, and none is sent out of order (one request at a time).
    */
   async request(method: 'GET' | 'POST', path: string, body?: unknown, token: string | null = this.token ?? null): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     if (payload) { headers['content-type'] = 'application/json'; headers['content-length'] = String(payload.length); }
-    const host = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const https = this.url.protocol === 'https:';
-    const port = Number(this.url.port || (https ? 443 : 80));
     const target = (this.url.pathname.replace(/\/$/, '') + path) || '/';
     const ctl = new AbortController();
     const timeoutMs = this.options.timeoutMs ?? 30_000;
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
     try {
-      const socket = https ? await this.connectTls(host, port, ctl.signal) : undefined;
-      return await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-        const req = http.request({
-          host, port, method, path: target, headers, signal: ctl.signal,
-          // The checked TLS socket carries this one request; without one, a fresh connection (no agent: nothing pooled).
-          ...(socket ? { createConnection: () => socket } : { agent: false }),
-        }, (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (d: Buffer) => {
-            size += d.length;
-            if (size > MAX_RESPONSE_BYTES) { req.destroy(new Error(`the response is larger than ${MAX_RESPONSE_BYTES} bytes`)); return; }
-            chunks.push(d);
-          });
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        });
-        req.on('error', reject);
-        req.end(payload);
-      });
+      try {
+        return await this.once(method, target, headers, payload, ctl.signal);
+      } catch (e) {
+        if (!(e instanceof StaleSocketError) || ctl.signal.aborted) throw e;
+        this.stats.staleRetries++;
+        this.pool.dropIdle();
+        return await this.once(method, target, headers, payload, ctl.signal);
+      }
     } catch (e) {
-      const reason = ctl.signal.aborted ? `no complete answer within ${timeoutMs} ms` : (e as Error).message;
+      const cause = e instanceof StaleSocketError ? e.cause : e;
+      const reason = ctl.signal.aborted ? `no complete answer within ${timeoutMs} ms` : (cause as Error).message;
       const err = new BmcApiError(0, `${method} ${path}: no answer from ${this.baseUrl}: ${reason}`, undefined);
-      Object.defineProperty(err, 'cause', { value: e });
+      Object.defineProperty(err, 'cause', { value: cause });
       throw err;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** One attempt; a failure on a reused socket before any answer is a StaleSocketError. */
+  private once(method: string, target: string, headers: Record<string, string>, payload: Buffer | undefined, signal: AbortSignal): Promise<{ status: number; body: unknown }> {
+    return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      let answered = false;
+      const req = http.request({ host: this.host(), port: this.port(), method, path: target, headers, signal, agent: this.pool }, (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (d: Buffer) => {
+          size += d.length;
+          if (size > MAX_RESPONSE_BYTES) { req.destroy(new Error(`the response is larger than ${MAX_RESPONSE_BYTES} bytes`)); return; }
+          chunks.push(d);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        reject(!answered && req.reusedSocket && STALE_SOCKET_CODES.has(e.code ?? '') ? new StaleSocketError(e) : e);
+      });
+      req.end(payload);
+    });
   }
 
   private async ok(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ResponseBody> {

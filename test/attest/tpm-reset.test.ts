@@ -1,5 +1,6 @@
-// A reset TPM re-extended with a forged history. The BMC's TPM (an swtpm outside the
-// BMC, so the attacker can reach its control channel) anchors a real agent's log with an
+// A reset TPM re-extended with a forged history. The BMC runs in its own network namespace
+// (HTTPS over a veth pair; test/attest/netns-bmc.ts); its TPM is an swtpm outside the BMC,
+// so the attacker on the host can reach its control channel. It anchors a real agent's log with an
 // INSECURE alert, and a verifier with --state proves it. Then the attacker:
 //   1. resets the TPM (swtpm CMD_INIT: PCRs cleared, resetCount + 1) and extends the
 //      anchor PCR directly: the BMC, restarted on its list, refuses to serve quotes from a
@@ -15,17 +16,18 @@ import assert from 'node:assert/strict';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BmcApiClient, startBmcService, type BmcService } from '../../src/bmc/index.js';
 import { LogWriter } from '../../src/log/index.js';
-import { Alg, haveProgram, TpmClient } from '../../src/tpm/index.js';
-import { startAgent, runVigil } from '../helpers/agent-process.js';
+import { Alg, TpmClient } from '../../src/tpm/index.js';
+import { ALERTS_ONLY_LOG, startAgent, runVigil } from '../helpers/agent-process.js';
 import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
 import { startSwtpm, type SwtpmEnv } from '../tpm/swtpm-fixture.js';
+import { createBmcNamespace, netnsUnavailable, type BmcNamespace, type NetnsBmc } from './netns-bmc.js';
 
 let skip = missingForContainerTests();
 let work = '';
 let env: SwtpmEnv | undefined;
+let ns: BmcNamespace | undefined;
 let trust = '';
 
 interface Line { raw: string; o: { seq?: number; container?: { id: string }; verdict?: { level: string }; seal?: { checkpoint: string; firstSeq: number; lastSeq: number } } }
@@ -38,9 +40,9 @@ function lines(dir: string): Line[] {
 }
 
 before(async () => {
-  if (skip) return;
-  for (const p of ['swtpm', 'swtpm_setup', 'swtpm_localca']) if (!(await haveProgram(p))) skip = `not installed: ${p}`;
-  if (skip) return;
+  skip ??= await netnsUnavailable();
+  if (skip) { process.stdout.write(`# TPM reset test skipped: ${skip}\n`); return; }
+  ns = createBmcNamespace('rst');
   work = mkdtempSync(join(tmpdir(), 'vreset-'));
   env = await startSwtpm({ provision: true });
   await env.client.close(); // the BMC is the TPM's only user
@@ -48,14 +50,16 @@ before(async () => {
   writeFileSync(trust, env.caCertificates.join('\n'));
 });
 after(async () => {
+  await ns?.close();
   await env?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-const bmcOn = (stateDir: string): Promise<BmcService> => startBmcService({ stateDir, host: '127.0.0.1', port: 0, plainHttp: true, source: { kind: 'swtpm-unix', path: env?.swtpm.sockets?.data ?? '' } });
+// The BMC, in its namespace, on the swtpm's data socket (a unix socket: reachable from the namespace through the file system).
+const bmcOn = (stateDir: string): Promise<NetnsBmc> => (ns as BmcNamespace).startBmc({ stateDir, port: 8443, tpm: `swtpm-unix:${env?.swtpm.sockets?.data ?? ''}` });
 
-async function verifyCli(bmc: BmcService, logDir: string, state: string): Promise<{ code: number | null; out: string }> {
-  const r = await runVigil(['verify', '--bmc', bmc.url, '--token', bmc.tokenFiles.verifier, '--log', logDir, '--trust', trust, '--state', state]);
+async function verifyCli(bmc: NetnsBmc, logDir: string, state: string): Promise<{ code: number | null; out: string }> {
+  const r = await runVigil(['verify', '--bmc', bmc.url, '--token', bmc.tokenFiles.verifier, '--pin', bmc.pinSha256, '--log', logDir, '--trust', trust, '--state', state]);
   return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -75,12 +79,14 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
   let bmc = await bmcOn(bmcDir);
   try {
     // The genuine history: an alert, anchored; verified with a state.
-    const agent = await startAgent(['--log', logDir, '--bmc', bmc.url, '--bmc-token', bmc.tokenFiles.host, '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1']);
+    // --program-check-ms 0: as in tamper.test.ts, another agent's programs on a shared machine must not decide this test.
+    const agent = await startAgent(['--log', logDir, '--bmc', bmc.url, '--bmc-token', bmc.tokenFiles.host, '--bmc-pin', bmc.pinSha256,
+      '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--program-check-ms', '0', ALERTS_ONLY_LOG], 120_000);
     let alertSeq = 0;
     try {
       const id = runToEnd('vigil-reset', 'cat /etc/passwd >/dev/null; echo done');
       alertSeq = (await until('the alert in the log', () => lines(logDir).find((l) => l.o.container?.id === id && l.o.verdict?.level === 'INSECURE'))).o.seq ?? 0;
-      const client = new BmcApiClient(bmc.url, bmc.tokens.verifier);
+      const client = bmc.client('verifier');
       await until('the alert anchored', async () => {
         const seal = lines(logDir).find((l) => l.o.seal && l.o.seal.lastSeq >= alertSeq);
         return seal && (await client.anchors()).Members.some((m) => m.anchor === seal.o.seal?.checkpoint);
@@ -90,7 +96,7 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     }
     const genuine = await verifyCli(bmc, logDir, state);
     assert.equal(genuine.code, 0, genuine.out);
-    const genuineAnchors = (await new BmcApiClient(bmc.url, bmc.tokens.verifier).anchors()).Members.length;
+    const genuineAnchors = (await bmc.client('verifier').anchors()).Members.length;
 
     // The forged log: the same entries, the alert turned NORMAL, re-chained and sealed one
     // entry per batch (so its anchors outnumber the genuine ones) by the log library itself.
@@ -107,7 +113,7 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     assert.ok(forgedCheckpoints.length > genuineAnchors, `${forgedCheckpoints.length} forged anchors against ${genuineAnchors} genuine`);
 
     // 1. Reset the TPM and extend the forged history straight into PCR 23; the BMC restarts on its own list.
-    await bmc.close();
+    await bmc.stop();
     const tpm = await resetTpm();
     for (const c of forgedCheckpoints) await tpm.pcrExtend(23, [{ hashAlg: Alg.SHA256, digest: Buffer.from(c, 'hex') }]);
     await tpm.close();
@@ -117,7 +123,7 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     const direct = await verifyCli(bmc, forged, copy);
     assert.equal(direct.code, 1, direct.out);
     assert.match(direct.out, /FAILED \(bmc\): asking for a quote: .*does not replay to PCR 23: the PCR holds [0-9a-f]{64}, but the list has no anchor in this TPM epoch/);
-    await bmc.close();
+    await bmc.stop();
 
     // 2. Reset again; a BMC with a fresh anchor list on the same TPM (its AK file kept),
     // and the forged checkpoints anchored through it.
@@ -126,7 +132,7 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     mkdirSync(freshDir, { mode: 0o700 });
     copyFileSync(join(bmcDir, 'ak.json'), join(freshDir, 'ak.json'));
     bmc = await bmcOn(freshDir);
-    const host = new BmcApiClient(bmc.url, bmc.tokens.host);
+    const host = bmc.client('host');
     for (const c of forgedCheckpoints) await host.anchor(c);
     // Without history the forgery is self-consistent: a first verification accepts it
     // (the trust-on-first-use limit, as for the pinned keys; docs/attestation.md).
@@ -145,6 +151,6 @@ test('a TPM reset and a forged history re-extended into the anchor PCR are rejec
     const g = await verifyCli(bmc, logDir, join(work, 'state-naive'));
     assert.equal(g.code, 1, g.out);
   } finally {
-    await bmc.close().catch(() => undefined);
+    await bmc.stop();
   }
 });

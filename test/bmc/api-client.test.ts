@@ -1,12 +1,18 @@
 // The BMC API client against a tiny HTTP server on 127.0.0.1 that answers what a broken
 // or hostile BMC might: every malformed body becomes a BmcApiError naming the property,
-// never a TypeError from deep inside the client.
+// never a TypeError from deep inside the client. Then its kept-alive HTTPS connection
+// against the real BMC service (below).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { BmcApiClient, BmcApiError, Paths } from '../../src/bmc/index.js';
-import { ekTemplateEccP256, marshalPublic } from '../../src/tpm/index.js';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BmcApiClient, BmcApiError, Paths, startBmcService, type BmcService } from '../../src/bmc/index.js';
+import { ekTemplateEccP256, haveProgram, marshalPublic } from '../../src/tpm/index.js';
+import { until } from '../helpers/wait.js';
 
 /** What the server answers next, per path: status and raw body text. */
 const answers = new Map<string, { status: number; body: string }>();
@@ -158,4 +164,142 @@ test('an https URL without a CA or a pinned fingerprint is refused before any re
   assert.throws(() => new BmcApiClient('https://127.0.0.1:1', 'token'), (err: unknown) => err instanceof BmcApiError
     && /an https BMC needs the CA to check its certificate against \(ca\) or its certificate's SHA-256 fingerprint \(pinSha256/.test(err.message));
   assert.throws(() => new BmcApiClient('https://127.0.0.1:1', 'token', { pinSha256: 'abc' }), /pinSha256 must be a SHA-256 fingerprint/);
+});
+
+// ---- Keep-alive against the real BMC service (HTTPS on 127.0.0.1, swtpm) ----
+// The client reaches the BMC through a TCP relay that counts the connections it accepts:
+// what the BMC's side sees, whatever the client believes. In `blackhole` mode the relay
+// keeps the client's side of a connection open when the BMC's side closes, and resets it
+// at the client's next write: a BMC that went away without its FIN reaching the host (a
+// power cut, a restart behind a NAT), the stale socket a kept-alive client must survive.
+
+interface Relay { port: number; accepted: number; blackhole: boolean; close(): Promise<void> }
+async function relay(target: () => number): Promise<Relay> {
+  const sockets = new Set<net.Socket>();
+  const r: Relay = { port: 0, accepted: 0, blackhole: false, close: async () => undefined };
+  const server = net.createServer((c) => {
+    r.accepted++;
+    const up = net.connect(target(), '127.0.0.1');
+    sockets.add(c); sockets.add(up);
+    let upGone = false;
+    c.on('data', (d) => { if (upGone) c.resetAndDestroy(); else up.write(d); });
+    up.on('data', (d) => c.write(d));
+    const upClosed = () => { upGone = true; if (!r.blackhole) c.end(); };
+    up.on('end', upClosed);
+    up.on('close', upClosed);
+    up.on('error', () => undefined);
+    c.on('end', () => up.end());
+    c.on('close', () => up.destroy());
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  r.port = (server.address() as AddressInfo).port;
+  r.close = () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); });
+  return r;
+}
+
+let bmcSkip: string | undefined;
+let bmcWork = '';
+let bmc: BmcService | undefined;
+let bmcPort = 0;
+const bmcOptions = () => ({ stateDir: join(bmcWork, 'bmc'), host: '127.0.0.1', port: bmcPort, limits: { keepAliveTimeoutMs: 3000 } });
+
+before(async () => {
+  for (const p of ['swtpm', 'swtpm_setup', 'swtpm_localca', 'openssl']) if (!(await haveProgram(p))) bmcSkip = `not installed: ${p}`;
+  if (bmcSkip) { process.stdout.write(`# keep-alive tests against the BMC skipped: ${bmcSkip}\n`); return; }
+  bmcWork = mkdtempSync(join(tmpdir(), 'vigil-keepalive-'));
+  bmc = await startBmcService(bmcOptions());
+  bmcPort = Number(new URL(bmc.url).port);
+});
+after(async () => {
+  await bmc?.close();
+  if (bmcWork) rmSync(bmcWork, { recursive: true, force: true });
+});
+
+const hex = (i: number, tag: string) => createHash('sha256').update(`${tag} ${i}`).digest('hex');
+function hostClient(port: number): BmcApiClient {
+  return new BmcApiClient(`https://127.0.0.1:${port}`, bmc?.tokens.host, { pinSha256: bmc?.tls?.fingerprintSha256 });
+}
+async function anchorList(): Promise<string[]> {
+  const c = new BmcApiClient(bmc?.url ?? '', bmc?.tokens.verifier, { pinSha256: bmc?.tls?.fingerprintSha256 });
+  try { return (await c.anchors()).Members.map((m) => m.anchor); } finally { c.close(); }
+}
+
+test('anchors over HTTPS reuse one kept-alive TLS connection', async (t) => {
+  if (bmcSkip || !bmc) { t.skip(bmcSkip ?? 'no BMC'); return; }
+  const r = await relay(() => bmcPort);
+  const client = hostClient(r.port);
+  try {
+    const before = (await anchorList()).length;
+    for (let i = 0; i < 20; i++) await client.anchor(hex(i, 'keepalive'));
+    assert.equal(r.accepted, 1, 'the BMC saw one connection for 20 anchors');
+    assert.deepEqual(client.stats, { connections: 1, staleRetries: 0 });
+    assert.equal(await bmc.openConnections(), 1, 'and it is still open, idle, for the next anchor');
+    const list = await anchorList();
+    assert.deepEqual(list.slice(before), Array.from({ length: 20 }, (_, i) => hex(i, 'keepalive')));
+  } finally { client.close(); await r.close(); }
+});
+
+test('the idle connection the BMC closes (its keep-alive timeout) is not reused: the next anchor opens a fresh one', async (t) => {
+  if (bmcSkip || !bmc) { t.skip(bmcSkip ?? 'no BMC'); return; }
+  const r = await relay(() => bmcPort);
+  const client = hostClient(r.port);
+  try {
+    await client.anchor(hex(0, 'idle'));
+    // The BMC closes an idle connection after its keep-alive timeout (3 s here).
+    await until('the BMC to close the idle connection', async () => (await bmc?.openConnections()) === 0, 30_000, 100);
+    await client.anchor(hex(1, 'idle'));
+    assert.equal(r.accepted, 2);
+    assert.equal(client.stats.connections, 2);
+    const list = await anchorList();
+    assert.deepEqual(list.slice(-2), [hex(0, 'idle'), hex(1, 'idle')]);
+  } finally { client.close(); await r.close(); }
+});
+
+test('a BMC restart under a kept-alive connection: one retry on a fresh connection, no anchor lost or duplicated, all in order', async (t) => {
+  if (bmcSkip || !bmc) { t.skip(bmcSkip ?? 'no BMC'); return; }
+  const r = await relay(() => bmcPort);
+  const client = hostClient(r.port);
+  try {
+    for (let i = 0; i < 5; i++) await client.anchor(hex(i, 'restart'));
+    assert.equal(r.accepted, 1);
+    // The BMC restarts; the host never hears its connection close (blackhole), so the
+    // client's kept-alive socket looks alive until it writes on it.
+    r.blackhole = true;
+    await bmc.close();
+    bmc = await startBmcService(bmcOptions());
+    for (let i = 5; i < 10; i++) await client.anchor(hex(i, 'restart'));
+    assert.deepEqual(client.stats, { connections: 2, staleRetries: 1 }, 'the stale socket failed once, the retry went on a fresh connection');
+    assert.equal(r.accepted, 2);
+    const list = await anchorList();
+    const ours = list.filter((a) => Array.from({ length: 10 }, (_, i) => hex(i, 'restart')).includes(a));
+    assert.deepEqual(ours, Array.from({ length: 10 }, (_, i) => hex(i, 'restart')), 'each anchor once, in order');
+
+    // And with the close seen (no blackhole): the pool drops the closed socket, no retry needed.
+    r.blackhole = false;
+    await bmc.close();
+    bmc = await startBmcService(bmcOptions());
+    await client.anchor(hex(10, 'restart'));
+    assert.equal(client.stats.connections, 3);
+    assert.equal((await anchorList()).slice(-1)[0], hex(10, 'restart'));
+  } finally { client.close(); await r.close(); }
+});
+
+test('with the BMC down, the retry fails too and the error says so (the anchorer then queues)', async (t) => {
+  if (bmcSkip || !bmc) { t.skip(bmcSkip ?? 'no BMC'); return; }
+  const r = await relay(() => bmcPort);
+  const client = hostClient(r.port);
+  try {
+    await client.anchor(hex(0, 'down'));
+    r.blackhole = true;
+    await bmc.close();
+    bmc = undefined;
+    await rejectsWith(() => client.anchor(hex(1, 'down')), 0, undefined, /POST \/redfish\/v1\/Oem\/Vigil\/Anchors: no answer from https:\/\/127\.0\.0\.1:\d+: /);
+    assert.equal(client.stats.staleRetries, 1);
+  } finally {
+    client.close();
+    await r.close();
+    bmc ??= await startBmcService(bmcOptions());
+  }
+  assert.ok(!(await anchorList()).includes(hex(1, 'down')), 'the refused anchor is not in the list');
 });
