@@ -16,7 +16,8 @@
 //      its checkpoints, in order, from the first batch on, and nothing anchored is missing.
 //   5. rollback: the log and the anchor list reach at least as far as the last run's.
 //   6. silence: unless the agent recorded a clean stop, its last entry is recent (heartbeats).
-//   7. monitor: no entry records that the agent's BPF programs were detached or replaced
+//   7. monitor: no entry records that the agent's BPF programs were detached or replaced, or
+//      that the maps only it writes were changed behind its back
 //      (the log is then intact, but what happened after that entry was not all seen).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -274,7 +275,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // entries is gathered while they are checked (src/log/verify.ts, EntryFacts).
   let summary;
   try {
-    summary = await verifyLogDirParallel(opts.logDir, { agentRecords: ['start', 'programs-changed'], threads: opts.threads });
+    summary = await verifyLogDirParallel(opts.logDir, { agentRecords: ['start', 'programs-changed', 'maps-changed'], threads: opts.threads });
   } catch (e) {
     if (e instanceof LogVerifyError) throw new VerifyFailure('log', `the log in ${opts.logDir}: ${e.message}`);
     throw new VerifyFailure('log', `the log in ${opts.logDir} cannot be read: ${(e as Error).message}`);
@@ -284,12 +285,18 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const lastAgent = facts.lastAgent !== undefined ? { what: facts.lastAgent } : undefined;
   let heartbeatSeconds = 10;
   const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
+  // Root wrote the maps only the agent writes (the agent put its values back within a second).
+  const mapsChanged: Array<{ seq: number; time: string; maps: string[] }> = [];
   for (const r of facts.records) {
     if (r.what === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(r.json); if (h) heartbeatSeconds = Number(h[1]); }
     if (r.what === 'programs-changed') {
       // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
       const e = JSON.parse(r.json) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
       tampered.push({ seq: e.seq, time: e.time, changes: e.args?.changes ?? [] });
+    }
+    if (r.what === 'maps-changed') {
+      const e = JSON.parse(r.json) as { seq: number; time: string; args?: { maps?: string[] } };
+      mapsChanged.push({ seq: e.seq, time: e.time, maps: e.args?.maps ?? [] });
     }
   }
 
@@ -352,6 +359,12 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const when = new Date(Number(BigInt(monitorAlert.time) / 1_000_000n)).toISOString();
     const what = monitorAlert.changes.map(describeChange).join('; ') || 'its BPF programs changed';
     throw new VerifyFailure('monitor', `the log is intact, but entry seq ${monitorAlert.seq} (${when}) records that the agent's ${what}: events after it on that hook were not seen${tampered.length > 1 ? ` (${tampered.length} such entries)` : ''}`);
+  }
+  const mapsAlert = mapsChanged[0];
+  if (mapsAlert) {
+    learn();
+    const when = new Date(Number(BigInt(mapsAlert.time) / 1_000_000n)).toISOString();
+    throw new VerifyFailure('monitor', `the log is intact, but entry seq ${mapsAlert.seq} (${when}) records that BPF maps only the agent writes were changed by someone else (${mapsAlert.maps.join(', ')}): until the agent put them back, within a second, the kernel side ran on their settings${mapsChanged.length > 1 ? ` (${mapsChanged.length} such entries)` : ''}`);
   }
 
   // 6. silence

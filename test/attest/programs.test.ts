@@ -23,6 +23,8 @@ import { describeChange, type AddedProgramChange, type ProgramChange } from '../
 import { ALERTS_ONLY_LOG, startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
 import { missingForContainerTests } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
+import { lookup, mapIdOf, update } from '../helpers/bpf-maps.js';
+import { CONFIG_LAYOUT } from '../../src/events/layout.js';
 import { caPems, createBmcNamespace, netnsUnavailable, type BmcNamespace, type NetnsBmc } from './netns-bmc.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'attest', 'fixtures');
@@ -147,6 +149,35 @@ test('a BPF program detached after start is an INSECURE entry, anchored at once,
   const v = await verifyCli(logDir);
   assert.equal(v.code, 1, `${v.stdout}${v.stderr}`);
   assertMonitorFailure(v.stderr, logDir, /FAILED \(monitor\): the log is intact, but entry seq \d+ \(\d{4}-[^)]+\) records that the agent's BPF program vigil_exec of process\.bpf\.o \(tp_btf\/sched_process_exec, link \d+, program \d+\) was detached/);
+});
+
+test('root turning the monitor off through vigil_config: a maps-changed entry, anchored at once, and vigil verify fails with monitor', async (t) => {
+  if (skip || !service) { t.skip(skip ?? 'no BMC'); return; }
+  const logDir = join(work, 'log-maps');
+  // The program re-check is off: on a shared machine other agents' programs would be the first alert.
+  const agent = await startAgent(['--log', logDir, '--bmc', service.url, '--bmc-token', service.tokenFiles.host, '--bmc-pin', service.pinSha256,
+    '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--no-default-policy', '--program-check-ms', '0', ALERTS_ONLY_LOG], 120_000);
+  const client = service.client('verifier');
+  try {
+    await until('the start record', () => entries(logDir).find((e) => e.syscall === 'start'));
+    const id = mapIdOf(agent.child.pid as number, 'vigil_config');
+    const original = lookup(id, [0, 0, 0, 0]);
+    const off = [...original];
+    off.splice(CONFIG_LAYOUT.enabled, 4, 0, 0, 0, 0);
+    update(id, [0, 0, 0, 0], off);
+    const alert = await until('the maps-changed entry', () => entries(logDir).find((e) => e.syscall === 'maps-changed'), 30_000);
+    assert.equal(alert.verdict?.level, 'INSECURE');
+    const seq = alert.seq ?? 0;
+    const seal = await until('the alert sealed', () => entries(logDir).find((e) => e.seal && e.seal.firstSeq <= seq && e.seal.lastSeq >= seq), 10_000);
+    assert.equal(seal.seal?.reason, 'insecure');
+    await until('the alert\'s checkpoint in the BMC', async () => (await client.anchors()).Members.some((m) => m.anchor === seal.seal?.checkpoint), 10_000);
+    assert.deepEqual(lookup(id, [0, 0, 0, 0]), original, 'put back');
+  } finally {
+    assert.equal((await agent.stop()).code, 0, agent.stderr());
+  }
+  const v = await verifyCli(logDir);
+  assert.equal(v.code, 1, `${v.stdout}${v.stderr}`);
+  assert.match(v.stderr, /FAILED \(monitor\): the log is intact, but entry seq \d+ \([^)]+\) records that BPF maps only the agent writes were changed by someone else \(vigil_config\)/);
 });
 
 /**
