@@ -275,7 +275,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   // entries is gathered while they are checked (src/log/verify.ts, EntryFacts).
   let summary;
   try {
-    summary = await verifyLogDirParallel(opts.logDir, { agentRecords: ['start', 'programs-changed', 'maps-changed'], threads: opts.threads });
+    summary = await verifyLogDirParallel(opts.logDir, { agentRecords: ['start', 'programs-changed', 'maps-changed', 'heartbeat', 'stop'], threads: opts.threads });
   } catch (e) {
     if (e instanceof LogVerifyError) throw new VerifyFailure('log', `the log in ${opts.logDir}: ${e.message}`);
     throw new VerifyFailure('log', `the log in ${opts.logDir} cannot be read: ${(e as Error).message}`);
@@ -283,12 +283,20 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const { facts } = summary;
   const lastEntryTime = facts.lastTime !== undefined ? BigInt(facts.lastTime) : 0n;
   const lastAgent = facts.lastAgent !== undefined ? { what: facts.lastAgent } : undefined;
+  // The agent's start, heartbeats and stop by seq and time: the silence check trusts only the
+  // anchored ones (entries after the last anchor are chained by whoever holds the host, and a
+  // host root could append a fresh heartbeat or a stop there).
+  const liveness: Array<{ seq: number; what: string; time: bigint }> = [];
   let heartbeatSeconds = 10;
   const tampered: Array<{ seq: number; time: string; changes: ProgramChange[] }> = [];
   // Root wrote the maps only the agent writes (the agent put its values back within a second).
   const mapsChanged: Array<{ seq: number; time: string; maps: string[] }> = [];
   for (const r of facts.records) {
     if (r.what === 'start') { const h = /"heartbeatSeconds":(\d+)/.exec(r.json); if (h) heartbeatSeconds = Number(h[1]); }
+    if (r.what === 'start' || r.what === 'heartbeat' || r.what === 'stop') {
+      const e = JSON.parse(r.json) as { time?: string };
+      if (typeof e.time === 'string' && /^\d+$/.test(e.time)) liveness.push({ seq: r.seq, what: r.what, time: BigInt(e.time) });
+    }
     if (r.what === 'programs-changed') {
       // The entry's bytes are proven by the chain: its JSON is the agent's own rendering.
       const e = JSON.parse(r.json) as { seq: number; time: string; args?: { changes?: ProgramChange[] } };
@@ -369,11 +377,21 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
 
   // 6. silence
   const maxSilence = opts.maxSilenceMs ?? (3 * heartbeatSeconds + 5) * 1000;
-  if ((lastAgent as { what: string } | undefined)?.what === 'stop') notes.push('the agent stopped cleanly after its last entry');
+  const anchoredSeq = anchoredSeal?.lastSeq ?? 0;
+  const anchoredLive = liveness.filter((l) => l.seq <= anchoredSeq);
+  const stop = liveness.find((l) => l.what === 'stop' && l.seq === summary.lastSeq);
+  if (stop && stop.seq <= anchoredSeq && (lastAgent as { what: string } | undefined)?.what === 'stop') notes.push('the agent stopped cleanly after its last entry');
   else if (summary.entries > 0 && heartbeatSeconds > 0) {
-    const silentMs = now() - Number(lastEntryTime / 1_000_000n);
+    if (stop) notes.push(`the stop record (seq ${stop.seq}) is not anchored: not taken as a clean stop`);
+    // The latest anchored sign of life; without one, the last entry (a log with no anchor at all
+    // fails on its own elsewhere).
+    const lastLive = anchoredLive.length > 0 ? anchoredLive.reduce((a, b) => (b.time > a.time ? b : a)) : undefined;
+    const since = lastLive ? lastLive.time : lastEntryTime;
+    const silentMs = now() - Number(since / 1_000_000n);
     if (silentMs > maxSilence) {
-      throw new VerifyFailure('silence', `no entry for ${Math.round(silentMs / 1000)} s (the last, seq ${summary.lastSeq}, at ${new Date(Number(lastEntryTime / 1_000_000n)).toISOString()}), with heartbeats every ${heartbeatSeconds} s and no stop record: the agent was stopped or cut off`);
+      const which = lastLive ? `the last anchored ${lastLive.what}, seq ${lastLive.seq}` : `the last, seq ${summary.lastSeq}`;
+      const tail = summary.lastSeq > anchoredSeq ? `; the ${summary.lastSeq - anchoredSeq} entries after seq ${anchoredSeq} are not anchored, so they prove nothing` : '';
+      throw new VerifyFailure('silence', `no anchored sign of life for ${Math.round(silentMs / 1000)} s (${which}, at ${new Date(Number(since / 1_000_000n)).toISOString()})${tail}, with heartbeats every ${heartbeatSeconds} s and no anchored stop record: the agent was stopped or cut off`);
     }
   }
 

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Paths } from '../../src/bmc/index.js';
+import { chainLine, parseEntryLine } from '../../src/log/chain.js';
 import { ALERTS_ONLY_LOG, startAgent, runVigil, type RunningAgent } from '../helpers/agent-process.js';
 import { missingForContainerTests, runToEnd } from '../helpers/host.js';
 import { until } from '../helpers/wait.js';
@@ -251,7 +252,30 @@ test('the agent stopped without a stop record: missed heartbeats', async (t) => 
   await new Promise((r) => setTimeout(r, 2500));
   const r = await verifyCli(logDir(), stateCopy(state1()), ['--max-silence', '2']);
   assert.equal(r.code, 1, r.out);
-  assert.match(r.out, /FAILED \(silence\): no entry for \d+ s .* with heartbeats every 1 s and no stop record: the agent was stopped or cut off/);
+  assert.match(r.out, /FAILED \(silence\): no anchored sign of life for \d+ s .* with heartbeats every 1 s and no anchored stop record: the agent was stopped or cut off/);
+});
+
+test('a stop record (or a heartbeat) forged after the last anchor, chained by a host root: not a clean stop', async (t) => {
+  if (skip || !service || alertSeq === 0) { t.skip(skip ?? 'the first test did not run'); return; }
+  // The agent of the test above is dead (kill -9): its log ends with unanchored entries. A
+  // host root holds everything the chain needs: it appends a stop record chained to the last entry.
+  const dir = mkdtempSync(join(work, 'forged-stop-'));
+  cpSync(logDir(), dir, { recursive: true });
+  const segs = readdirSync(dir).filter((n) => n.startsWith('segment-')).sort();
+  const last = join(dir, segs[segs.length - 1] as string);
+  const ls = readFileSync(last, 'utf8').split('\n').slice(0, -1);
+  const lastEntry = [...ls].reverse().find((l) => l.startsWith('{"seq":')) as string;
+  const template = [...ls].reverse().find((l) => l.includes('"kind":"agent","syscall":"heartbeat"')) ?? lastEntry;
+  const parsed = parseEntryLine(Buffer.from(lastEntry, 'utf8'));
+  const parsedTemplate = parseEntryLine(Buffer.from(template, 'utf8'));
+  assert.ok(parsed && parsedTemplate);
+  const seq = Number(/^\{"seq":(\d+)/.exec(lastEntry)?.[1]);
+  const canonical = `${parsedTemplate.body.toString('utf8')}}`.replace(/^\{"seq":\d+/, `{"seq":${seq + 1}`)
+    .replace('"syscall":"heartbeat"', '"syscall":"stop"').replace(/"time":"\d+"/, `"time":"${BigInt(Date.now()) * 1_000_000n}"`);
+  writeFileSync(last, [...ls, chainLine(canonical, parsed.hash).line.trimEnd()].join('\n') + '\n');
+  const r = await verifyCli(dir, stateCopy(state1()), ['--max-silence', '2']);
+  assert.equal(r.code, 1, r.out);
+  assert.match(r.out, /FAILED \(silence\): no anchored sign of life for \d+ s .*entries after seq \d+ are not anchored, so they prove nothing/);
 });
 
 test('kill -9 of the agent and of the BMC in the middle of a batch: nothing lost, verifies after restart', async (t) => {
