@@ -333,7 +333,7 @@ static __always_inline void vigil_count_lost(__u16 kind, __u64 key, __u32 reason
  * The budget's marks, in eighths of the room above the pressure mark (ring size minus
  * pressure_bytes). A record's price doubles with each eighth the ring is fuller, up to
  * VIGIL_PRICE_STEPS doublings; the last two eighths are the reserve (1 MiB of the
- * default 16 MiB ring at 75%: more than one full default bucket can buy there, 625 KiB).
+ * default 16 MiB ring at 75%).
  *
  * Why the price stops at 32 tokens per started KiB: a container's start under runc is
  * about 230 records under its own key (prctl, mount, mknod... then its first exec), the
@@ -362,10 +362,13 @@ static __always_inline void vigil_count_lost(__u16 kind, __u64 key, __u32 reason
  * that finds the bucket empty gives its token back. The clamp to burst can race with
  * takes and forgive a few of them: the budget is exact to a few records, not more.
  *
- * In the reserve (reserve set) a container refused in the last VIGIL_REFUSED_HOLD_NS is
- * refused again whatever its bucket holds, and its hold starts again: tokens it earns
- * while it floods buy room below the reserve only. A refusal is remembered in the
- * bucket (a plain store: any CPU's recent time will do).
+ * In the reserve (reserve set) a container is refused, and its hold starts again, if it
+ * was refused in the last VIGIL_REFUSED_HOLD_NS or its bucket is less than half full:
+ * tokens a flood earns while it floods buy room below the reserve only, and what one
+ * container can put in the reserve before it is shut out is half a bucket at the top
+ * price (10,000 / 32 tokens: 312 records of up to 1 KiB at the defaults), so no single
+ * container, new or not, fills it. A refusal is remembered in the bucket (a plain
+ * store: any CPU's recent time will do).
  */
 static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_config *bc, __s64 cost, int reserve)
 {
@@ -376,10 +379,6 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
 		bpf_map_update_elem(&vigil_budgets, &key, &fresh, BPF_NOEXIST);
 		return 1;
 	}
-	if (reserve && b->refused_ns && now - b->refused_ns < VIGIL_REFUSED_HOLD_NS) {
-		b->refused_ns = now;
-		return 0;
-	}
 	__u64 last = b->last_ns;
 	if (now > last + 1000000 && __sync_val_compare_and_swap(&b->last_ns, last, now) == last) {
 		__u64 dt = now - last;
@@ -388,6 +387,11 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
 		__s64 add = (__s64)(dt * bc->rate / VIGIL_NS_PER_S);
 		if (__sync_fetch_and_add(&b->tokens, add) + add > (__s64)bc->burst)
 			b->tokens = (__s64)bc->burst;
+	}
+	if (reserve && ((b->refused_ns && now - b->refused_ns < VIGIL_REFUSED_HOLD_NS) ||
+			b->tokens < (__s64)(bc->burst / 2))) {
+		b->refused_ns = now;
+		return 0;
 	}
 	if (__sync_fetch_and_add(&b->tokens, -cost) >= cost)
 		return 1;
@@ -419,10 +423,11 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
  * rings whose order the reader would have to merge back.
  *
  * What the reserve cannot promise: its room is shared by every container within its
- * budget. Containers that start while the reader is stalled, each with a full bucket,
- * can fill it between them (one full default bucket buys at most 625 KiB there); so can
- * a new container that floods, until its bucket first runs out. Then a record finds the
- * ring full and is lost as ring_full, counted under its own container as ever.
+ * budget, each of which may put up to half a bucket's worth there (at the defaults 312
+ * records, up to 312 KiB, of 1 MiB). Enough such containers sending at once while the
+ * reader is behind (four busy ones, or some thirty starting, ~100 KiB each) fill it
+ * between them; a record that then finds the ring full is lost as ring_full, counted
+ * under its own container as ever.
  *
  * Cgroup records (identity, not events) are never budgeted.
  *

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,67 +33,121 @@ function kernelLoss(metrics: string, what: 'over_budget' | 'lost'): number {
   return [...readFileSync(metrics, 'utf8').matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
-// todo until it holds every run: in one fresh-clone CI run of three the victim's read was not in
-// the log within 120 s while the flood went on (lost to a ring that was full at that moment, or
-// held behind the flood; the test cannot tell yet). Issue 9.
-test('a flood of chmods from one container: another container\'s cat /etc/shadow is reported, and the loss is the flooder\'s', {
-  skip, timeout: 300_000,
-  todo: 'flaky under load: the budget acts from 75% full, and a victim record that meets a full ring is lost (the flooder still causes some ring-full loss)',
-}, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'vigil-fair-'));
-  const flood = join(dir, 'chmod-flood');
-  execFileSync('cc', ['-O2', '-static', '-o', flood, fixtureSource]);
-  const metrics = join(dir, 'vigil.prom');
-  // The default policy and capture; the log keeps INSECURE events only (a read of
-  // /etc/shadow, and lost entries: rule "records lost"), so a flood does not fill the disk.
-  // /dev/null takes every event, so the capture is the full default one (alerts alone narrow it).
-  // A 4 MiB ring: the flood outpaces the agent within seconds even when this busy machine
-  // gives the flooder little CPU, and the quarter above the pressure mark still holds more
-  // than the default burst of small records can fill at the rising cost.
-  const agent = await startAgent(['--metrics', metrics, ALERTS_ONLY_LOG, '--output', 'jsonl:/dev/null', '--ring-buffer-bytes', String(4 << 20)]);
-  const flooder = uniqueName('vigil-flood');
-  const victim = uniqueName('vigil-victim');
-  let flooderId = '';
-  let victimId = '';
-  try {
-    flooderId = docker('run', '-d', '--pull', 'never', '--name', flooder, '-v', `${flood}:/flood:ro`, TEST_IMAGES.busybox, '/flood', '/tmp/flood');
-    // The flood has the ring under pressure once the kernel sheds part of it (metrics: every 5 s).
-    const pressed = await until('the kernel to shed part of the flood', () => (kernelLoss(metrics, 'over_budget') > 0 ? true : undefined), 120_000).catch(() => false);
-    if (!pressed) {
-      // A ring that overflowed with nothing shed means the budget did not act: a failure.
-      assert.equal(kernelLoss(metrics, 'lost'), 0, 'the ring overflowed but no container\'s budget was enforced');
-      await agent.stop();
-      rmSync(dirname(agent.logPath), { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
-      t.skip('the flood never outpaced the agent here (no pressure on the ring within 120 s): nothing to share fairly');
-      return;
-    }
-    victimId = docker('run', '-d', '--pull', 'never', '--name', victim, TEST_IMAGES.busybox, 'cat', '/etc/shadow');
-    docker('wait', victim);
-    // Still flooding while the victim's records are drained: its read must come through.
-    await until('the victim\'s read of /etc/shadow in the log', () => (readEvents(agent.logPath).some((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow') ? true : undefined), 120_000);
-    assert.equal(docker('inspect', '-f', '{{.State.Running}}', flooder), 'true', 'the flood lasted the whole test');
-  } finally {
-    docker('rm', '-f', flooder);
-    docker('rm', '-f', victim);
-  }
-  const { code, events } = await agent.stop();
-  rmSync(dirname(agent.logPath), { recursive: true, force: true });
-  rmSync(dir, { recursive: true, force: true });
-  assert.equal(code, 0, agent.stderr());
-  const lost = events.filter((e) => e.kind === 'lost' && e.args['record_kind'] !== 'output');
-  const count = (es: VigilEvent[]) => es.reduce((n, e) => n + Number(e.args['lost']), 0);
-  const ofFlooder = lost.filter((e) => e.container.id === flooderId);
-  const victimKeys = new Set(events.filter((e) => e.container.id === victimId).map((e) => e.namespaces.containerKey));
-  t.diagnostic(`flooder lost ${count(ofFlooder)} (over budget ${count(ofFlooder.filter((e) => e.args['reason'] === 'budget'))}, ring full ${count(ofFlooder.filter((e) => e.args['reason'] === 'ring_full'))}); entries naming others: ${lost.length - ofFlooder.length}`);
+// It failed one CI run in three (issue 9): the victim's read was not in the log within 120 s.
+// The cause was the reader, not the ring: under a sustained flood one libbpf poll never ends
+// (it reads while records keep coming), so the worker's bound on batches in flight was never
+// checked; batches piled up in the agent's heap (10 GB seen) and the victim's record waited
+// behind them for minutes. With the bound kept (drain-worker.ts) the ring really fills, and two
+// kernel changes (bpf/common.h vigil_submit) keep the victim's records: the price of a record
+// stops doubling at 32 tokens per KiB (a container's start, ~230 records, costs less than a
+// burst at the top of the ring), and the ring's last quarter above the pressure mark is kept
+// for containers not refused for budget in the last second, which the flooder always is.
 
-  const read = events.find((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow');
-  assert.ok(read, 'the victim\'s read of /etc/shadow is reported');
-  assert.equal(read.verdict.level, 'INSECURE');
-  assert.ok(count(ofFlooder.filter((e) => e.args['reason'] === 'budget')) > 0, 'the flood\'s excess is shed, as the flooder\'s loss');
-  for (const e of ofFlooder) {
-    assert.equal(e.container.name, flooder, 'a loss entry names the flooder');
-    assert.equal(e.container.image, TEST_IMAGES.busybox);
+const hasBpftool = spawnSync('bpftool', ['version']).status === 0;
+
+/** The kernel's host-wide count of records shed for budget, read from the agent's own vigil_shed map (found through its fds): it counts while the agent is stopped. */
+function shedInKernel(pid: number): number | undefined {
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info = '';
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const id = /^map_id:\s+(\d+)$/m.exec(info)?.[1];
+    if (!id) continue;
+    const show = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'id', id], { encoding: 'utf8' })) as { name?: string };
+    if (show.name !== 'vigil_shed') continue;
+    const dump = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', id], { encoding: 'utf8' })) as Array<{ values?: Array<{ value: number }> }>;
+    return dump.reduce((n, e) => n + (e.values ?? []).reduce((m, v) => m + Number(v.value), 0), 0);
   }
-  assert.deepEqual(lost.filter((e) => e.container.id === victimId || victimKeys.has(e.namespaces.containerKey)).map((e) => e.args), [], 'the victim lost nothing');
-});
+  return undefined;
+}
+
+for (const stall of [false, true]) {
+  const what = stall
+    // The reserve itself: with the agent stopped nothing is read, the flood fills the ring
+    // up to the reserve and the victim's whole start must fit in what is left.
+    ? 'while the agent is stopped and the ring fills'
+    : 'while the agent keeps reading';
+  test(`a flood of chmods from one container, ${what}: another container's cat /etc/shadow is reported, and the loss is the flooder's`, {
+    skip: skip ?? (stall && !hasBpftool ? 'no bpftool to read the kernel\'s counters while the agent is stopped' : undefined), timeout: 600_000,
+  }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-fair-'));
+    const flood = join(dir, 'chmod-flood');
+    execFileSync('cc', ['-O2', '-static', '-o', flood, fixtureSource]);
+    const metrics = join(dir, 'vigil.prom');
+    // The default policy and capture; the log keeps INSECURE events only (a read of
+    // /etc/shadow, and lost entries: rule "records lost"), so a flood does not fill the disk.
+    // /dev/null takes every event, so the capture is the full default one (alerts alone narrow it).
+    // The default ring (16 MiB): its reserve (the top 1 MiB) holds the victim's start (~230
+    // records, ~100 KiB) beside what other tests' containers on this busy machine put there
+    // (a 4 MiB ring's 256 KiB reserve was seen full of four of them under load). The flood
+    // still fills it within seconds, once the agent's bound on batches in flight is reached.
+    // Ready within 3 minutes: on this busy machine loading the programs alone has taken a minute.
+    const agent = await startAgent(['--metrics', metrics, ALERTS_ONLY_LOG, '--output', 'jsonl:/dev/null'], 180_000);
+    const pid = agent.child.pid as number;
+    const flooder = uniqueName('vigil-flood');
+    const victim = uniqueName('vigil-victim');
+    let flooderId = '';
+    let victimId = '';
+    let stopped = false;
+    try {
+      flooderId = docker('run', '-d', '--pull', 'never', '--name', flooder, '-v', `${flood}:/flood:ro`, TEST_IMAGES.busybox, '/flood', '/tmp/flood');
+      // The flood has the ring under pressure once the kernel sheds part of it (metrics: every 5 s).
+      const pressed = await until('the kernel to shed part of the flood', () => (kernelLoss(metrics, 'over_budget') > 0 ? true : undefined), 120_000).catch(() => false);
+      if (!pressed) {
+        // A ring that overflowed with nothing shed means the budget did not act: a failure.
+        assert.equal(kernelLoss(metrics, 'lost'), 0, 'the ring overflowed but no container\'s budget was enforced');
+        docker('rm', '-f', flooder);
+        await agent.stop();
+        rmSync(dirname(agent.logPath), { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
+        t.skip('the flood never outpaced the agent here (no pressure on the ring within 120 s): nothing to share fairly');
+        return;
+      }
+      if (stall) {
+        process.kill(pid, 'SIGSTOP');
+        stopped = true;
+        // Nothing is read now: the ring fills at the flood's price until the flood is kept out
+        // of the reserve. Before the change the last eighth filled in about 6 s of this (the
+        // flood paid its way in at 78 records/s), so wait for the kernel to shed a few million
+        // of the flood's records (several seconds of it), bounded.
+        const base = shedInKernel(pid) ?? 0;
+        await until('the kernel to shed 3,000,000 more of the flood', () => ((shedInKernel(pid) ?? 0) - base >= 3_000_000 ? true : undefined), 120_000).catch(() => undefined);
+      }
+      victimId = docker('run', '-d', '--pull', 'never', '--name', victim, TEST_IMAGES.busybox, 'cat', '/etc/shadow');
+      docker('wait', victim);
+      if (stopped) {
+        process.kill(pid, 'SIGCONT');
+        stopped = false;
+      }
+      // Still flooding while the victim's records are drained: its read must come through.
+      await until('the victim\'s read of /etc/shadow in the log', () => (readEvents(agent.logPath).some((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow') ? true : undefined), 240_000);
+      assert.equal(docker('inspect', '-f', '{{.State.Running}}', flooder), 'true', 'the flood lasted the whole test');
+    } finally {
+      if (stopped) process.kill(pid, 'SIGCONT');
+      docker('rm', '-f', flooder);
+      docker('rm', '-f', victim);
+    }
+    const { code, events } = await agent.stop();
+    rmSync(dirname(agent.logPath), { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(code, 0, agent.stderr());
+    const lost = events.filter((e) => e.kind === 'lost' && e.args['record_kind'] !== 'output');
+    const count = (es: VigilEvent[]) => es.reduce((n, e) => n + Number(e.args['lost']), 0);
+    const ofFlooder = lost.filter((e) => e.container.id === flooderId);
+    const victimKeys = new Set(events.filter((e) => e.container.id === victimId).map((e) => e.namespaces.containerKey));
+    t.diagnostic(`flooder lost ${count(ofFlooder)} (over budget ${count(ofFlooder.filter((e) => e.args['reason'] === 'budget'))}, ring full ${count(ofFlooder.filter((e) => e.args['reason'] === 'ring_full'))}); entries naming others: ${lost.length - ofFlooder.length}`);
+
+    const read = events.find((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow');
+    assert.ok(read, 'the victim\'s read of /etc/shadow is reported');
+    assert.equal(read.verdict.level, 'INSECURE');
+    assert.ok(count(ofFlooder.filter((e) => e.args['reason'] === 'budget')) > 0, 'the flood\'s excess is shed, as the flooder\'s loss');
+    for (const e of ofFlooder) {
+      assert.equal(e.container.name, flooder, 'a loss entry names the flooder');
+      assert.equal(e.container.image, TEST_IMAGES.busybox);
+    }
+    assert.deepEqual(lost.filter((e) => e.container.id === victimId || victimKeys.has(e.namespaces.containerKey)).map((e) => e.args), [], 'the victim lost nothing');
+  });
+}
