@@ -425,7 +425,7 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
  * What the reserve cannot promise: its room is shared by every container within its
  * budget, each of which may put up to half a bucket's worth there (at the defaults 312
  * records, up to 312 KiB, of 1 MiB). Enough such containers sending at once while the
- * reader is behind (four busy ones, or some thirty starting, ~100 KiB each) fill it
+ * reader is behind (four busy ones, or about ten starting, ~100 KiB each) fill it
  * between them; a record that then finds the ring full is lost as ring_full, counted
  * under its own container as ever.
  *
