@@ -330,13 +330,47 @@ static __always_inline void vigil_count_lost(__u16 kind, __u64 key, __u32 reason
 #define VIGIL_NS_PER_S 1000000000ULL
 
 /*
+ * The budget's marks, in eighths of the room above the pressure mark (ring size minus
+ * pressure_bytes). A record's price doubles with each eighth the ring is fuller, up to
+ * VIGIL_PRICE_STEPS doublings; the last two eighths are the reserve (1 MiB of the
+ * default 16 MiB ring at 75%).
+ *
+ * Why the price stops at 32 tokens per started KiB: a container's start under runc is
+ * about 230 records under its own key (prctl, mount, mknod... then its first exec), the
+ * records a reader needs before the container's first real event. At 32 they cost some
+ * 7,400 tokens: a fresh container with the default burst (20,000) gets its start and
+ * its first events through even at the top of the ring. At 128 (the old top price) the
+ * start alone cost more than the burst, so a container that started while another
+ * flooded lost its own first events (its cat /etc/shadow was record 229) to its own
+ * budget, which it had not exceeded by any sensible measure.
+ */
+#define VIGIL_PRICE_STEPS 5
+#define VIGIL_RESERVE_STEP 6
+
+/*
+ * How long a container refused for budget stays out of the reserve: from its last
+ * refusal. A flood is refused all the time (its bucket is empty whenever it tries), so
+ * it never gets back in while it floods; a container that spent its bucket once and
+ * went quiet is back in a second later.
+ */
+#define VIGIL_REFUSED_HOLD_NS VIGIL_NS_PER_S
+
+/*
  * Takes cost tokens from the container's bucket: 1 if it had them. Shared by every CPU
  * without a lock (tracing programs cannot take bpf_spin_lock): the refill goes to the
  * one CPU whose compare-and-swap moves last_ns, at most once a millisecond; a take
  * that finds the bucket empty gives its token back. The clamp to burst can race with
  * takes and forgive a few of them: the budget is exact to a few records, not more.
+ *
+ * In the reserve (reserve set) a container is refused, and its hold starts again, if it
+ * was refused in the last VIGIL_REFUSED_HOLD_NS or its bucket is less than half full:
+ * tokens a flood earns while it floods buy room below the reserve only, and what one
+ * container can put in the reserve before it is shut out is half a bucket at the top
+ * price (10,000 / 32 tokens: 312 records of up to 1 KiB at the defaults), so no single
+ * container, new or not, fills it. A refusal is remembered in the bucket (a plain
+ * store: any CPU's recent time will do).
  */
-static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_config *bc, __s64 cost)
+static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_config *bc, __s64 cost, int reserve)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct vigil_bucket *b = bpf_map_lookup_elem(&vigil_budgets, &key);
@@ -354,9 +388,15 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
 		if (__sync_fetch_and_add(&b->tokens, add) + add > (__s64)bc->burst)
 			b->tokens = (__s64)bc->burst;
 	}
+	if (reserve && ((b->refused_ns && now - b->refused_ns < VIGIL_REFUSED_HOLD_NS) ||
+			b->tokens < (__s64)(bc->burst / 2))) {
+		b->refused_ns = now;
+		return 0;
+	}
 	if (__sync_fetch_and_add(&b->tokens, -cost) >= cost)
 		return 1;
 	__sync_fetch_and_add(&b->tokens, cost);
+	b->refused_ns = now;
 	return 0;
 }
 
@@ -366,12 +406,30 @@ static __always_inline int vigil_take_tokens(__u64 key, struct vigil_budget_conf
  * the scratch buffer, so the mask changes no valid size: it is there for the verifier,
  * which cannot follow the range check through a register copy.
  *
- * Fairness: while the ring holds pressure_bytes or more unread, a container may queue
- * only what its token bucket allows (rate per second, burst at most, a record costing
- * more the fuller the ring); the rest of its records are dropped here and counted as
- * its loss, so one container's flood spends its own events and leaves the ring's room
- * to the others. Cgroup records (identity, not
- * events) are never budgeted. Below the pressure mark no bucket is touched.
+ * Fairness. Below pressure_bytes unread nothing is limited and no bucket is touched
+ * (the common path: one array lookup and one ring query). From there a container may
+ * queue only what its token bucket pays for (rate per second, burst at most), a record
+ * costing a token per started KiB, twice that for each eighth of the room above the
+ * mark the ring is fuller, up to 32 (VIGIL_PRICE_STEPS): the flood's excess is dropped
+ * here and counted as its own loss, and the price slows it until the ring stops filling.
+ *
+ * The last quarter of that room is a reserve (VIGIL_RESERVE_STEP): only a container
+ * that has not been refused for budget in the last second may queue there. A flood is
+ * refused all the time by then (its bucket is empty: that is how the ring got there),
+ * so it cannot fill the last of the ring, and a container within its budget that sends
+ * a record while the reader is behind finds room instead of a full ring. One ring, so
+ * the kernel's order is kept for every container; a second ring reserved for containers
+ * within budget would hold the same guarantee but split a container's records over two
+ * rings whose order the reader would have to merge back.
+ *
+ * What the reserve cannot promise: its room is shared by every container within its
+ * budget, each of which may put up to half a bucket's worth there (at the defaults 312
+ * records, up to 312 KiB, of 1 MiB). Enough such containers sending at once while the
+ * reader is behind (four busy ones, or about ten starting, ~100 KiB each) fill it
+ * between them; a record that then finds the ring full is lost as ring_full, counted
+ * under its own container as ever.
+ *
+ * Cgroup records (identity, not events) are never budgeted.
  *
  * Wakeups: a record wakes the reader only once wakeup_bytes are unread; below that the
  * reader finds it on its poll timer (a short one), so a quiet container's record waits
@@ -390,15 +448,11 @@ static __always_inline void vigil_submit(void *buf, __u32 size, __u16 kind)
 	if (bc && (bc->rate || bc->wakeup_bytes)) {
 		__u64 unread = bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA);
 		if (bc->rate && kind != VIGIL_KIND_CGROUP && unread >= bc->pressure_bytes) {
-			/* A record costs a token per started KiB at the pressure mark (so large records
-			 * buy no more room than small ones), and twice as much each eighth of the room
-			 * above it: whatever the reader's speed, a flood is slowed until the ring stops
-			 * filling, and a quiet container's full bucket still gets through. */
 			__u64 ring = bpf_ringbuf_query(&vigil_events, BPF_RB_RING_SIZE);
 			__u64 room = ring > bc->pressure_bytes ? ring - bc->pressure_bytes : 1;
 			__u64 step = (unread - bc->pressure_bytes) * 8 / room;
-			__s64 cost = (__s64)(1 + ((size - 1) >> 10)) << (step > 7 ? 7 : step);
-			if (!vigil_take_tokens(key, bc, cost)) {
+			__s64 cost = (__s64)(1 + ((size - 1) >> 10)) << (step > VIGIL_PRICE_STEPS ? VIGIL_PRICE_STEPS : step);
+			if (!vigil_take_tokens(key, bc, cost, step >= VIGIL_RESERVE_STEP)) {
 				vigil_count_lost(kind, key, VIGIL_LOSS_BUDGET);
 				return;
 			}

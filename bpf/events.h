@@ -346,10 +346,11 @@ struct vigil_budget_config {
 	__u64 wakeup_bytes;   /* unread bytes from which a record wakes the reader (below: user space polls on a timer) */
 };
 
-/* A container's token bucket (vigil_budgets). tokens may dip below 0 under races: see vigil_take_token. */
+/* A container's token bucket (vigil_budgets). tokens may dip below 0 under races: see vigil_take_tokens. */
 struct vigil_bucket {
 	__s64 tokens;
 	__u64 last_ns;       /* bpf_ktime_get_ns of the last refill */
+	__u64 refused_ns;    /* bpf_ktime_get_ns of its last record refused for budget: 0, never */
 };
 
 #endif

@@ -57,8 +57,12 @@ export interface AllowlistSettings {
 /**
  * The per-container budget (a token bucket in the kernel, bpf/common.h vigil_submit):
  * while the ring buffer is pressurePercent full or more, a container may spend rate
- * tokens per second (burst at once), a record costing a token per started KiB (more as
- * the ring fills); what it sends beyond is dropped in the kernel and told as its loss. Below the mark nothing is limited. rate 0: no budget.
+ * tokens per second (burst at once), a record costing a token per started KiB, twice as
+ * much for each eighth of the room above the mark the ring is fuller, up to 32; what it
+ * sends beyond is dropped in the kernel and told as its loss. The last quarter of that
+ * room is a reserve that a container refused for budget in the last second cannot use,
+ * so a flood cannot fill the ring against containers within their budgets. Below the
+ * mark nothing is limited. rate 0: no budget (and no reserve).
  */
 export interface BudgetConfig { rate: number; burst: number; pressurePercent: number }
 
@@ -66,8 +70,9 @@ export interface BudgetConfig { rate: number; burst: number; pressurePercent: nu
  * 10,000 tokens/s (about as many records: most are under 1 KiB) with a burst of 20,000: several such containers together stay well
  * under what the agent writes per second on one core, so a flood shrinks to its budget and
  * the ring drains. Enforced from three quarters full: below, the ring absorbs a burst as
- * it did before budgets (nothing is dropped that would have fitted), and the last quarter
- * (4 MiB by default) is kept for containers within theirs.
+ * it did before budgets (nothing is dropped that would have fitted); of the last quarter
+ * (4 MiB by default) the top 1 MiB is the reserve for containers within their budgets. A
+ * container's start under runc (~230 records) costs at most ~7,400 tokens even there.
  */
 export const DEFAULT_BUDGET: BudgetConfig = { rate: 10_000, burst: 20_000, pressurePercent: 75 };
 

@@ -152,7 +152,7 @@ export const TASK_STATE_LAYOUT = { size: 32, key: 0, flags: 8, kill_rule: 12, ca
 export const LOSS_REASON = { RING_FULL: 0, BUDGET: 1 } as const;
 export const LOST_KEY_LAYOUT = { size: 16, container_key: 0, kind: 8, reason: 12 } as const;
 export const BUDGET_CONFIG_LAYOUT = { size: 32, rate: 0, burst: 8, pressure_bytes: 16, wakeup_bytes: 24 } as const;
-export const BUCKET_LAYOUT = { size: 16, tokens: 0, last_ns: 8 } as const;
+export const BUCKET_LAYOUT = { size: 24, tokens: 0, last_ns: 8, refused_ns: 16 } as const;
 
 export const LAYOUTS: Record<string, Record<string, number>> = {
   vigil_task_state: TASK_STATE_LAYOUT,

@@ -610,7 +610,7 @@ export class BpfSensor {
    */
   setBudget(b: BudgetSettings): void {
     if (!Number.isInteger(b.rate) || b.rate < 0 || b.rate > 1e8) throw new SensorError('VIGIL_BPF_MAP', `budget rate ${b.rate} must be an integer from 0 to 100000000 records/s`);
-    if (!Number.isInteger(b.burst) || b.burst < 1024 || b.burst > 1e9) throw new SensorError('VIGIL_BPF_MAP', `budget burst ${b.burst} must be an integer from 1024 (an 8 KiB record costs 1024 tokens in a nearly full ring) to 1000000000 records`);
+    if (!Number.isInteger(b.burst) || b.burst < 1024 || b.burst > 1e9) throw new SensorError('VIGIL_BPF_MAP', `budget burst ${b.burst} must be an integer from 1024 (an 8 KiB record costs 256 tokens in a nearly full ring) to 1000000000 records`);
     const value = Buffer.alloc(BUDGET_CONFIG_LAYOUT.size);
     value.writeBigUInt64LE(BigInt(b.rate), BUDGET_CONFIG_LAYOUT.rate);
     value.writeBigUInt64LE(BigInt(b.burst), BUDGET_CONFIG_LAYOUT.burst);
