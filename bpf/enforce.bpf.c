@@ -639,11 +639,14 @@ int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
 	__u32 mask = rules_on(kc, key);
 	if (!mask)
 		return 0;
-	/* Killed already (at the socket's active open, below, for a connect): dying, and its
-	 * sharers and holders signalled; not a second time. */
-	struct vigil_task_state *dying = vigil_task_state(task);
-	if (dying && dying->kill_rule)
-		return 0;
+	/* A connect killed already at the socket's active open (below): dying, its sharers and
+	 * holders signalled; not a second time. Opens skip the lookup: between the open's
+	 * fd_install and the kill every instruction is time a sibling can use. */
+	if (nr == VIGIL_NR_CONNECT) {
+		struct vigil_task_state *dying = vigil_task_state(task);
+		if (dying && dying->kill_rule)
+			return 0;
+	}
 	struct vigil_kfacts *f = kfacts_begin(task);
 	if (!f)
 		return 0;
