@@ -278,13 +278,14 @@ static __always_inline struct vigil_kfacts *kfacts_begin(struct task_struct *tas
  * (*kc and *mask set), and its facts begun; NULL when there is nothing to check. At an exec,
  * as process.bpf.c does before it builds the record (the same, whichever runs first): the
  * runtime's init exec'ing in the container is the container's code from here on. */
-static __always_inline struct vigil_kfacts *enforce_begin(struct task_struct *task, struct vigil_kconf **kcp, __u32 *mask, int at_exec)
+static __always_inline struct vigil_kfacts *enforce_begin(struct task_struct *task, struct vigil_kconf **kcp, __u32 *mask, int at_exec, __u64 *keyp)
 {
 	struct vigil_config *cfg = vigil_get_config();
 	struct vigil_kconf *kc = kconf();
 	__u64 key;
 	if (!cfg || !cfg->enabled || !kc || !kc->enabled || !vigil_watched(task, cfg, &key))
 		return NULL;
+	*keyp = key;
 	*mask = rules_on(kc, key);
 	if (!*mask)
 		return NULL;
@@ -373,6 +374,72 @@ static __always_inline void reverse_all(struct vigil_kfacts *f)
 	}
 }
 
+/* One fd of a holder candidate (a bpf_loop callback). */
+struct holder_scan {
+	__u64 file;
+	struct file **fds;
+	__u32 max;
+	__u32 found;
+};
+
+static long holder_fd(__u64 i, void *data)
+{
+	struct holder_scan *h = data;
+	if (i >= h->max)
+		return 1;
+	__u64 f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &h->fds[i]);
+	if (f && f == h->file) {
+		h->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Every other process of the same container whose file table holds `file` (the file the killed
+ * call opened, or the socket it connected) is killed too: a socket made before a fork is the
+ * parent's as much as the child's, and the parent would write on the connection the killed
+ * child opened; a file descriptor taken with pidfd_getfd or received over a unix socket
+ * before the kill is another holder. Processes sharing the caller's file table are
+ * vigil_kill_sharers'. Only at a kill: every process's table is read, up to 2^20 fds each.
+ * A global function, verified once on its own.
+ */
+__noinline int vigil_kill_holders(__u64 file, __u64 key)
+{
+	if (!file || !bpf_send_signal_task || !bpf_iter_task_new || !bpf_task_acquire)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *own = task->files;
+	struct bpf_iter_task it;
+	struct task_struct *p;
+	bpf_iter_task_new(&it, NULL, BPF_TASK_ITER_ALL_PROCS);
+	while ((p = bpf_iter_task_next(&it))) {
+		if (p->tgid == task->tgid)
+			continue;
+		struct files_struct *fs = p->files;
+		if (!fs || fs == own)
+			continue;
+		struct vigil_task_state *st = vigil_task_state(p);
+		if (!st || st->key != key)
+			continue;
+		struct fdtable *fdt = BPF_CORE_READ(fs, fdt);
+		struct holder_scan h = { .file = file, .fds = BPF_CORE_READ(fdt, fd), .max = BPF_CORE_READ(fdt, max_fds) };
+		if (h.max > (1u << 20))
+			h.max = 1u << 20;
+		bpf_loop(h.max, holder_fd, &h, 0);
+		if (!h.found)
+			continue;
+		struct task_struct *ref = bpf_task_acquire(p);
+		if (ref) {
+			bpf_send_signal_task(ref, VIGIL_SIGKILL, PIDTYPE_TGID, 0);
+			bpf_task_release(ref);
+		}
+	}
+	bpf_iter_task_destroy(&it);
+	return 0;
+}
+
 static __always_inline void kill(struct task_struct *task, __u32 rule)
 {
 	/* The mark first: every record built after this one carries it (vigil_fill_header). */
@@ -390,7 +457,8 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 {
 	struct vigil_kconf *kc;
 	__u32 mask;
-	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 1);
+	__u64 key;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 1, &key);
 	if (!f)
 		return 0;
 
@@ -408,6 +476,27 @@ int BPF_PROG(vigil_enforce_exec, struct task_struct *task, pid_t old_pid, struct
 	if (kc->needs & VIGIL_KNEED_EXE_PATH) {
 		struct path fp = BPF_CORE_READ(bprm, file, f_path);
 		path_fact(f, VIGIL_KSTR_EXE, &fp, task);
+		/* A walk cut (deeper than VIGIL_PATH_DEPTH levels, longer than VIGIL_PATH_MAX): user
+		 * space then names process.exe by the name execve was given, the record's filename
+		 * (its first VIGIL_FILENAME_MAX - 1 bytes, src/agent/processes.ts); so does this, or a
+		 * program 41 directories below /tmp would pass the kernel's startsWith("/tmp/") and be
+		 * killed by user space only after it ran. */
+		if (!f->valid[VIGIL_KSTR_EXE]) {
+			long n = bpf_probe_read_kernel_str(f->big, VIGIL_FILENAME_MAX, bprm->filename);
+			if (n > 1) {
+				__u32 len = (n - 1) & (VIGIL_FILENAME_MAX - 1);
+				__u32 part = len < VIGIL_KSTR - 1 ? len : VIGIL_KSTR - 1;
+				barrier_var(part);
+				part &= VIGIL_KSTR - 1;
+				if (part > 0) {
+					bpf_probe_read_kernel(f->str[VIGIL_KSTR_EXE], part, f->big);
+					bpf_probe_read_kernel(f->tail[VIGIL_KSTR_EXE], part, &f->big[(len - part) & (VIGIL_FILENAME_MAX - 1)]);
+					f->len[VIGIL_KSTR_EXE] = len;
+					f->part[VIGIL_KSTR_EXE] = part;
+					f->valid[VIGIL_KSTR_EXE] = 1;
+				}
+			}
+		}
 	}
 
 	/* argv[0] and argv[1] from the new image's stack, split as user space splits the record's
@@ -451,7 +540,8 @@ int BPF_PROG(vigil_enforce_enter, struct pt_regs *regs, long id)
 		return 0;
 	struct vigil_kconf *kc;
 	__u32 mask;
-	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0);
+	__u64 key;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0, &key);
 	if (!f)
 		return 0;
 	reverse_all(f);
@@ -546,15 +636,25 @@ int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
 	__u32 *clauses = bpf_map_lookup_elem(&vigil_kexit_syscalls, &nr);
 	if (!clauses || !*clauses)
 		return 0;
+	/* A connect killed already at the socket's active open (below): dying, its sharers and
+	 * holders signalled; not a second time. Opens skip the lookup: between the open's
+	 * fd_install and the kill every instruction is time a sibling can use. */
+	if (nr == VIGIL_NR_CONNECT) {
+		struct vigil_task_state *dying = vigil_task_state(task);
+		if (dying && dying->kill_rule)
+			return 0;
+	}
 	struct vigil_kconf *kc;
 	__u32 mask;
-	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0);
+	__u64 key;
+	struct vigil_kfacts *f = enforce_begin(task, &kc, &mask, 0, &key);
 	if (!f)
 		return 0;
 	__u64 a0 = compat ? (__u32)BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
 	__u64 a1 = compat ? (__u32)BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
 	__u64 a2 = BPF_CORE_READ(regs, dx);
 	f->ret = ret;
+	struct file *held = NULL; /* what the call opened or connected: its other holders die with it */
 	if (nr == VIGIL_NR_OPEN || nr == VIGIL_NR_OPENAT || nr == VIGIL_NR_OPENAT2 || nr == VIGIL_NR_CREAT) {
 		/* The flags as the record shows them: the call's register (a thread's own: no race),
 		 * openat2's from its struct open_how. */
@@ -572,6 +672,7 @@ int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
 			}
 		}
 		struct file *file = ret >= 0 ? vigil_fd_file(task, ret) : NULL;
+		held = file;
 		if (file) {
 			struct path fp = BPF_CORE_READ(file, f_path);
 			path_fact(f, VIGIL_KSTR_PATH, &fp, task);
@@ -584,11 +685,93 @@ int BPF_PROG(vigil_enforce_exit, struct pt_regs *regs, long ret)
 					    (BPF_CORE_READ(file, f_flags) & (VIGIL_O_ACCMODE | VIGIL_O_PATH));
 		}
 	} else if (nr == VIGIL_NR_CONNECT) {
-		sock_fact(f, vigil_file_sock(vigil_fd_file(task, (__s64)(int)a0)));
+		held = vigil_fd_file(task, (__s64)(int)a0);
+		sock_fact(f, vigil_file_sock(held));
 	}
 	reverse_all(f);
 	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_EXIT, mask, *clauses);
-	if (rule)
+	if (rule) {
 		kill(task, rule);
+		vigil_kill_holders((__u64)held, key);
+	}
+	return 0;
+}
+
+#define VIGIL_TCP_SYN_SENT 2
+#define VIGIL_TCP_CLOSE 7
+#define VIGIL_PF_IO_WORKER 0x00000010   /* an io_uring worker or SQPOLL thread (include/linux/sched.h) */
+#define VIGIL_NR_IO_URING_ENTER 426
+#define VIGIL_NR32_SOCKETCALL 102
+#define VIGIL_NR32_CONNECT 362
+
+/*
+ * The connect clauses again, at the socket's active open (CLOSE -> SYN_SENT): inside the
+ * connect, in the connecting task, after the kernel has copied the address into the socket and
+ * before the SYN is sent. sys_exit comes after the handshake (a blocking connect returns once
+ * it is done), and in between another thread blocked in send() on the same socket is woken by
+ * the handshake and queues its bytes: they leave whatever kills the process later. A kill here
+ * is pending before the peer can answer: such a writer's wait for the connection ends on the
+ * signal with nothing queued (unless it is waiting for the socket's lock while the connecting
+ * task holds it, and the SYN-ACK makes the socket ESTABLISHED before it gets the lock:
+ * test/respond/kernel-kill-attack.test.ts). And it covers the opens no connect(2) of the 64-bit table names:
+ * IORING_OP_CONNECT (in io_uring_enter or an io_uring worker) and i386 socketcall(SYS_CONNECT),
+ * whose sockaddr is in user memory at sys_exit. A TCP Fast Open sendto is an active open too,
+ * but user space does not call it a connect: left alone (the kernel never kills what user space
+ * would not).
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(vigil_enforce_tcp_open, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (oldstate != VIGIL_TCP_CLOSE || newstate != VIGIL_TCP_SYN_SENT)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	int worker = (task->flags & VIGIL_PF_IO_WORKER) != 0;
+	/* Which call opens it: connect (also i386 connect and socketcall(SYS_CONNECT)), or an
+	 * io_uring connect, whose clauses kernel-rules.ts files under io_uring_enter (the number
+	 * is 426 in both tables). A clause lists io_uring:connect only when its rule does. */
+	__u32 nr = VIGIL_NR_CONNECT;
+	if (worker) {
+		nr = VIGIL_NR_IO_URING_ENTER;
+	} else {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		long id = regs ? BPF_CORE_READ(regs, orig_ax) : -1;
+		int compat = (BPF_CORE_READ(task, thread_info.status) & VIGIL_TS_COMPAT_STATUS) != 0;
+		if (id == VIGIL_NR_IO_URING_ENTER)
+			nr = VIGIL_NR_IO_URING_ENTER;
+		else if (compat ? (id != VIGIL_NR32_SOCKETCALL && id != VIGIL_NR32_CONNECT) : id != VIGIL_NR_CONNECT)
+			return 0;
+	}
+	__u32 *clauses = bpf_map_lookup_elem(&vigil_kexit_syscalls, &nr);
+	if (!clauses || !*clauses)
+		return 0;
+	struct vigil_config *cfg = vigil_get_config();
+	struct vigil_kconf *kc = kconf();
+	if (!cfg || !cfg->enabled || !kc || !kc->enabled)
+		return 0;
+	if (worker && !vigil_task_state(task)) {
+		/* An io_uring worker is made with no sched_process_fork: it takes its leader's state
+		 * (as io_uring.bpf.c does), or vigil_watched would take it for the runtime's. */
+		struct task_struct *leader = task->group_leader;
+		struct vigil_task_state *ls = leader ? vigil_task_state(leader) : NULL;
+		if (ls)
+			vigil_remember_child(leader, task, ls->key);
+	}
+	__u64 key;
+	if (!vigil_watched(task, cfg, &key))
+		return 0;
+	__u32 mask = rules_on(kc, key);
+	if (!mask)
+		return 0;
+	struct vigil_kfacts *f = kfacts_begin(task);
+	if (!f)
+		return 0;
+	f->ret = 0; /* the call has not returned: a clause about a failed call does not hold */
+	sock_fact(f, (struct sock *)sk);
+	reverse_all(f);
+	__u32 rule = first_match(f, kc->nclauses, VIGIL_KWHERE_EXIT, mask, *clauses);
+	if (rule) {
+		kill(task, rule);
+		vigil_kill_holders((__u64)BPF_CORE_READ(sk, sk_socket, file), key);
+	}
 	return 0;
 }

@@ -549,6 +549,15 @@ function place(conj: Atom[], ruleKinds: readonly EventKind[] | undefined): { cla
     for (const n of names) {
       if (notCalls.has(n)) continue;
       if (n.startsWith('io_uring:')) {
+        // An io_uring connect is decided on the socket at its active open (CLOSE -> SYN_SENT,
+        // bpf/enforce.bpf.c vigil_enforce_tcp_open), which runs in the submitting task or its
+        // io_uring worker. The clause names it by io_uring_enter, the call that submits it: the
+        // sys_exit program finds no socket there, so no atom about one holds at that call.
+        if (atExit && n === 'io_uring:connect' && atoms.some(SOCK_FACT) && !atoms.some(FILE_FACT) && failedOnly !== true) {
+          failedOnly = false;
+          kept.push('io_uring_enter');
+          continue;
+        }
         left.push(n);
         if (!reasons.includes('io_uring')) reasons.push('io_uring');
         continue;
@@ -652,7 +661,9 @@ export function compileKernelRules(set: PolicySet): KernelProgram {
     if (!r.scoped && r.info.action === 'kill' && r.info.enabled) program.everywhere.push(r.info.name);
     for (const c of clauses) {
       program.clauses.push({ rule: index, where: c.where, atoms: c.atoms });
-      report.clauses.push(`at ${c.where === 'exec' ? 'exec' : c.where}: ${c.atoms.map(atomText).join(' && ') || 'true'}`);
+      // At sys_exit, io_uring_enter stands for io_uring:connect (decided at the socket's active open).
+      const shown = c.atoms.map((a) => c.where === 'sys_exit' && a.type === 'syscall' ? { ...a, names: a.names.map((n) => n === 'io_uring_enter' ? 'io_uring:connect' : n) } : a);
+      report.clauses.push(`at ${c.where === 'exec' ? 'exec' : c.where}: ${shown.map(atomText).join(' && ') || 'true'}`);
     }
     report.enforced = dropped === 0 ? 'full' : 'partial';
   }
