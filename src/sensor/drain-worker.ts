@@ -28,19 +28,20 @@ function flush(): void {
   count = 0;
 }
 
-/** Returned by the callback to stop libbpf's read with the record still in the ring. */
-const EAGAIN = 11;
-
 const onSample = koffi.register((_ctx: unknown, ptr: unknown, size: number | bigint): number => {
   const n = Number(size);
   if (used + n > batch.length) {
     // One poll reads for as long as records keep coming (libbpf loops until the ring is
     // empty), so under a sustained flood it never returns and the bound on batches in
-    // flight must be kept here too: past it this record stays in the ring (a negative
-    // return makes libbpf stop before it moves the consumer past the record), the
+    // flight must be kept here too: past it the callback waits for the main thread. libbpf
+    // publishes the consumer position only after the callback returns, so meanwhile the
     // kernel's ring fills and its budget acts, instead of batches piling up in the main
     // thread's queue (an agent grew to 10 GB and wrote a record 12 minutes late so).
-    if (Atomics.load(control, CONTROL.IN_FLIGHT) >= data.maxInFlight) return -EAGAIN;
+    // Not a negative return: libbpf 1.1 (Debian 12) has already counted the record as
+    // consumed then, and it would be lost without a trace.
+    for (let n = Atomics.load(control, CONTROL.IN_FLIGHT); n >= data.maxInFlight; n = Atomics.load(control, CONTROL.IN_FLIGHT)) {
+      Atomics.wait(control, CONTROL.IN_FLIGHT, n, 20);
+    }
     flush();
     if (n > batch.length) batch = new Uint8Array(n);
   }
@@ -67,7 +68,6 @@ if (!rb) {
     // records below that mark are read here when the poll times out, so a quiet
     // container's record waits at most pollMs.
     if (rc === 0) rc = lib.ring_buffer__consume(rb);
-    if (rc === -EAGAIN) continue; // too many batches in flight: wait at the top for the main thread
     if (rc < 0 && -rc !== EINTR) {
       const msg: DrainMessage = { type: 'error', message: `ring buffer poll failed: ${libbpfError(rc)}` };
       port.postMessage(msg);
@@ -77,11 +77,8 @@ if (!rb) {
   }
   // Drain what is left so records accepted before stop are not lost.
   // consume, not poll: records queued without a wakeup raise no epoll event.
-  // The in-flight bound holds here too: wait for the main thread between reads.
-  while (lib.ring_buffer__consume(rb) === -EAGAIN) {
-    const inFlight = Atomics.load(control, CONTROL.IN_FLIGHT);
-    if (inFlight >= data.maxInFlight) Atomics.wait(control, CONTROL.IN_FLIGHT, inFlight, 20);
-  }
+  // The in-flight bound holds here too (the callback waits for the main thread).
+  lib.ring_buffer__consume(rb);
   flush();
   lib.ring_buffer__free(rb);
 }
