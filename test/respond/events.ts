@@ -1,4 +1,7 @@
-// Waiting on the agent's log for one container's events (the respond tests' shared helper).
+// The respond tests' shared helpers: policies scoped to a test's own containers, and waiting on
+// the agent's log for one container's events.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readEvents, type RunningAgent } from '../helpers/agent-process.js';
 import type { VigilEvent } from '../../src/events/index.js';
 
@@ -12,4 +15,10 @@ export async function eventsUntil(agent: RunningAgent, name: string, pred: (es: 
     await new Promise((r) => setTimeout(r, 100));
   }
   return es;
+}
+
+/** Writes dir/file: a policy whose body applies only to containers named PREFIX-*. */
+export function scoped(dir: string, file: string, prefix: string, body: string[]): void {
+  writeFileSync(join(dir, file), ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', `  name: ${file.replace('.yaml', '')}`, 'spec:',
+    '  selector:', `    name: ["${prefix}-*"]`, ...body, ''].join('\n'));
 }

@@ -14,8 +14,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { missingForContainerTests, TEST_IMAGES, WORKLOAD_IMAGES, uniqueName } from '../helpers/host.js';
 import { ALERTS_ONLY_LOG, startAgent, readEvents, type RunningAgent } from '../helpers/agent-process.js';
+import { eventsUntil, scoped } from './events.js';
 import { createCatcher, type Catch, type Catcher } from './listener.js';
-import type { VigilEvent } from '../../src/events/index.js';
 
 const hasCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
 const skip = missingForContainerTests() ?? (hasCc ? undefined : 'no C compiler (cc) to build the attack programs');
@@ -25,22 +25,6 @@ const evasionSource = join(root, 'test', 'agent', 'fixtures', 'evasion.c');
 const FILE = 'vigil-kattack-file';
 const PORT = 'vigil-kattack-port';
 const EXE = 'vigil-kattack-exe';
-
-function scoped(dir: string, file: string, prefix: string, body: string[]): void {
-  writeFileSync(join(dir, file), ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', `  name: ${file.replace('.yaml', '')}`, 'spec:',
-    '  selector:', `    name: ["${prefix}-*"]`, ...body, ''].join('\n'));
-}
-
-async function eventsUntil(agent: RunningAgent, name: string, pred: (es: VigilEvent[]) => boolean, timeoutMs = 30_000): Promise<VigilEvent[]> {
-  const end = Date.now() + timeoutMs;
-  let es: VigilEvent[] = [];
-  while (Date.now() < end) {
-    es = readEvents(agent.logPath).filter((e) => e.container.name === name);
-    if (pred(es)) return es;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return es;
-}
 
 interface Outcome {
   name: string;

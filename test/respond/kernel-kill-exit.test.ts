@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { missingForContainerTests, TEST_IMAGES, WORKLOAD_IMAGES, uniqueName } from '../helpers/host.js';
 import { ALERTS_ONLY_LOG, startAgent, readEvents, type RunningAgent } from '../helpers/agent-process.js';
-import { eventsUntil } from './events.js';
+import { eventsUntil, scoped } from './events.js';
 import { createCatcher, type Catcher } from './listener.js';
 import type { VigilEvent } from '../../src/events/index.js';
 
@@ -22,11 +22,6 @@ const skip = missingForContainerTests();
 const hasCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0;
 const evasionSource = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'agent', 'fixtures', 'evasion.c');
 const SECRET = 'SECRET$((6*7))\n';
-
-function scoped(dir: string, file: string, prefix: string, body: string[]): void {
-  writeFileSync(join(dir, file), ['apiVersion: vigil.dev/v1', 'kind: Policy', 'metadata:', `  name: ${file.replace('.yaml', '')}`, 'spec:',
-    '  selector:', `    name: ["${prefix}-*"]`, ...body, ''].join('\n'));
-}
 
 /**
  * Runs script in a new container once the agent knows the container (the rules here are scoped
