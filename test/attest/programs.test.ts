@@ -154,10 +154,14 @@ test('a BPF program detached after start is an INSECURE entry, anchored at once,
 test('root turning the monitor off through vigil_config: a maps-changed entry, anchored at once, and vigil verify fails with monitor', async (t) => {
   if (skip || !service) { t.skip(skip ?? 'no BMC'); return; }
   const logDir = join(work, 'log-maps');
+  // A BMC of its own: a BMC's anchor list is one log's.
+  const bmc = await (ns as BmcNamespace).startBmc({ stateDir: join(work, 'bmc-maps'), port: 8445 });
+  const trustMaps = join(work, 'trust-maps.pem');
+  writeFileSync(trustMaps, caPems(bmc.stateDir));
   // The program re-check is off: on a shared machine other agents' programs would be the first alert.
-  const agent = await startAgent(['--log', logDir, '--bmc', service.url, '--bmc-token', service.tokenFiles.host, '--bmc-pin', service.pinSha256,
+  const agent = await startAgent(['--log', logDir, '--bmc', bmc.url, '--bmc-token', bmc.tokenFiles.host, '--bmc-pin', bmc.pinSha256,
     '--log-batch-ms', '3600000', '--log-batch', '100000', '--heartbeat', '1', '--no-default-policy', '--program-check-ms', '0', ALERTS_ONLY_LOG], 120_000);
-  const client = service.client('verifier');
+  const client = bmc.client('verifier');
   try {
     await until('the start record', () => entries(logDir).find((e) => e.syscall === 'start'));
     const id = mapIdOf(agent.child.pid as number, 'vigil_config');
@@ -175,7 +179,7 @@ test('root turning the monitor off through vigil_config: a maps-changed entry, a
   } finally {
     assert.equal((await agent.stop()).code, 0, agent.stderr());
   }
-  const v = await verifyCli(logDir);
+  const v = await runVigil(['verify', '--bmc', bmc.url, '--token', bmc.tokenFiles.verifier, '--pin', bmc.pinSha256, '--log', logDir, '--trust', trustMaps]);
   assert.equal(v.code, 1, `${v.stdout}${v.stderr}`);
   assert.match(v.stderr, /FAILED \(monitor\): the log is intact, but entry seq \d+ \([^)]+\) records that BPF maps only the agent writes were changed by someone else \(vigil_config\)/);
 });
