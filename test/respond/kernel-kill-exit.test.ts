@@ -26,7 +26,7 @@ const SECRET = 'SECRET$((6*7))\n';
 /**
  * Runs script in a new container once the agent knows the container (the rules here are scoped
  * to names, and a container's scoped rules reach the kernel when the agent has resolved it): the
- * container first execs `true vigil-ready` (an alert of this test's own rule), the test waits
+ * container first execs `sh -c true vigil-ready` (an alert of this test's own rule), the test waits
  * for that alert under the container's name, then lets the script go. Returns its output.
  */
 async function runContainer(agent: RunningAgent, name: string, image: string, script: string, dockerArgs: string[] = []): Promise<string> {
